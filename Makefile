@@ -1,0 +1,33 @@
+# Two entry points for a fresh machine: `make demo` (main job on the shipped default data) and
+# `make test` (the test suite). Both create .venv and install what they need themselves.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-slow lint bench
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# The CPU build of torch lies on local disk; a looser requirement would pull a multi-GB CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/attnaudit run --data default --out runs/demo
+
+test: $(STAMP)
+	bash .ci/ensure-chromium.sh || echo "chromium unavailable: the report rendering test will skip"
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -q
+
+test-slow: $(STAMP)
+	$(VENV)/bin/pytest -q -m slow
+
+bench: $(STAMP)
+	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/audit_speed.py

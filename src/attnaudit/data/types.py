@@ -1,0 +1,74 @@
+"""Core data types shared by loaders, batching, models and the attention tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+PAD_ID = 0  # index of the padding token in every vocabulary; masks are derived from it
+UNK_ID = 1  # index of the unknown-word token
+
+
+class DataError(ValueError):
+    """Bad input data. The message names the file, line or field at fault."""
+
+
+@dataclass(frozen=True)
+class Document:
+    """One labelled document as read from disk, before tokenisation.
+
+    Attributes:
+        doc_id: identifier unique within its dataset (file name, row number or an id column).
+        text: the raw text.
+        label: the class name as a string (e.g. ``"pos"``, ``"3"``, ``"www.bbc.co.uk"``).
+        split: ``"train"``, ``"dev"``, ``"test"`` when the source fixes it, else ``None``.
+    """
+
+    doc_id: str
+    text: str
+    label: str
+    split: str | None = None
+
+
+@dataclass(frozen=True)
+class EncodedDocument:
+    """A tokenised, truncated, indexed document.
+
+    Attributes:
+        doc_id: as in :class:`Document`.
+        label: class index into the dataset's label names.
+        sentences: token ids per sentence, after length limits (no empty sentence).
+        tokens: the token strings, same nesting as ``sentences`` (kept for reports).
+    """
+
+    doc_id: str
+    label: int
+    sentences: list[list[int]]
+    tokens: list[list[str]] = field(repr=False)
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(len(s) for s in self.sentences)
+
+
+@dataclass
+class Batch:
+    """A padded batch of documents.
+
+    Attributes:
+        doc_ids: list of ``B`` document ids.
+        token_ids: ``(B, T)`` for flat models or ``(B, S, W)`` for hierarchical models;
+            ``PAD_ID`` marks padding.
+        labels: ``(B,)`` gold class indices.
+    """
+
+    doc_ids: list[str]
+    token_ids: torch.Tensor
+    labels: torch.Tensor
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(self.doc_ids, self.token_ids.to(device), self.labels.to(device))
+
+    def __len__(self) -> int:
+        return len(self.doc_ids)
