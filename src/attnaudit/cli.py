@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from attnaudit.data.types import DataError
+from attnaudit.errors import DataError
 from attnaudit.utils.logging import configure
 
 
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--max-dev-docs", type=int, default=None, help="subsample dev documents")
     p.add_argument("--max-batch-tokens", type=int, default=None,
                    help="cap on padded tokens per training batch")
     p.add_argument("--patience", type=int, default=None,

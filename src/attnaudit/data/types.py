@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+from attnaudit.errors import DataError
+
+__all__ = ["PAD_ID", "UNK_ID", "Batch", "DataError", "Document", "EncodedDocument"]
+
 PAD_ID = 0  # index of the padding token in every vocabulary; masks are derived from it
 UNK_ID = 1  # index of the unknown-word token
-
-
-class DataError(ValueError):
-    """Bad input data. The message names the file, line or field at fault."""
 
 
 @dataclass(frozen=True)

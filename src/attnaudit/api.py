@@ -1,0 +1,66 @@
+"""The Python API for notebooks: load a trained run, audit any documents, get DataFrames.
+
+Example:
+    >>> import attnaudit
+    >>> run = attnaudit.load_run("runs/demo/models/han-rnn")                 # doctest: +SKIP
+    >>> frames = attnaudit.audit(run, ["A gripping film. The ending drags."])  # doctest: +SKIP
+    >>> frames.removal.groupby("ranking")["fraction_removed"].median()      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from attnaudit.checkpoint import LoadedRun, load_run
+from attnaudit.data.batching import encode_documents
+from attnaudit.data.prepare import prepare_data
+from attnaudit.data.types import Document
+from attnaudit.erasure.audit import AuditConfig, AuditFrames, audit_documents
+
+
+def audit(
+    run: LoadedRun | str | os.PathLike[str],
+    documents: Iterable[Document | str] | None = None,
+    config: AuditConfig | None = None,
+    *,
+    progress: bool = False,
+) -> AuditFrames:
+    """Run Test 1 and Test 2 on documents with a trained run's model.
+
+    Args:
+        run: a :class:`LoadedRun` or its folder.
+        documents: :class:`Document` objects (their labels must be among the run's classes) or
+            plain strings (unlabelled: their ``label`` column is left empty; flips are judged
+            against the model's own prediction anyway). ``None`` audits the run's test split.
+        config: audit settings; defaults to the paper's.
+    Returns:
+        :class:`AuditFrames` with ``single_weight`` (one row per document) and ``removal`` (one
+        row per document and ranking) DataFrames.
+    """
+    loaded = run if isinstance(run, LoadedRun) else load_run(Path(run))
+    name = loaded.run_dir.name
+    if documents is None:
+        docs = prepare_data(loaded.data_config, vocab=loaded.vocab, label_names=loaded.label_names).test
+        return audit_documents(
+            loaded.model, docs, loaded.label_names, config, model_name=name, progress=progress
+        )
+    given = list(documents)
+    unlabelled = {f"doc{i}" for i, doc in enumerate(given) if not isinstance(doc, Document)}
+    as_docs = [
+        doc
+        if isinstance(doc, Document)
+        else Document(doc_id=f"doc{i}", text=doc, label=loaded.label_names[0])
+        for i, doc in enumerate(given)
+    ]
+    encoded = encode_documents(as_docs, loaded.vocab, loaded.label_names, loaded.data_config.limits)
+    frames = audit_documents(
+        loaded.model, encoded, loaded.label_names, config, model_name=name, progress=progress
+    )
+    for frame in (frames.single_weight, frames.removal):
+        frame["label"] = frame["label"].where(~frame["doc_id"].isin(unlabelled), None)
+    return frames
+
+
+__all__ = ["AuditConfig", "AuditFrames", "LoadedRun", "audit", "load_run"]

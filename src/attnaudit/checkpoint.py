@@ -1,0 +1,160 @@
+"""Run folders: saving and loading trained classifiers.
+
+A run folder written by :func:`attnaudit.train.train_run` holds::
+
+    config.json    the full RunConfig (data, model, train)
+    run_info.json  seed, package versions, command, time (attnaudit.utils.io.run_info)
+    splits.json    document ids of train / dev / test
+    model.pt       best checkpoint: state_dict + model config + vocabulary + label names + config
+    state.pt       training state after the last finished epoch (model, optimizer, scheduler, epoch,
+                   best dev accuracy, patience counter, RNG states): what a killed run resumes from
+    metrics.json   dev/test accuracy, majority baseline, per-epoch history, time, docs/s
+    DONE           written last: the run is complete and is never retrained
+
+Every file is written to a temporary name and renamed into place, so a run killed at any moment leaves
+either the old file or the new one, never half of one. ``model.pt`` alone is enough to rebuild the
+classifier (:func:`load_model_file`); files are read with ``torch.load(weights_only=True)``, so loading
+a run never executes code from it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from attnaudit.config import RunConfig
+from attnaudit.data.prepare import DataConfig
+from attnaudit.data.types import DataError
+from attnaudit.data.vocab import Vocab
+from attnaudit.models import MODELS, AttentionClassifier
+from attnaudit.utils.io import atomic_path
+
+MODEL_FILE = "model.pt"
+STATE_FILE = "state.pt"
+CONFIG_FILE = "config.json"
+RUN_INFO_FILE = "run_info.json"
+SPLITS_FILE = "splits.json"
+METRICS_FILE = "metrics.json"
+DONE_FILE = "DONE"
+
+#: bumped when the layout of model.pt changes incompatibly
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class LoadedRun:
+    """A trained classifier with what is needed to feed it new text.
+
+    Attributes:
+        model: the classifier, in eval mode, on the requested device.
+        vocab: the vocabulary it was trained with.
+        label_names: class names; ``label_names[i]`` is class index ``i``.
+        config: the run's full configuration.
+        data_config: ``config.data``, for re-preparing the same splits.
+        run_dir: the folder it came from.
+    """
+
+    model: AttentionClassifier
+    vocab: Vocab
+    label_names: list[str]
+    config: RunConfig
+    data_config: DataConfig
+    run_dir: Path
+
+
+def save_checkpoint(
+    run_dir: str | os.PathLike[str],
+    model: AttentionClassifier,
+    vocab: Vocab,
+    label_names: Sequence[str],
+    config: RunConfig,
+) -> Path:
+    """Atomically write ``run_dir/model.pt``; returns its path.
+
+    Parameters are saved on the CPU, so a model trained on a GPU loads on a machine without one.
+    """
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "kind": model.kind,
+        "model_config": model.config_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "vocab": vocab.to_dict(),
+        "label_names": list(label_names),
+        "config": config.to_dict(),
+    }
+    path = Path(run_dir) / MODEL_FILE
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def build_from_checkpoint(payload: dict[str, Any]) -> AttentionClassifier:
+    """Rebuild the classifier stored in a loaded ``model.pt`` payload (eval mode, on the CPU)."""
+    kind = payload["kind"]
+    if kind not in MODELS:
+        raise DataError(f"checkpoint holds unknown model kind {kind!r}")
+    model = MODELS[kind](**payload["model_config"])
+    model.load_state_dict(payload["state_dict"])
+    return model.eval()
+
+
+def load_model_file(
+    path: str | os.PathLike[str], *, device: str | torch.device = "cpu"
+) -> tuple[AttentionClassifier, Vocab, list[str], RunConfig]:
+    """Load ``model.pt``: ``(model in eval mode, vocab, label_names, config)``."""
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"{file}: no checkpoint (was the run trained?)")
+    payload = torch.load(file, map_location="cpu", weights_only=True)
+    if payload.get("format") != CHECKPOINT_FORMAT:
+        raise DataError(
+            f"{file}: checkpoint format {payload.get('format')!r}, this attnaudit reads "
+            f"{CHECKPOINT_FORMAT}"
+        )
+    model = build_from_checkpoint(payload).to(device)
+    vocab = Vocab.from_dict(payload["vocab"])
+    return model, vocab, list(payload["label_names"]), RunConfig.from_dict(payload["config"])
+
+
+def load_run(run_dir: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> LoadedRun:
+    """Load a run folder's best checkpoint.
+
+    Example:
+        >>> run = load_run("runs/imdb-flan-rnn")  # doctest: +SKIP
+        >>> run.model.run(batch).attention  # doctest: +SKIP
+    """
+    folder = Path(run_dir)
+    model, vocab, label_names, config = load_model_file(folder / MODEL_FILE, device=device)
+    return LoadedRun(
+        model=model,
+        vocab=vocab,
+        label_names=label_names,
+        config=config,
+        data_config=config.data,
+        run_dir=folder,
+    )
+
+
+def save_training_state(run_dir: str | os.PathLike[str], state: dict[str, Any]) -> None:
+    """Atomically write ``run_dir/state.pt`` (tensors, numbers, strings, lists, dicts only)."""
+    with atomic_path(Path(run_dir) / STATE_FILE) as tmp:
+        torch.save(state, tmp)
+
+
+def load_training_state(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The saved training state, or ``None`` when the run has not finished an epoch yet."""
+    path = Path(run_dir) / STATE_FILE
+    if not path.is_file():
+        return None
+    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    return state
+
+
+def is_done(run_dir: str | os.PathLike[str]) -> bool:
+    """Whether the run folder holds a finished run (its ``DONE`` marker exists)."""
+    return (Path(run_dir) / DONE_FILE).is_file()

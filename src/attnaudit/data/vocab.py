@@ -1,0 +1,109 @@
+"""Word vocabulary: token strings to ids, with ``<pad>`` = 0 and ``<unk>`` = 1."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from itertools import chain
+from typing import Any
+
+from attnaudit.data.types import PAD_ID, UNK_ID, DataError
+
+PAD_TOKEN = "<pad>"
+UNK_TOKEN = "<unk>"
+
+
+class Vocab:
+    """A fixed mapping between token strings and ids.
+
+    ``itos[i]`` is the token of id ``i``; ids ``PAD_ID`` (0) and ``UNK_ID`` (1) are reserved. Build one
+    with :meth:`build` from training tokens, save it with :meth:`to_dict` beside a checkpoint and
+    restore it with :meth:`from_dict`.
+    """
+
+    def __init__(self, itos: Sequence[str]) -> None:
+        itos = list(itos)
+        if len(itos) < 2 or itos[PAD_ID] != PAD_TOKEN or itos[UNK_ID] != UNK_TOKEN:
+            raise DataError(
+                f"vocabulary must start with {PAD_TOKEN!r}, {UNK_TOKEN!r}; got {itos[:2]!r}"
+            )
+        stoi = {token: i for i, token in enumerate(itos)}
+        if len(stoi) != len(itos):
+            dupes = sorted(t for t, c in Counter(itos).items() if c > 1)
+            raise DataError(f"vocabulary has duplicate tokens: {dupes[:5]!r}")
+        self.itos: list[str] = itos
+        self.stoi: dict[str, int] = stoi
+
+    @classmethod
+    def build(
+        cls,
+        token_lists: Iterable[Iterable[str]],
+        *,
+        min_count: int = 5,
+        max_size: int | None = None,
+    ) -> Vocab:
+        """Count tokens and keep those seen at least ``min_count`` times.
+
+        Args:
+            token_lists: token sequences (e.g. one per sentence or per document).
+            min_count: rarer tokens map to ``<unk>``. 5 is the original system's threshold.
+            max_size: cap on the size including ``<pad>`` and ``<unk>``; the most frequent win.
+
+        The order is by count, most frequent first, then by the token string, so the same corpus
+        gives the same ids whatever order its documents came in.
+        """
+        if min_count < 1:
+            raise DataError(f"min_count must be at least 1, got {min_count}")
+        if max_size is not None and max_size < 2:
+            raise DataError(f"max_size must be at least 2 (<pad>, <unk>), got {max_size}")
+        counts: Counter[str] = Counter(chain.from_iterable(token_lists))
+        # The reserved strings cannot be real tokens: drop them if the text happens to contain them.
+        counts.pop(PAD_TOKEN, None)
+        counts.pop(UNK_TOKEN, None)
+        kept = sorted(
+            (item for item in counts.items() if item[1] >= min_count),
+            key=lambda item: (-item[1], item[0]),
+        )
+        itos = [PAD_TOKEN, UNK_TOKEN] + [token for token, _ in kept]
+        if max_size is not None:
+            itos = itos[:max_size]
+        return cls(itos)
+
+    def encode(self, tokens: Iterable[str]) -> list[int]:
+        """Token strings to ids; unknown tokens become ``UNK_ID``."""
+        get = self.stoi.get
+        return [get(token, UNK_ID) for token in tokens]
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        """Ids back to token strings."""
+        return [self.itos[i] for i in ids]
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __contains__(self, token: object) -> bool:
+        return token in self.stoi
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocab) and self.itos == other.itos
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.itos))
+
+    def __repr__(self) -> str:
+        return f"Vocab(size={len(self)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable form for checkpoints."""
+        return {"itos": list(self.itos)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Vocab:
+        """Inverse of :meth:`to_dict`."""
+        try:
+            itos = data["itos"]
+        except (KeyError, TypeError) as err:
+            raise DataError("vocabulary data has no 'itos' list") from err
+        if not isinstance(itos, list) or not all(isinstance(t, str) for t in itos):
+            raise DataError("vocabulary 'itos' must be a list of strings")
+        return cls(itos)

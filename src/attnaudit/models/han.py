@@ -1,0 +1,114 @@
+"""HAN, the hierarchical attention network (Yang et al. 2016).
+
+    x  = embed(token_ids)                     # (B, S, W, E)
+    hw = word_encoder(x, word_mask)           # (B, S, W, dw)   per sentence
+    aw = word_attention(hw, word_mask)        # (B, S, W)
+    s  = sum_w aw * hw                        # (B, S, dw)      one vector per sentence
+    h  = sentence_encoder(s, sentence_mask)   # (B, S, d)       what ``encode`` returns
+    a  = attention(h, sentence_mask)          # (B, S)          the layer the tests manipulate
+    logits = classifier(a @ h)                # (B, C)
+
+Only real (non-empty) sentences go through the word level, all of the batch's in one flattened call:
+a batch of long and short documents wastes no work on padded sentences.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from attnaudit.data.types import PAD_ID, Batch
+from attnaudit.models.base import AdditiveAttention, AttentionClassifier
+from attnaudit.models.encoders import build_encoder
+
+
+class HierarchicalAttentionClassifier(AttentionClassifier):
+    """Word encoder + attention per sentence, then sentence encoder + attention, then a linear head.
+
+    The same encoder type is used at both levels (``none`` = identity at both).
+
+    Args:
+        vocab_size: rows of the embedding table (``PAD_ID`` = 0 is the padding row).
+        num_classes: ``C``.
+        encoder: ``"none"``, ``"cnn"`` or ``"rnn"``.
+        embedding_dim: ``E`` (200 in the original).
+        hidden: GRU units per direction or CNN filters per width, both levels (50 in the original).
+        dropout: dropout in front of each CNN (0.3 in the original; unused by other encoders).
+
+    Example:
+        >>> model = HierarchicalAttentionClassifier(vocab_size=100, num_classes=3, encoder="rnn")
+        >>> ids = torch.tensor([[[5, 6, 0], [7, 0, 0]]])  # one document, two sentences
+        >>> model.run(Batch(["d0"], ids, torch.tensor([0]))).attention.shape
+        torch.Size([1, 2])
+    """
+
+    kind = "han"
+    hierarchical = True
+
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        num_classes: int,
+        encoder: str = "rnn",
+        embedding_dim: int = 200,
+        hidden: int = 50,
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        self._config: dict[str, Any] = {
+            "vocab_size": vocab_size,
+            "num_classes": num_classes,
+            "encoder": encoder,
+            "embedding_dim": embedding_dim,
+            "hidden": hidden,
+            "dropout": dropout,
+        }
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
+        self.word_encoder = build_encoder(encoder, embedding_dim, hidden=hidden, dropout=dropout)
+        self.word_attention_layer = AdditiveAttention(self.word_encoder.output_dim)
+        self.sentence_encoder = build_encoder(
+            encoder, self.word_encoder.output_dim, hidden=hidden, dropout=dropout
+        )
+        self.state_dim = self.sentence_encoder.output_dim
+        self.attention = AdditiveAttention(self.state_dim)  # sentence attention: the last layer
+        self.classifier = nn.Linear(self.state_dim, num_classes)
+
+    def _sentences(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sentence vectors ``(B, S, dw)``, sentence mask ``(B, S)`` and word weights ``(B, S, W)``."""
+        token_ids = batch.token_ids  # (B, S, W)
+        if token_ids.dim() != 3:
+            raise ValueError(
+                f"HAN needs hierarchical token ids (B, S, W), got shape {tuple(token_ids.shape)}; "
+                "batch with hierarchical=True"
+            )
+        b, s, w = token_ids.shape
+        word_mask = token_ids != PAD_ID  # (B, S, W)
+        sentence_mask = word_mask.any(dim=-1)  # (B, S)
+        # Flatten the real sentences of the whole batch into one (N, W) word-level call.
+        flat_ids = token_ids[sentence_mask]  # (N, W)
+        flat_mask = word_mask[sentence_mask]  # (N, W)
+        x = self.embedding(flat_ids)  # (N, W, E)
+        hw = self.word_encoder(x, flat_mask)  # (N, W, dw)
+        aw = self.word_attention_layer(hw, flat_mask)  # (N, W)
+        vectors = torch.einsum("nw,nwd->nd", aw, hw)  # (N, dw)
+        sentence_vectors = vectors.new_zeros(b, s, vectors.shape[-1])  # (B, S, dw)
+        sentence_vectors[sentence_mask] = vectors  # padded sentences stay exactly zero
+        word_weights = aw.new_zeros(b, s, w)  # (B, S, W)
+        word_weights[sentence_mask] = aw
+        return sentence_vectors, sentence_mask, word_weights
+
+    def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sentence states ``(B, S, d)`` and sentence mask ``(B, S)`` (sentences with a real token)."""
+        sentence_vectors, sentence_mask, _ = self._sentences(batch)  # (B, S, dw), (B, S)
+        h = self.sentence_encoder(sentence_vectors, sentence_mask)  # (B, S, d)
+        return h, sentence_mask
+
+    def word_attention(self, batch: Batch) -> torch.Tensor:
+        """Word-level attention weights ``(B, S, W)``: each real sentence's row sums to 1."""
+        return self._sentences(batch)[2]
+
+    def config_dict(self) -> dict[str, Any]:
+        return dict(self._config)

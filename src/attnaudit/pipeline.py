@@ -1,0 +1,128 @@
+"""``attnaudit run``: data -> train each model -> audit each model -> report, with resumable stages.
+
+Layout of a pipeline run folder::
+
+    runs/NAME/
+      run.json                  settings, seed and versions of this pipeline run
+      models/<kind-encoder>/    one training run per model (see attnaudit.checkpoint), with audit/
+      report.html               the self-contained report
+
+Each stage leaves a completion marker (``DONE`` for training, ``audit/summary.json`` for the audit),
+so running the same command again skips finished stages, and an interrupted stage resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attnaudit.config import ModelConfig, RunConfig, TrainConfig
+from attnaudit.data.prepare import DataConfig, prepare_data
+from attnaudit.data.types import DataError
+from attnaudit.erasure.audit import AuditConfig, audit_run
+from attnaudit.models import parse_model_name
+from attnaudit.train import train_run
+from attnaudit.utils.io import read_json, run_info, write_json
+
+logger = logging.getLogger(__name__)
+
+#: the paper's six variants
+ALL_MODELS = ("flan-none", "flan-cnn", "flan-rnn", "han-none", "han-cnn", "han-rnn")
+MODELS_DIR = "models"
+
+
+@dataclass
+class PipelineConfig:
+    """What ``attnaudit run`` does. Every field is saved in ``run.json``."""
+
+    data: DataConfig
+    models: tuple[str, ...] = ALL_MODELS
+    train: TrainConfig = field(default_factory=TrainConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "data": self.data.to_dict(),
+            "models": list(self.models),
+            "train": dataclasses.asdict(self.train),
+            "audit": self.audit.to_dict(),
+        }
+
+
+def model_dir(run_dir: Path, name: str) -> Path:
+    return run_dir / MODELS_DIR / name
+
+
+def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, progress: bool = True) -> Path:
+    """Train, audit and report every model of ``config``; returns the report's path.
+
+    Finished stages are reused; a stage interrupted by a crash resumes where it stopped.
+    """
+    run_dir = Path(run_dir)
+    for name in config.models:
+        parse_model_name(name)  # fail before any work on a typo
+    run_json = run_dir / "run.json"
+    if run_json.exists():
+        previous = read_json(run_json)["config"]
+        if previous["data"] != config.data.to_dict() or previous["train"] != config.to_dict()["train"]:
+            raise DataError(
+                f"{run_dir} holds a run with other data or training settings; "
+                "use another --out folder, or delete this one"
+            )
+    write_json(run_json, run_info(config.train.seed, config.to_dict()))
+
+    started = time.perf_counter()
+    prepared = None
+    for index, name in enumerate(config.models, start=1):
+        kind, encoder = parse_model_name(name)
+        target = model_dir(run_dir, name)
+        logger.info("[%d/%d] %s: training", index, len(config.models), name)
+        if prepared is None and not (target / "DONE").exists():
+            prepared = prepare_data(config.data)  # once, shared by every model
+        run_config = RunConfig(
+            data=config.data, model=ModelConfig(kind=kind, encoder=encoder), train=config.train
+        )
+        train_run(run_config, target, prepared=prepared, progress=progress)
+        logger.info("[%d/%d] %s: auditing", index, len(config.models), name)
+        audit_run(target, config.audit, progress=progress)
+
+    from attnaudit.reports.html import build_report
+
+    report = build_report(run_dir)
+    logger.info("pipeline finished in %.0f s", time.perf_counter() - started)
+    return report
+
+
+def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    """The pipeline configuration from ``attnaudit run``'s flags."""
+    data_options: dict[str, Any] = {"path": args.data or "default"}
+    for key, value in (
+        ("fmt", args.data_format),
+        ("text_column", args.text_column),
+        ("label_column", args.label_column),
+        ("max_train_docs", args.max_train_docs),
+        ("max_test_docs", args.max_test_docs),
+    ):
+        if value is not None:
+            data_options[key] = value
+    train_options: dict[str, Any] = {"seed": args.seed}
+    if args.epochs is not None:
+        train_options["epochs"] = args.epochs
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    return PipelineConfig(
+        data=DataConfig.from_dict(data_options),
+        models=models,
+        train=TrainConfig(**train_options),
+        audit=AuditConfig(seed=args.seed),
+    )
+
+
+def cli_run(args: argparse.Namespace) -> None:
+    """``attnaudit run``: the main job, ending with one line saying where the report is."""
+    report = run_pipeline(config_from_args(args), args.out)
+    print(f"report: {report}  (open it in a browser; rebuild with: attnaudit report {args.out})")

@@ -1,0 +1,444 @@
+"""Training and evaluation of one attention classifier, into a resumable run folder.
+
+``train_run(config, out_dir)`` trains with Adam and cross-entropy on length-bucketed, shuffled
+batches, clips the gradient norm, halves the learning rate when dev accuracy stops improving, stops
+early on dev accuracy and keeps the best checkpoint. After every epoch it saves the full training
+state (including RNG states), so a run killed mid-training and started again with the same command
+continues from its last finished epoch and ends with the same result as an uninterrupted run. A run
+folder with ``DONE`` is never retrained. The folder's files are described in :mod:`attnaudit.checkpoint`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from attnaudit.checkpoint import (
+    CONFIG_FILE,
+    DONE_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    RUN_INFO_FILE,
+    SPLITS_FILE,
+    is_done,
+    load_model_file,
+    load_run,
+    load_training_state,
+    save_checkpoint,
+    save_training_state,
+)
+from attnaudit.config import RunConfig
+from attnaudit.data.batching import make_batches
+from attnaudit.data.prepare import PreparedData, prepare_data
+from attnaudit.data.types import Batch, DataError, EncodedDocument
+from attnaudit.models import AttentionClassifier, build_model, is_hierarchical
+from attnaudit.models.embeddings import load_embeddings
+from attnaudit.utils.io import read_json, run_info, write_json
+from attnaudit.utils.seeding import seed_everything
+
+logger = logging.getLogger(__name__)
+
+#: settings that may change between a run and its resumption without changing what it computes
+_RESUMABLE_KEYS = {"epochs", "device", "eval_batch_size"}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``/``"cuda[:N]"`` as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DataError(f"device {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    # Batch order of each epoch is a function of (seed, epoch) alone: a resumed run reshuffles the
+    # same way without having to store the shuffler's state.
+    return seed * 1_000_003 + epoch
+
+
+@torch.no_grad()
+def predict(model: AttentionClassifier, batches: Sequence[Batch]) -> tuple[list[str], torch.Tensor]:
+    """Predicted class per document: ``(doc_ids, (N,) long)`` over ``batches`` in order.
+
+    The model is put in eval mode (no dropout) and left there.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    doc_ids: list[str] = []
+    predictions = []
+    for batch in batches:
+        logits = model(batch.to(device))  # (B, C)
+        predictions.append(logits.argmax(dim=-1).cpu())  # (B,)
+        doc_ids.extend(batch.doc_ids)
+    return doc_ids, torch.cat(predictions) if predictions else torch.zeros(0, dtype=torch.long)
+
+
+def accuracy(model: AttentionClassifier, batches: Sequence[Batch]) -> float:
+    """Share of documents whose predicted class is the gold label (``nan`` for no documents)."""
+    _, predicted = predict(model, batches)
+    if len(predicted) == 0:
+        return float("nan")
+    gold = torch.cat([b.labels.cpu() for b in batches])  # (N,)
+    return float((predicted == gold).float().mean())
+
+
+def majority_baseline(
+    train: Sequence[EncodedDocument], test: Sequence[EncodedDocument]
+) -> tuple[int, float]:
+    """Most frequent training label (ties: lowest index) and its accuracy on ``test``."""
+    if not train:
+        raise DataError("no training documents")
+    counts = Counter(d.label for d in train)
+    label = min(counts, key=lambda c: (-counts[c], c))
+    share = sum(d.label == label for d in test) / len(test) if test else float("nan")
+    return label, share
+
+
+def _rng_states() -> dict[str, Any]:
+    np_state = np.random.get_state(legacy=False)
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        # numpy's state holds an ndarray, which weights_only loading refuses: store a list.
+        "numpy": {
+            "key": np_state["state"]["key"].tolist(),
+            "pos": np_state["state"]["pos"],
+            "has_gauss": np_state["has_gauss"],
+            "gauss": np_state["gauss"],
+        },
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_states(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np.random.set_state(
+        {
+            "bit_generator": "MT19937",
+            "state": {"key": np.array(state["numpy"]["key"], dtype=np.uint32),
+                      "pos": state["numpy"]["pos"]},
+            "has_gauss": state["numpy"]["has_gauss"],
+            "gauss": state["numpy"]["gauss"],
+        }
+    )
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _check_same_run(run_dir: Path, config: RunConfig) -> None:
+    """Refuse to resume a folder that holds a run with different settings."""
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        return
+    saved = read_json(path)
+    wanted = config.to_dict()
+    differ = [
+        f"{section}.{key}"
+        for section in wanted
+        for key in sorted(set(wanted[section]) | set(saved.get(section, {})))
+        if not (section == "train" and key in _RESUMABLE_KEYS)
+        and wanted[section].get(key) != saved.get(section, {}).get(key)
+    ]
+    if differ:
+        raise DataError(
+            f"{run_dir} holds a run with other settings ({', '.join(differ)}); "
+            "use another --out folder, or delete this one to retrain"
+        )
+
+
+def train_run(
+    config: RunConfig,
+    out_dir: str | os.PathLike[str],
+    *,
+    prepared: PreparedData | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train one classifier into ``out_dir`` and return its metrics (also in ``metrics.json``).
+
+    Args:
+        config: data, model and training settings.
+        out_dir: the run folder. If it holds ``DONE``, the saved metrics are returned without
+            training, unless ``config.train.epochs`` asks for more epochs than were trained and the
+            run did not stop early: then training continues. If it holds ``state.pt``, training
+            resumes after the last finished epoch.
+        prepared: already prepared data for ``config.data`` (saves re-reading it when training
+            several models on the same data); ``None`` prepares it here.
+        progress: show a tqdm bar with the loss and docs/s.
+    Returns:
+        ``{"model", "dev_accuracy", "test_accuracy", "majority_label", "majority_test_accuracy",
+        "best_epoch", "epochs_trained", "stopped_early", "history", "train_seconds",
+        "train_docs_per_s", ...}``.
+    Raises:
+        DataError: bad data, or ``out_dir`` holds a run with different settings.
+    """
+    run_dir = Path(out_dir)
+    _check_same_run(run_dir, config)
+    if is_done(run_dir):
+        metrics: dict[str, Any] = read_json(run_dir / METRICS_FILE)
+        if metrics["stopped_early"] or config.train.epochs <= metrics["epochs_trained"]:
+            logger.info("%s is complete (DONE); not retraining", run_dir)
+            return metrics
+        logger.info("extending %s from %d to %d epochs", run_dir, metrics["epochs_trained"],
+                    config.train.epochs)
+        (run_dir / DONE_FILE).unlink()
+
+    tc, mc = config.train, config.model
+    if prepared is None:
+        prepared = prepare_data(config.data)
+    if not prepared.train:
+        raise DataError("no training documents after preparation")
+    hierarchical = is_hierarchical(mc.kind)
+    device = resolve_device(tc.device)
+
+    seed_everything(tc.seed)  # after data preparation, so model init depends on the seed alone
+    embeddings = None
+    if mc.embeddings is not None:
+        embeddings = load_embeddings(mc.embeddings, prepared.vocab.itos, dim=mc.embedding_dim,
+                                     seed=tc.seed)
+    model = build_model(
+        mc.kind,
+        mc.encoder,
+        vocab_size=len(prepared.vocab),
+        num_classes=len(prepared.label_names),
+        embedding_dim=mc.embedding_dim,
+        hidden=mc.hidden,
+        dropout=mc.dropout,
+        embeddings=embeddings,
+    ).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=tc.lr_factor, patience=tc.lr_patience
+    )
+    patience = tc.effective_patience(mc.encoder)
+
+    start_epoch, best_dev, best_epoch, bad_epochs = 0, float("-inf"), 0, 0
+    history: list[dict[str, Any]] = []
+    state = load_training_state(run_dir)
+    if state is not None:
+        if state["splits"] != prepared.splits:
+            raise DataError(
+                f"{run_dir}: the data prepared now differs from the data the run started with "
+                "(splits.json); was the data file changed?"
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best_dev, best_epoch = state["epoch"], state["best_dev"], state["best_epoch"]
+        bad_epochs, history = state["bad_epochs"], list(state["history"])
+        _set_rng_states(state["rng"])
+        logger.info("resuming %s after epoch %d (best dev %.4f)", run_dir, start_epoch, best_dev)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / CONFIG_FILE, config.to_dict())
+        write_json(run_dir / RUN_INFO_FILE, run_info(tc.seed, config.to_dict()))
+        write_json(run_dir / SPLITS_FILE, prepared.splits)
+    stopped_early = bool(state and state.get("stop"))
+
+    def batches(docs: Sequence[EncodedDocument], *, size: int, shuffle: bool,
+                seed: int = 0) -> list[Batch]:
+        return make_batches(docs, hierarchical=hierarchical, batch_size=size,
+                            max_batch_tokens=tc.max_batch_tokens, shuffle=shuffle, seed=seed)
+
+    dev_batches = batches(prepared.dev, size=tc.eval_batch_size, shuffle=False)
+    if not prepared.dev:
+        logger.warning("no dev documents: no early stopping, the last epoch is kept")
+    loss_fn = nn.CrossEntropyLoss()
+    name = mc.name
+    logger.info(
+        "training %s: %d train / %d dev / %d test docs, %d classes, vocab %d, %d parameters, %s",
+        name, len(prepared.train), len(prepared.dev), len(prepared.test),
+        len(prepared.label_names), len(prepared.vocab),
+        sum(p.numel() for p in model.parameters()), device,
+    )
+
+    for epoch in range(start_epoch, tc.epochs):
+        if stopped_early:
+            break
+        train_batches = batches(prepared.train, size=tc.batch_size, shuffle=True,
+                                seed=_epoch_seed(tc.seed, epoch))
+        model.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        started = time.perf_counter()
+        bar = tqdm(total=len(prepared.train), desc=f"{name} epoch {epoch + 1}/{tc.epochs}",
+                   unit="doc", disable=not progress, leave=False)
+        for batch in train_batches:
+            batch = batch.to(device)
+            logits = model(batch)  # (B, C)
+            loss = loss_fn(logits, batch.labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            optimizer.step()
+            total_loss += loss.item() * len(batch)
+            correct += int((logits.argmax(-1) == batch.labels).sum())
+            seen += len(batch)
+            bar.update(len(batch))
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
+        bar.close()
+        seconds = time.perf_counter() - started
+
+        dev_acc = accuracy(model, dev_batches) if prepared.dev else float("nan")
+        lr = optimizer.param_groups[0]["lr"]
+        if prepared.dev:
+            scheduler.step(dev_acc)
+        improved = not prepared.dev or dev_acc > best_dev
+        if improved:
+            best_dev, best_epoch, bad_epochs = dev_acc, epoch + 1, 0
+            save_checkpoint(run_dir, model, prepared.vocab, prepared.label_names, config)
+        else:
+            bad_epochs += 1
+        stopped_early = bool(prepared.dev) and bad_epochs >= patience
+        history.append({
+            "epoch": epoch + 1,
+            "train_loss": total_loss / seen,
+            "train_accuracy": correct / seen,
+            "dev_accuracy": dev_acc,
+            "lr": lr,
+            "seconds": seconds,
+            "docs_per_s": seen / seconds,
+        })
+        logger.info(
+            "%s epoch %d: loss %.4f, train acc %.4f, dev acc %.4f%s, %.0f s (%.1f docs/s)",
+            name, epoch + 1, total_loss / seen, correct / seen, dev_acc,
+            " (best)" if improved else "", seconds, seen / seconds,
+        )
+        # model.pt (if improved) is written before state.pt: a kill between the two redoes this
+        # epoch, which rewrites the same model.pt.
+        save_training_state(run_dir, {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch + 1,
+            "best_dev": best_dev,
+            "best_epoch": best_epoch,
+            "bad_epochs": bad_epochs,
+            "stop": stopped_early,
+            "history": history,
+            "splits": prepared.splits,
+            "rng": _rng_states(),
+        })
+        if stopped_early:
+            logger.info("%s: no dev gain for %d epochs; stopping early", name, patience)
+
+    # Final numbers come from the best checkpoint, evaluated afresh.
+    best, _, _, _ = load_model_file(run_dir / MODEL_FILE, device=device)
+    dev_acc = accuracy(best, dev_batches) if prepared.dev else float("nan")
+    test_acc = accuracy(best, batches(prepared.test, size=tc.eval_batch_size, shuffle=False))
+    majority_label, majority_acc = majority_baseline(prepared.train, prepared.test)
+    train_seconds = sum(h["seconds"] for h in history)
+    metrics = {
+        "model": name,
+        "dev_accuracy": dev_acc,
+        "test_accuracy": test_acc,
+        "majority_label": prepared.label_names[majority_label],
+        "majority_test_accuracy": majority_acc,
+        "best_epoch": best_epoch,
+        "epochs_trained": len(history),
+        "stopped_early": stopped_early,
+        "num_train": len(prepared.train),
+        "num_dev": len(prepared.dev),
+        "num_test": len(prepared.test),
+        "num_classes": len(prepared.label_names),
+        "vocab_size": len(prepared.vocab),
+        "num_parameters": sum(p.numel() for p in best.parameters()),
+        "device": str(device),
+        "train_seconds": train_seconds,
+        "train_docs_per_s": (
+            len(history) * len(prepared.train) / train_seconds if train_seconds > 0 else float("nan")
+        ),
+        "history": history,
+    }
+    write_json(run_dir / METRICS_FILE, metrics)
+    (run_dir / DONE_FILE).touch()
+    logger.info("%s: dev %.4f, test %.4f (majority %.4f), %d epochs, %.0f s", name, dev_acc,
+                test_acc, majority_acc, len(history), train_seconds)
+    return metrics
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike[str], split: str = "test", *, device: str = "cpu"
+) -> float:
+    """Accuracy of a run's best checkpoint on ``split`` (``"train"``, ``"dev"`` or ``"test"``).
+
+    The data are prepared again from the run's saved data settings, vocabulary, labels and
+    ``splits.json`` document ids, so the split is exactly the one the run was evaluated on.
+    """
+    if split not in ("train", "dev", "test"):
+        raise ValueError(f"split must be train, dev or test, got {split!r}")
+    run = load_run(run_dir, device=resolve_device(device))
+    splits_file = Path(run_dir) / SPLITS_FILE
+    prepared = prepare_data(
+        run.data_config,
+        vocab=run.vocab,
+        label_names=run.label_names,
+        splits=read_json(splits_file) if splits_file.is_file() else None,
+    )
+    docs: list[EncodedDocument] = getattr(prepared, split)
+    batches = make_batches(
+        docs,
+        hierarchical=is_hierarchical(run.model.kind),
+        batch_size=run.config.train.eval_batch_size,
+        max_batch_tokens=run.config.train.max_batch_tokens,
+    )
+    return accuracy(run.model, batches)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The run configuration from ``attnaudit train``'s flags over its optional ``--config`` file."""
+    overrides: dict[str, dict[str, Any]] = {
+        "data": {
+            "path": args.data,
+            "fmt": args.data_format,
+            "text_column": args.text_column,
+            "label_column": args.label_column,
+            "max_train_docs": args.max_train_docs,
+            "max_dev_docs": getattr(args, "max_dev_docs", None),
+            "max_test_docs": args.max_test_docs,
+        },
+        "model": {"kind": args.model, "encoder": args.encoder, "embeddings": args.embeddings},
+        "train": {
+            "epochs": args.epochs,
+            "lr": args.lr,
+            "batch_size": args.batch_size,
+            "max_batch_tokens": getattr(args, "max_batch_tokens", None),
+            "patience": getattr(args, "patience", None),
+            "seed": args.seed,
+            "device": getattr(args, "device", None),
+        },
+    }
+    return RunConfig.load_toml(args.config, overrides)
+
+
+def cli_train(args: argparse.Namespace) -> None:
+    """``attnaudit train``: train one model and print a one-line summary."""
+    config = config_from_args(args)
+    metrics = train_run(config, args.out, progress=not getattr(args, "no_progress", False))
+    print(
+        f"{metrics['model']}: test accuracy {metrics['test_accuracy']:.4f} "
+        f"(dev {metrics['dev_accuracy']:.4f}, majority {metrics['majority_test_accuracy']:.4f}), "
+        f"{metrics['epochs_trained']} epochs, {metrics['train_seconds']:.0f} s training "
+        f"({metrics['train_docs_per_s']:.1f} docs/s) -> {args.out}"
+    )
+
+
+def cli_evaluate(args: argparse.Namespace) -> None:
+    """``attnaudit evaluate RUN --split test``: print the accuracy."""
+    acc = evaluate_run(args.run, args.split, device=getattr(args, "device", None) or "cpu")
+    print(f"{args.run}: {args.split} accuracy {acc:.4f}")

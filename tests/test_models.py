@@ -1,0 +1,205 @@
+"""Invariants every classifier must satisfy, over a table of all six model variants."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from attnaudit.data.types import PAD_ID, Batch
+from attnaudit.models import (
+    MODEL_NAMES,
+    AttentionClassifier,
+    build_model,
+    is_hierarchical,
+    model_name,
+    parse_model_name,
+)
+from attnaudit.models.encoders import CNNEncoder, build_encoder
+
+VOCAB, CLASSES = 40, 3
+TINY = {"embedding_dim": 12, "hidden": 6}  # small sizes keep every test well under a second
+
+
+def tiny_model(name: str, seed: int = 0) -> AttentionClassifier:
+    kind, encoder = parse_model_name(name)
+    torch.manual_seed(seed)
+    return build_model(kind, encoder, vocab_size=VOCAB, num_classes=CLASSES, **TINY)
+
+
+def random_docs(n: int, seed: int) -> list[list[list[int]]]:
+    """``n`` documents of 1-4 sentences of 1-7 real token ids each."""
+    g = torch.Generator().manual_seed(seed)
+    docs = []
+    for _ in range(n):
+        num_sentences = int(torch.randint(1, 5, (1,), generator=g))
+        docs.append(
+            [
+                torch.randint(2, VOCAB, (int(torch.randint(1, 8, (1,), generator=g)),), generator=g)
+                .tolist()
+                for _ in range(num_sentences)
+            ]
+        )
+    return docs
+
+
+def make_batch(docs: list[list[list[int]]], *, hierarchical: bool, extra_pad: int = 0) -> Batch:
+    """Pad by hand (independent of the data layer's collate); ``extra_pad`` adds padding beyond the
+    longest document, to check that more padding changes nothing."""
+    b = len(docs)
+    if hierarchical:
+        s = max(len(d) for d in docs) + extra_pad
+        w = max(len(sent) for d in docs for sent in d) + extra_pad
+        ids = torch.full((b, s, w), PAD_ID, dtype=torch.long)
+        for i, doc in enumerate(docs):
+            for j, sent in enumerate(doc):
+                ids[i, j, : len(sent)] = torch.tensor(sent)
+    else:
+        flat = [[t for sent in d for t in sent] for d in docs]
+        t = max(len(f) for f in flat) + extra_pad
+        ids = torch.full((b, t), PAD_ID, dtype=torch.long)
+        for i, f in enumerate(flat):
+            ids[i, : len(f)] = torch.tensor(f)
+    return Batch([f"d{i}" for i in range(b)], ids, torch.arange(b) % CLASSES)
+
+
+def batch_for(name: str, docs: list[list[list[int]]], extra_pad: int = 0) -> Batch:
+    return make_batch(docs, hierarchical=is_hierarchical(parse_model_name(name)[0]),
+                      extra_pad=extra_pad)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_output_shapes(name: str) -> None:
+    model = tiny_model(name).eval()
+    batch = batch_for(name, random_docs(5, seed=1))
+    out = model.run(batch)
+    n = batch.token_ids.shape[1]  # tokens (flan) or sentences (han)
+    assert out.states.shape == (5, n, model.state_dim)
+    assert out.mask.shape == (5, n) and out.mask.dtype == torch.bool
+    assert out.attention.shape == (5, n)
+    assert out.logits.shape == (5, CLASSES)
+    expected_dim = TINY["embedding_dim"] if name.endswith("none") else 2 * TINY["hidden"]
+    assert model.state_dim == expected_dim
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_attention_is_a_distribution_over_real_items(name: str) -> None:
+    model = tiny_model(name).eval()
+    out = model.run(batch_for(name, random_docs(6, seed=2), extra_pad=2))
+    assert torch.all(out.attention[~out.mask] == 0)  # exactly zero, not just small
+    assert torch.all(out.states[~out.mask] == 0)
+    torch.testing.assert_close(out.attention.sum(-1), torch.ones(6))
+    assert torch.all(out.attention[out.mask] > 0)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_head_reproduces_forward(name: str) -> None:
+    model = tiny_model(name).eval()
+    batch = batch_for(name, random_docs(4, seed=3))
+    with torch.no_grad():
+        h, mask = model.encode(batch)
+        logits = model.head(h, model.attend(h, mask))
+        assert torch.equal(logits, model(batch))
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_batch_equals_documents_one_by_one(name: str) -> None:
+    model = tiny_model(name).eval()
+    docs = random_docs(7, seed=4)
+    with torch.no_grad():
+        together = model.run(batch_for(name, docs, extra_pad=3))
+        for i, doc in enumerate(docs):
+            alone = model.run(batch_for(name, [doc]))
+            n = alone.mask.shape[1]
+            torch.testing.assert_close(together.logits[i], alone.logits[0], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(together.attention[i, :n], alone.attention[0],
+                                       atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(together.states[i, :n], alone.states[0],
+                                       atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_parameter_gets_a_gradient(name: str) -> None:
+    model = tiny_model(name).train()
+    batch = batch_for(name, random_docs(6, seed=5))
+    torch.nn.functional.cross_entropy(model(batch), batch.labels).backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, pname
+        assert torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_same_seed_same_result(name: str) -> None:
+    batch = batch_for(name, random_docs(4, seed=6))
+    results = []
+    for _ in range(2):
+        model = tiny_model(name, seed=7).train()  # train mode: dropout must be seeded too
+        torch.manual_seed(8)
+        results.append(model(batch))
+    assert torch.equal(results[0], results[1])
+    other = tiny_model(name, seed=9).eval()(batch)
+    assert not torch.equal(results[0], other)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_empty_document_gives_zero_attention_not_nan(name: str) -> None:
+    model = tiny_model(name).eval()
+    batch = batch_for(name, random_docs(3, seed=10))
+    batch.token_ids[1] = PAD_ID  # a document with no real item
+    out = model.run(batch)
+    assert torch.isfinite(out.logits).all()
+    assert torch.all(out.attention[1] == 0)
+    torch.testing.assert_close(out.attention[[0, 2]].sum(-1), torch.ones(2))
+
+
+@pytest.mark.parametrize("encoder", ["none", "cnn", "rnn"])
+def test_han_word_attention_sums_to_one_per_sentence(encoder: str) -> None:
+    model = tiny_model(f"han-{encoder}").eval()
+    batch = batch_for("han-rnn", random_docs(5, seed=11), extra_pad=1)
+    weights = model.word_attention(batch)  # type: ignore[operator]
+    real_sentences = (batch.token_ids != PAD_ID).any(-1)
+    assert weights.shape == batch.token_ids.shape
+    assert torch.all(weights[batch.token_ids == PAD_ID] == 0)
+    torch.testing.assert_close(weights.sum(-1)[real_sentences],
+                               torch.ones(int(real_sentences.sum())))
+
+
+def test_wrong_batch_shape_is_a_clear_error() -> None:
+    docs = random_docs(2, seed=12)
+    with pytest.raises(ValueError, match="hierarchical=False"):
+        tiny_model("flan-rnn")(make_batch(docs, hierarchical=True))
+    with pytest.raises(ValueError, match="hierarchical=True"):
+        tiny_model("han-rnn")(make_batch(docs, hierarchical=False))
+
+
+def test_names_and_registry() -> None:
+    assert MODEL_NAMES == ("flan-none", "flan-cnn", "flan-rnn", "han-none", "han-cnn", "han-rnn")
+    assert parse_model_name("HAN-cnn") == ("han", "cnn")
+    assert model_name("flan", "rnn") == "flan-rnn"
+    for bad in ("flan", "flan-lstm", "bert-rnn"):
+        with pytest.raises(ValueError):
+            parse_model_name(bad)
+    with pytest.raises(ValueError, match="odd"):
+        CNNEncoder(4, widths=(2,))
+
+
+def test_build_model_copies_embeddings() -> None:
+    table = torch.randn(VOCAB, TINY["embedding_dim"])
+    model = build_model("flan", "none", vocab_size=VOCAB, num_classes=CLASSES,
+                        embeddings=table, **TINY)
+    assert torch.equal(model.get_submodule("embedding").weight, table)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="shape"):
+        build_model("flan", "none", vocab_size=VOCAB + 1, num_classes=CLASSES,
+                    embeddings=table, **TINY)
+
+
+def test_rnn_padding_does_not_leak_into_backward_direction() -> None:
+    """The packed BiGRU must give a short row the same states whatever follows its padding."""
+    torch.manual_seed(0)
+    enc = build_encoder("rnn", 5, hidden=4).eval()
+    x = torch.randn(1, 6, 5)
+    mask = torch.tensor([[True, True, True, False, False, False]])
+    noisy = x.clone()
+    noisy[:, 3:] = 100.0  # garbage in the padded positions
+    torch.testing.assert_close(enc(x, mask), enc(noisy, mask))
+    assert torch.all(enc(noisy, mask)[:, 3:] == 0)
