@@ -21,7 +21,9 @@ def random_model(
     """
     torch.manual_seed(seed)
     kind, encoder = parse_model_name(name)
-    model = build_model(kind, encoder, vocab_size=VOCAB, num_classes=num_classes, embedding_dim=12, hidden=6)
+    model = build_model(
+        kind, encoder, vocab_size=VOCAB, num_classes=num_classes, embedding_dim=12, hidden=6
+    )
     with torch.no_grad():
         for param in model.parameters():
             param.mul_(3.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,21 @@ from attnaudit.models import MODEL_NAMES, build_model, is_hierarchical, parse_mo
 from attnaudit.models.embeddings import load_embeddings
 from attnaudit.train import evaluate_run, train_run
 
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads, and on a shared machine waiting threads slow them
+    down 100x; restore the setting for other test modules."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 FILLER = ["the", "film", "was", "a", "story", "about", "it", "and", "some", "people", "with", "time"]
 
 
-def write_dataset(path: Path, n: int = 160, seed: int = 0) -> Path:
+def write_dataset(path: Path, n: int = 300, seed: int = 0) -> Path:
     """A tiny separable JSONL set: "pos" documents say "great", "neg" ones say "awful"."""
     rng = random.Random(seed)
     with open(path, "w", encoding="utf-8") as f:
@@ -52,7 +64,7 @@ def tiny_config(data: Path, name: str = "flan-cnn", **train: Any) -> RunConfig:
     return RunConfig(
         data=DataConfig(path=str(data), fmt="jsonl", dev_fraction=0.2, test_fraction=0.2),
         model=ModelConfig(kind=kind, encoder=encoder, embedding_dim=16, hidden=8),
-        train=TrainConfig(**{"epochs": 2, "lr": 1e-2, "batch_size": 16, **train}),
+        train=TrainConfig(**{"epochs": 2, "lr": 3e-2, "batch_size": 16, **train}),
     )
 
 
@@ -104,7 +116,7 @@ def test_training_beats_chance_and_writes_the_run_folder(tmp_path: Path, dataset
         assert (run / name).is_file(), name
     assert json.loads((run / METRICS_FILE).read_text()) == metrics
     splits = json.loads((run / SPLITS_FILE).read_text())
-    assert sum(len(v) for v in splits.values()) == 160
+    assert sum(len(v) for v in splits.values()) == 300
     assert evaluate_run(run, "test") == pytest.approx(metrics["test_accuracy"])
     assert evaluate_run(run, "dev") == pytest.approx(metrics["dev_accuracy"])
 
@@ -241,7 +253,8 @@ def test_load_embeddings_word2vec_and_glove(tmp_path: Path) -> None:
         ("2 3\ngood 1 2 3\nbad 1 2\n", r"line 3: expected a word and 3 numbers"),
         ("good 1 2 3\nplot 1 x 3\n", r"line 2: a vector value is not a number"),
         ("2 4\ngood 1 2 3 4\n", r"line 1: header says 4-d vectors, the model needs 3"),
-        ("good 1 2\n", r"line 1: vectors are 2-d, the model needs 3"),
+        ("good 1 2\n", r"line 1: expected a word and 3 numbers"),
+        ("2 3\n", r"no vectors"),
         ("", r"no vectors"),
     ],
 )

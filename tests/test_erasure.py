@@ -68,7 +68,8 @@ def test_erasing_nothing_changes_nothing(name: str, lengths: list[int], seed: in
     with torch.no_grad():
         output = model.run(batch)
     nothing = torch.zeros_like(output.mask)
-    torch.testing.assert_close(model.head(output.states, erase(output.attention, nothing)), output.logits)
+    unchanged = model.head(output.states, erase(output.attention, nothing))
+    torch.testing.assert_close(unchanged, output.logits)
     order = removal_order(output.attention, output.mask)
     prefix = prefix_logits(model, output.states, output.attention, order)
     torch.testing.assert_close(prefix[:, 0], output.logits)

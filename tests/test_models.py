@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 
@@ -15,6 +17,17 @@ from attnaudit.models import (
     parse_model_name,
 )
 from attnaudit.models.encoders import CNNEncoder, build_encoder
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads, and on a shared machine waiting threads slow them
+    down 100x; restore the setting for other test modules."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 VOCAB, CLASSES = 40, 3
 TINY = {"embedding_dim": 12, "hidden": 6}  # small sizes keep every test well under a second
@@ -203,3 +216,43 @@ def test_rnn_padding_does_not_leak_into_backward_direction() -> None:
     noisy[:, 3:] = 100.0  # garbage in the padded positions
     torch.testing.assert_close(enc(x, mask), enc(noisy, mask))
     assert torch.all(enc(noisy, mask)[:, 3:] == 0)
+
+
+def test_rnn_encoder_equals_a_packed_bidirectional_gru() -> None:
+    """Reference: torch's packed BiGRU with the same weights (what the original system ran)."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    torch.manual_seed(0)
+    enc = build_encoder("rnn", 5, hidden=4).eval()
+    reference = torch.nn.GRU(5, 4, batch_first=True, bidirectional=True)
+    for name, value in enc.forward_gru.named_parameters():  # type: ignore[union-attr]
+        getattr(reference, name).data.copy_(value)
+    for name, value in enc.backward_gru.named_parameters():  # type: ignore[union-attr]
+        getattr(reference, f"{name}_reverse").data.copy_(value)
+    lengths = torch.tensor([6, 1, 4, 3])
+    x = torch.randn(4, 6, 5)
+    mask = torch.arange(6) < lengths[:, None]
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    expected, _ = pad_packed_sequence(reference(packed)[0], batch_first=True, total_length=6)
+    torch.testing.assert_close(enc(x, mask), expected)
+
+
+@pytest.mark.parametrize("encoder", ["none", "cnn", "rnn"])
+def test_han_word_level_chunking_changes_nothing(encoder: str) -> None:
+    model = tiny_model(f"han-{encoder}").eval()
+    batch = batch_for("han-rnn", random_docs(6, seed=13), extra_pad=2)
+    with torch.no_grad():
+        whole = model.run(batch)
+        model.word_chunk = 3  # type: ignore[misc]  # many chunks of 3 sentences
+        chunked = model.run(batch)
+    torch.testing.assert_close(chunked.logits, whole.logits, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(chunked.states, whole.states, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_all_empty_batch_is_finite(name: str) -> None:
+    model = tiny_model(name).eval()
+    batch = batch_for(name, random_docs(2, seed=14))
+    batch.token_ids.fill_(PAD_ID)
+    out = model.run(batch)
+    assert torch.isfinite(out.logits).all() and torch.all(out.attention == 0)

@@ -22,7 +22,8 @@ def _run(name: str, lengths: list[int], *, seed: int = 0, **options: object) -> 
     with torch.no_grad():
         output = model.run(batch)
     scores = {
-        r: build_ranking(r).rank(model, output, batch.doc_ids) for r in ("gradient", "attention_x_gradient")
+        r: build_ranking(r).rank(model, output, batch.doc_ids)
+        for r in ("gradient", "attention_x_gradient")
     }
     return model, output, single_weight_test(model, output, scores, batch.doc_ids, seed=seed, **options)  # type: ignore[arg-type]
 
@@ -53,9 +54,11 @@ def test_recorded_values_match_a_direct_computation(name: str) -> None:
             item = int(cols[f"item_{removal}"][b])
             removed = torch.zeros(n, dtype=torch.bool)
             removed[item] = True
-            probs = torch.softmax(model.head(output.states[b : b + 1, :n], erase(weights, removed)[None]), -1)
+            logits = model.head(output.states[b : b + 1, :n], erase(weights, removed)[None])
+            probs = torch.softmax(logits, -1)
             assert cols[f"a_{removal}"][b] == pytest.approx(float(weights[item]))
-            assert cols[f"js_{removal}"][b] == pytest.approx(float(js_divergence(base[b], probs[0])), abs=1e-12)
+            js = float(js_divergence(base[b], probs[0]))
+            assert cols[f"js_{removal}"][b] == pytest.approx(js, abs=1e-12)
             assert cols[f"flip_{removal}"][b] == bool(probs.argmax() != base[b].argmax())
     np.testing.assert_allclose(cols["delta_js"], cols["js_max"] - cols["js_random"])
     np.testing.assert_allclose(cols["delta_a"], cols["a_max"] - cols["a_random"])

@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="early-stopping patience in epochs (default 5; 10 with --encoder none)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's; 1 is faster on a busy machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
 

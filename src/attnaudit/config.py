@@ -97,6 +97,11 @@ class TrainConfig:
     seed: int = 0  # seeds init, dropout and batch order; the data split has its own seed
     device: str = "auto"  # "cpu", "cuda" or "auto" (cuda when available)
     eval_batch_size: int = 128  # inference needs no gradients, so larger batches fit
+    # CPU threads for torch (torch.set_num_threads, process-wide); None leaves torch's default.
+    # The GRU's per-step products are too small to gain from threads, and when other processes
+    # share the cores, threads waiting on each other slowed BiGRU training 10-30x in our
+    # measurements: use 1 on a busy machine.
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -111,6 +116,8 @@ class TrainConfig:
             raise ValueError("patience must be at least 1 or None")
         if not 0.0 < self.lr_factor < 1.0:
             raise ValueError(f"lr_factor must be in (0, 1), got {self.lr_factor}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be at least 1 or None, got {self.threads}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
 

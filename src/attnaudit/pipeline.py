@@ -14,11 +14,16 @@ so running the same command again skips finished stages, and an interrupted stag
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from attnaudit.config import ModelConfig, RunConfig, TrainConfig
@@ -27,7 +32,7 @@ from attnaudit.data.types import DataError
 from attnaudit.erasure.audit import AuditConfig, audit_run
 from attnaudit.models import parse_model_name
 from attnaudit.train import train_run
-from attnaudit.utils.io import read_json, run_info, write_json
+from attnaudit.utils.io import read_json, remove_stale_temp_files, run_info, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -74,28 +79,71 @@ def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, progress: bool 
                 f"{run_dir} holds a run with other data or training settings; "
                 "use another --out folder, or delete this one"
             )
+    stale = remove_stale_temp_files(run_dir)  # left by a run killed mid-write
+    if stale:
+        logger.info("removed %d temporary file(s) of an interrupted run", len(stale))
     write_json(run_json, run_info(config.train.seed, config.to_dict()))
 
     started = time.perf_counter()
     prepared = None
-    for index, name in enumerate(config.models, start=1):
-        kind, encoder = parse_model_name(name)
-        target = model_dir(run_dir, name)
-        logger.info("[%d/%d] %s: training", index, len(config.models), name)
-        if prepared is None and not (target / "DONE").exists():
-            prepared = prepare_data(config.data)  # once, shared by every model
-        run_config = RunConfig(
-            data=config.data, model=ModelConfig(kind=kind, encoder=encoder), train=config.train
-        )
-        train_run(run_config, target, prepared=prepared, progress=progress)
-        logger.info("[%d/%d] %s: auditing", index, len(config.models), name)
-        audit_run(target, config.audit, progress=progress)
+    with _noting_ctrl_c() as ctrl_c:
+        for index, name in enumerate(config.models, start=1):
+            kind, encoder = parse_model_name(name)
+            target = model_dir(run_dir, name)
+            logger.info("[%d/%d] %s: training", index, len(config.models), name)
+            if prepared is None and not (target / "DONE").exists():
+                prepared = prepare_data(config.data)  # once, shared by every model
+            run_config = RunConfig(
+                data=config.data, model=ModelConfig(kind=kind, encoder=encoder), train=config.train
+            )
+            train_run(run_config, target, prepared=prepared, progress=progress)
+            ctrl_c.check()
+            logger.info("[%d/%d] %s: auditing", index, len(config.models), name)
+            audit_run(target, config.audit, progress=progress)
+            ctrl_c.check()
 
     from attnaudit.reports.html import build_report
 
     report = build_report(run_dir)
     logger.info("pipeline finished in %.0f s", time.perf_counter() - started)
     return report
+
+
+class _CtrlC:
+    """Whether Ctrl-C (SIGINT) was pressed; see :func:`_noting_ctrl_c`."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        self.pressed = True
+        raise KeyboardInterrupt  # what Python's own handler does
+
+    def check(self) -> None:
+        """Stop here if a Ctrl-C was pressed but swallowed."""
+        if self.pressed:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _noting_ctrl_c() -> Iterator[_CtrlC]:
+    """Within the block, Ctrl-C raises KeyboardInterrupt as usual and is also remembered.
+
+    Python only prints ("Exception ignored in ...") and then drops a KeyboardInterrupt raised inside a
+    finaliser, such as a progress bar's ``__del__``; a Ctrl-C landing there would let the run go on
+    to the end. Remembered, it stops the pipeline at the next stage boundary instead. Outside the
+    main thread, or where someone else has replaced Python's handler, nothing is changed.
+    """
+    ctrl_c = _CtrlC()
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield ctrl_c
+        return
+    signal.signal(signal.SIGINT, ctrl_c.handle)
+    try:
+        yield ctrl_c
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:

@@ -51,7 +51,7 @@ from attnaudit.utils.seeding import seed_everything
 logger = logging.getLogger(__name__)
 
 #: settings that may change between a run and its resumption without changing what it computes
-_RESUMABLE_KEYS = {"epochs", "device", "eval_batch_size"}
+_RESUMABLE_KEYS = {"epochs", "device", "eval_batch_size", "threads"}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -206,6 +206,8 @@ def train_run(
         raise DataError("no training documents after preparation")
     hierarchical = is_hierarchical(mc.kind)
     device = resolve_device(tc.device)
+    if tc.threads is not None:
+        torch.set_num_threads(tc.threads)
 
     seed_everything(tc.seed)  # after data preparation, so model init depends on the seed alone
     embeddings = None
@@ -246,9 +248,10 @@ def train_run(
         logger.info("resuming %s after epoch %d (best dev %.4f)", run_dir, start_epoch, best_dev)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / CONFIG_FILE, config.to_dict())
         write_json(run_dir / RUN_INFO_FILE, run_info(tc.seed, config.to_dict()))
         write_json(run_dir / SPLITS_FILE, prepared.splits)
+    # Rewritten on resumption too: the epochs (or device) asked for now are the run's settings.
+    write_json(run_dir / CONFIG_FILE, config.to_dict())
     stopped_early = bool(state and state.get("stop"))
 
     def batches(docs: Sequence[EncodedDocument], *, size: int, shuffle: bool,
@@ -277,7 +280,7 @@ def train_run(
         total_loss, correct, seen = 0.0, 0, 0
         started = time.perf_counter()
         bar = tqdm(total=len(prepared.train), desc=f"{name} epoch {epoch + 1}/{tc.epochs}",
-                   unit="doc", disable=not progress, leave=False)
+                   unit="doc", disable=not progress, leave=False, mininterval=1.0)
         for batch in train_batches:
             batch = batch.to(device)
             logits = model(batch)  # (B, C)
@@ -421,6 +424,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             "patience": getattr(args, "patience", None),
             "seed": args.seed,
             "device": getattr(args, "device", None),
+            "threads": getattr(args, "threads", None),
         },
     }
     return RunConfig.load_toml(args.config, overrides)

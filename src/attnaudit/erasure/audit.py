@@ -32,7 +32,13 @@ from attnaudit.erasure.summary import summarize
 from attnaudit.models.base import AttentionClassifier, ModelOutput
 from attnaudit.rankings import PAPER_RANKINGS, build_ranking
 from attnaudit.rankings.gradient import GradientOutput
-from attnaudit.utils.io import atomic_path, read_json, run_info, write_json
+from attnaudit.utils.io import (
+    atomic_path,
+    read_json,
+    remove_stale_temp_files,
+    run_info,
+    write_json,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +249,7 @@ def audit_run(
         summary: dict[str, Any] = read_json(out / "summary.json")
         return summary
 
+    remove_stale_temp_files(out)  # left by an audit killed mid-write
     parts_dir = out / "parts"
     marker = parts_dir / "fingerprint.txt"
     if parts_dir.exists() and (not marker.exists() or marker.read_text() != fingerprint):

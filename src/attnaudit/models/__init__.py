@@ -1,8 +1,8 @@
 """Attention classifiers under audit, and their registry.
 
 Adding a model: write one file with an :class:`AttentionClassifier` subclass whose constructor takes
-``(*, vocab_size, num_classes, encoder, embedding_dim, hidden, dropout)``, and add one line to
-:data:`MODELS`.
+``(*, vocab_size, num_classes, encoder, embedding_dim, hidden, dropout)`` (and that sets
+``hierarchical = True`` if it reads ``(B, S, W)`` batches), and add one line to :data:`MODELS`.
 """
 
 from __future__ import annotations
@@ -20,15 +20,11 @@ MODELS: dict[str, type[AttentionClassifier]] = {
     "han": HierarchicalAttentionClassifier,
 }
 
-#: model kinds whose batches are ``(B, S, W)`` rather than ``(B, T)``
-HIERARCHICAL = frozenset({"han"})
-
 #: every ``kind-encoder`` name, in the paper's order
 MODEL_NAMES: tuple[str, ...] = tuple(f"{k}-{e}" for k in MODELS for e in ENCODERS)
 
 __all__ = [
     "ENCODERS",
-    "HIERARCHICAL",
     "MODELS",
     "MODEL_NAMES",
     "AdditiveAttention",
@@ -67,9 +63,12 @@ def parse_model_name(name: str) -> tuple[str, str]:
 
 
 def is_hierarchical(kind: str) -> bool:
-    """Whether ``kind`` reads ``(B, S, W)`` batches (sentences of words)."""
+    """Whether ``kind`` reads ``(B, S, W)`` batches (sentences of words) rather than ``(B, T)``.
+
+    Read from the model class's ``hierarchical`` attribute.
+    """
     _check(kind, "none")
-    return kind in HIERARCHICAL
+    return MODELS[kind].hierarchical
 
 
 def build_model(

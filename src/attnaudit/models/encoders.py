@@ -18,7 +18,6 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
 class Encoder(nn.Module):
@@ -95,26 +94,43 @@ class CNNEncoder(Encoder):
 class RNNEncoder(Encoder):
     """``rnn``: bidirectional GRU, ``hidden`` units per direction (50 in the original).
 
-    Sequences are packed, so the backward direction starts at each row's last real item and padding
-    never enters a state. Rows with no real item are run as length 1 (packing needs >= 1) and their
-    output is zeroed.
+    Padding never enters a state: the forward GRU reads each row left to right, so padding (at the
+    end) comes after every real item; the backward GRU reads each row's real prefix reversed, again
+    with padding after it. This gives the states of a packed bidirectional GRU without
+    ``pack_padded_sequence``, whose backward pass on the CPU is one to two orders of magnitude slower
+    for rows of unequal lengths (measured: 60 s against 1.3 s for a 64 x 300 batch). Rows with no
+    real item give zero states.
     """
 
     def __init__(self, input_dim: int, *, hidden: int = 50, dropout: float = 0.3) -> None:
         super().__init__()
         del dropout  # the original applied dropout only in front of the CNN
-        self.gru = nn.GRU(input_dim, hidden, batch_first=True, bidirectional=True)
+        self.forward_gru = nn.GRU(input_dim, hidden, batch_first=True)
+        self.backward_gru = nn.GRU(input_dim, hidden, batch_first=True)
         self.output_dim = 2 * hidden
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         n, length, _ = x.shape
         if n == 0 or length == 0:
             return x.new_zeros(n, length, self.output_dim)  # (N, L, d)
-        lengths = mask.sum(dim=1).clamp(min=1).cpu()  # (N,): pack_padded_sequence wants them on CPU
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        out, _ = self.gru(packed)
-        h, _ = pad_packed_sequence(out, batch_first=True, total_length=length)  # (N, L, d)
+        reverse = _reverse_prefix_index(mask)  # (N, L): position j <-> lengths-1-j on the prefix
+        x_reversed = x.gather(1, reverse.unsqueeze(-1).expand_as(x))  # (N, L, E)
+        h_forward, _ = self.forward_gru(x)  # (N, L, hidden)
+        h_backward, _ = self.backward_gru(x_reversed)  # (N, L, hidden), in reversed order
+        h_backward = h_backward.gather(1, reverse.unsqueeze(-1).expand_as(h_backward))  # (N, L, hidden)
+        h = torch.cat([h_forward, h_backward], dim=-1)  # (N, L, d)
         return _zero_padding(h, mask)  # (N, L, d)
+
+
+def _reverse_prefix_index(mask: torch.Tensor) -> torch.Tensor:
+    """``(N, L)`` prefix mask -> ``(N, L)`` gather index reversing each row's real prefix.
+
+    Real position ``j`` of a row with ``n`` real items maps to ``n - 1 - j``; padding maps to itself.
+    The index is its own inverse, so the same gather puts reversed outputs back in order.
+    """
+    positions = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)  # (N, L)
+    lengths = mask.sum(dim=1, keepdim=True)  # (N, 1)
+    return torch.where(mask, lengths - 1 - positions, positions)  # (N, L)
 
 
 #: registry: encoder name -> class taking ``(input_dim, *, hidden, dropout)``

@@ -15,6 +15,7 @@ from torch import nn
 
 from attnaudit.data.types import PAD_ID, Batch
 from attnaudit.models.base import AdditiveAttention, AttentionClassifier
+from attnaudit.models.embeddings import make_embedding
 from attnaudit.models.encoders import build_encoder
 
 
@@ -37,6 +38,7 @@ class FlatAttentionClassifier(AttentionClassifier):
     """
 
     kind = "flan"
+    hierarchical = False  # batches are (B, T) token ids
 
     def __init__(
         self,
@@ -57,7 +59,7 @@ class FlatAttentionClassifier(AttentionClassifier):
             "hidden": hidden,
             "dropout": dropout,
         }
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
+        self.embedding = make_embedding(vocab_size, embedding_dim)  # N(0, 1/E): unit-norm rows
         self.encoder = build_encoder(encoder, embedding_dim, hidden=hidden, dropout=dropout)
         self.state_dim = self.encoder.output_dim
         self.attention = AdditiveAttention(self.state_dim)

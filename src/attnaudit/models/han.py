@@ -21,6 +21,7 @@ from torch import nn
 
 from attnaudit.data.types import PAD_ID, Batch
 from attnaudit.models.base import AdditiveAttention, AttentionClassifier
+from attnaudit.models.embeddings import make_embedding
 from attnaudit.models.encoders import build_encoder
 
 
@@ -45,7 +46,7 @@ class HierarchicalAttentionClassifier(AttentionClassifier):
     """
 
     kind = "han"
-    hierarchical = True
+    hierarchical = True  # batches are (B, S, W): sentences of words
 
     def __init__(
         self,
@@ -66,7 +67,7 @@ class HierarchicalAttentionClassifier(AttentionClassifier):
             "hidden": hidden,
             "dropout": dropout,
         }
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
+        self.embedding = make_embedding(vocab_size, embedding_dim)  # N(0, 1/E): unit-norm rows
         self.word_encoder = build_encoder(encoder, embedding_dim, hidden=hidden, dropout=dropout)
         self.word_attention_layer = AdditiveAttention(self.word_encoder.output_dim)
         self.sentence_encoder = build_encoder(
@@ -75,6 +76,9 @@ class HierarchicalAttentionClassifier(AttentionClassifier):
         self.state_dim = self.sentence_encoder.output_dim
         self.attention = AdditiveAttention(self.state_dim)  # sentence attention: the last layer
         self.classifier = nn.Linear(self.state_dim, num_classes)
+
+    #: sentences per word-level chunk (see ``_sentences``); a speed setting, not part of the model
+    word_chunk = 128
 
     def _sentences(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sentence vectors ``(B, S, dw)``, sentence mask ``(B, S)`` and word weights ``(B, S, W)``."""
@@ -87,13 +91,29 @@ class HierarchicalAttentionClassifier(AttentionClassifier):
         b, s, w = token_ids.shape
         word_mask = token_ids != PAD_ID  # (B, S, W)
         sentence_mask = word_mask.any(dim=-1)  # (B, S)
-        # Flatten the real sentences of the whole batch into one (N, W) word-level call.
+        # The real sentences of the whole batch, flattened, go through the word level in a few
+        # length-sorted chunks, each cut to its own longest sentence: sentence lengths vary a lot
+        # (1 to 60 tokens), and padding every sentence to the batch's longest wasted most of the work.
         flat_ids = token_ids[sentence_mask]  # (N, W)
         flat_mask = word_mask[sentence_mask]  # (N, W)
-        x = self.embedding(flat_ids)  # (N, W, E)
-        hw = self.word_encoder(x, flat_mask)  # (N, W, dw)
-        aw = self.word_attention_layer(hw, flat_mask)  # (N, W)
-        vectors = torch.einsum("nw,nwd->nd", aw, hw)  # (N, dw)
+        lengths = flat_mask.sum(dim=-1)  # (N,)
+        order = torch.argsort(lengths, descending=True, stable=True)  # (N,)
+        vector_chunks, weight_chunks = [], []
+        for start in range(0, len(order), self.word_chunk):
+            chunk = order[start : start + self.word_chunk]  # (n,)
+            width = int(lengths[chunk[0]])  # the chunk's longest sentence comes first
+            ids, mask = flat_ids[chunk, :width], flat_mask[chunk, :width]  # (n, w), (n, w)
+            x = self.embedding(ids)  # (n, w, E)
+            hw = self.word_encoder(x, mask)  # (n, w, dw)
+            aw = self.word_attention_layer(hw, mask)  # (n, w)
+            vector_chunks.append(torch.einsum("nw,nwd->nd", aw, hw))  # (n, dw)
+            weight_chunks.append(nn.functional.pad(aw, (0, w - width)))  # (n, W)
+        if not vector_chunks:  # no real sentence in the whole batch
+            vector_chunks.append(token_ids.new_zeros(0, self.word_encoder.output_dim, dtype=torch.float))
+            weight_chunks.append(token_ids.new_zeros(0, w, dtype=torch.float))
+        inverse = torch.argsort(order)  # (N,): back to the batch's sentence order
+        vectors = torch.cat(vector_chunks)[inverse]  # (N, dw)
+        aw = torch.cat(weight_chunks)[inverse]  # (N, W)
         sentence_vectors = vectors.new_zeros(b, s, vectors.shape[-1])  # (B, S, dw)
         sentence_vectors[sentence_mask] = vectors  # padded sentences stay exactly zero
         word_weights = aw.new_zeros(b, s, w)  # (B, S, W)

@@ -3,9 +3,11 @@
 The report reads saved results only (``run.json``, and per model ``metrics.json``, ``config.json``,
 ``audit/*.parquet`` and ``audit/*.json``); it never loads a model, and this module never imports
 torch, so rebuilding a report takes seconds. Figures are drawn with :mod:`attnaudit.reports.figures`
-into ``<run>/figures/`` and inlined as base64 data URIs; CSS and the few lines of JavaScript are
-inline too, and a Content-Security-Policy forbids every network fetch, so the file opens offline and
-can be mailed around as it is. Every piece of document text is escaped.
+into ``<run>/figures/`` and inlined as base64 data URIs; the style sheet and the few lines of
+JavaScript (``report.css`` and ``report.js`` beside this module) are inlined too, and a
+Content-Security-Policy forbids every network fetch, so the file opens offline and can be mailed
+around as it is. Every piece of document text is escaped; the example documents are rendered by
+:mod:`attnaudit.reports.examples_html`.
 
 A run folder written by ``attnaudit run`` holds ``run.json`` and ``models/<name>/``; a single
 model folder (with ``audit/`` but no ``models/``) is reported as a run of one. Missing pieces (a
@@ -21,13 +23,12 @@ from __future__ import annotations
 
 import argparse
 import base64
-import html
+import functools
 import json
-import math
 import os
-import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,9 @@ import pandas as pd
 
 from attnaudit import __version__
 from attnaudit.reports import figures
+from attnaudit.reports.examples_html import examples_block
 from attnaudit.reports.figures import RANKING_COLORS, RANKING_LABELS, RANKINGS, REMOVAL_LABELS
+from attnaudit.reports.markup import JS_UNITS, esc, is_num, num, pct, slug, table
 from attnaudit.utils.io import atomic_open
 from attnaudit.utils.logging import get_logger
 
@@ -44,13 +47,6 @@ log = get_logger(__name__)
 REPORT_NAME = "report.html"
 FIGURES_DIR = "figures"
 
-CATEGORY_LABELS: dict[str, str] = {
-    "largest_delta_js": "Largest ΔJS",
-    "flips_after_one": "Flips after one removal",
-    "never_flips": "Never flips",
-    "median": "Median document",
-}
-_JS_UNITS = {"e": "nats", "2": "bits"}
 
 
 class ReportError(ValueError):
@@ -144,7 +140,7 @@ def build_report(run_dir: str | os.PathLike[str]) -> Path:
     models = [load_model(name, folder) for name, folder in folders]
     figure_dir = root / FIGURES_DIR
     for model in models:
-        model.figures = draw_model_figures(model, figure_dir / _slug(model.name))
+        model.figures = draw_model_figures(model, figure_dir / slug(model.name))
     combined, combined_notes = draw_combined_figures(models, figure_dir / "_combined")
     page = render_page(root, run_info, models, combined, combined_notes)
     target = root / REPORT_NAME
@@ -321,28 +317,8 @@ def draw_combined_figures(
 
 
 # ----------------------------------------------------------------------------------------------
-# Formatting helpers
-# ----------------------------------------------------------------------------------------------
-
-
-def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _is_num(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _pct(value: Any, digits: int = 1) -> str:
-    return f"{100 * value:.{digits}f}%" if _is_num(value) else "—"
-
-
-def _num(value: Any, fmt: str = ".3g") -> str:
-    return format(value, fmt) if _is_num(value) else "—"
-
-
 def _seconds(value: Any) -> str:
-    if not _is_num(value):
+    if not is_num(value):
         return "—"
     if value < 60:
         return f"{value:.1f} s"
@@ -351,46 +327,18 @@ def _seconds(value: Any) -> str:
     return f"{int(value // 3600)} h {int(value % 3600 // 60):02d} min"
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-") or "model"
-
 
 def _model_ids(models: Sequence[ModelResults]) -> dict[str, str]:
     """Unique HTML ids per model name (two names may share a slug)."""
     ids: dict[str, str] = {}
     for model in models:
-        base = "m-" + _slug(model.name).lower()
+        base = "m-" + slug(model.name).lower()
         ident, k = base, 2
         while ident in ids.values():
             ident, k = f"{base}-{k}", k + 1
         ids[model.name] = ident
     return ids
 
-
-def _table(
-    head: Sequence[str],
-    rows: Iterable[Sequence[str]],
-    *,
-    cls: str = "",
-    groups: Sequence[tuple[str, int]] = (),
-) -> str:
-    """A table from pre-rendered cells.
-
-    ``head`` entries may carry a tooltip as ``"label|tip"``; ``groups`` adds a header row above of
-    ``(label, columns spanned)``.
-    """
-    group_row = "".join(f'<th colspan="{n}" class="group">{_esc(label)}</th>'
-                        for label, n in groups)
-    ths = "".join(_th(h) for h in head)
-    thead = (f"<tr>{group_row}</tr>" if groups else "") + f"<tr>{ths}</tr>"
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="{cls}"><thead>{thead}</thead><tbody>{body}</tbody></table>'
-
-
-def _th(head: str) -> str:
-    label, _, tip = head.partition("|")
-    title = f' title="{_esc(tip)}"' if tip else ""
-    return f"<th{title}>{_esc(label)}</th>"
 
 
 def _figure_html(path: Path | None, spec: FigureSpec) -> str:
@@ -402,13 +350,13 @@ def _figure_html(path: Path | None, spec: FigureSpec) -> str:
     data = base64.b64encode(png).decode("ascii")
     cls = "fig wide" if width > 900 else "fig"
     title = spec.title if spec.title.endswith(("?", "!", ".")) else spec.title + "."
-    return (f'<figure class="{cls}"><figcaption><b>{_esc(title)}</b> {_esc(spec.caption)}'
-            f'</figcaption><img alt="{_esc(spec.title)}" src="data:image/png;base64,{data}">'
+    return (f'<figure class="{cls}"><figcaption><b>{esc(title)}</b> {esc(spec.caption)}'
+            f'</figcaption><img alt="{esc(spec.title)}" src="data:image/png;base64,{data}">'
             "</figure>")
 
 
 def _notes(notes: Sequence[str]) -> str:
-    return "".join(f'<p class="note">{_esc(n)}</p>' for n in notes)
+    return "".join(f'<p class="note">{esc(n)}</p>' for n in notes)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -436,16 +384,16 @@ def render_page(
         _comparison_section(models, combined, combined_notes),
         _models_section(models, ids),
         "</main>",
-        f'<footer>Built by attnaudit {_esc(__version__)} from the saved results in '
-        f"<code>{_esc(root.resolve().name)}</code>. Self-contained: no network access is needed "
+        f'<footer>Built by attnaudit {esc(__version__)} from the saved results in '
+        f"<code>{esc(root.resolve().name)}</code>. Self-contained: no network access is needed "
         "or made.</footer>",
     ])
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
-        f"<title>{_esc(title)}</title><style>{_CSS}</style></head>"
-        f"<body>{body}<script>{_JS}</script></body></html>\n"
+        f"<title>{esc(title)}</title><style>\n{_asset('report.css')}</style></head>"
+        f"<body>{body}<script>\n{_asset('report.js')}</script></body></html>\n"
     )
 
 
@@ -464,8 +412,8 @@ def _header(title: str, run_info: dict[str, Any] | None, models: Sequence[ModelR
         facts.append(f"data: {data}")
     if _run_setting(run_info, "seed") is not None:
         facts.append(f"seed {_run_setting(run_info, 'seed')}")
-    chips = "".join(f'<span class="chip">{_esc(f)}</span>' for f in facts)
-    return (f'<header class="hero"><div class="inner"><h1>{_esc(title)}</h1>'
+    chips = "".join(f'<span class="chip">{esc(f)}</span>' for f in facts)
+    return (f'<header class="hero"><div class="inner"><h1>{esc(title)}</h1>'
             "<p class=\"lede\">Does the attention of these text classifiers point at what the "
             "model actually used? Two erasure tests after Serrano &amp; Smith, "
             "<i>Is Attention Interpretable?</i> (ACL 2019).</p>"
@@ -475,9 +423,9 @@ def _header(title: str, run_info: dict[str, Any] | None, models: Sequence[ModelR
 def _nav(models: Sequence[ModelResults], ids: dict[str, str]) -> str:
     links = [("#how", "How to read"), ("#run", "Run"), ("#accuracy", "Accuracy"),
              ("#comparison", "Comparison")]
-    items = "".join(f'<a href="{h}">{_esc(t)}</a>' for h, t in links)
+    items = "".join(f'<a href="{h}">{esc(t)}</a>' for h, t in links)
     model_links = "".join(
-        f'<a class="tab" data-model="{ids[m.name]}" href="#{ids[m.name]}">{_esc(m.name)}</a>'
+        f'<a class="tab" data-model="{ids[m.name]}" href="#{ids[m.name]}">{esc(m.name)}</a>'
         for m in models
     )
     return (f'<nav class="topnav"><div class="navin">{items}'
@@ -511,19 +459,19 @@ def _run_section(
     if run_info is None:
         where = "a single model folder" if len(models) == 1 else "a folder without run.json"
         return (f'<section id="run"><h2>Run</h2><p>This report was built from {where}: '
-                f"<code>{_esc(root.resolve().name)}</code>.</p></section>")
+                f"<code>{esc(root.resolve().name)}</code>.</p></section>")
     rows = _flatten(run_info)
     key = [r for r in rows if r[0].split(".")[-1] in _KEY_SETTINGS or r[0] in _KEY_SETTINGS]
     shown = key or rows
-    table = _table(["Setting", "Value"],
-                   [(f"<code>{_esc(k)}</code>", _esc(v)) for k, v in shown], cls="kv")
+    settings = table(["Setting", "Value"],
+                     [(f"<code>{esc(k)}</code>", esc(v)) for k, v in shown], cls="kv")
     more = ""
     if len(shown) < len(rows):
         more = (f"<details><summary>All {len(rows)} settings in run.json</summary>"
-                + _table(["Setting", "Value"],
-                         [(f"<code>{_esc(k)}</code>", _esc(v)) for k, v in rows], cls="kv")
+                + table(["Setting", "Value"],
+                        [(f"<code>{esc(k)}</code>", esc(v)) for k, v in rows], cls="kv")
                 + "</details>")
-    return f'<section id="run"><h2>Dataset and run</h2>{table}{more}</section>'
+    return f'<section id="run"><h2>Dataset and run</h2>{settings}{more}</section>'
 
 
 # The settings a reader looks for first; the rest of run.json is one click away.
@@ -571,14 +519,14 @@ def _accuracy_section(models: Sequence[ModelResults]) -> str:
     for m in models:
         x = m.metrics or {}
         test, majority = x.get("test_accuracy"), _metric(x, "majority_baseline")
-        shown = _pct(test)
-        if _is_num(test) and _is_num(majority):
+        shown = pct(test)
+        if is_num(test) and is_num(majority):
             shown += f' <span class="muted">({100 * (test - majority):+.1f} pts)</span>'
-        rows.append([f"<b>{_esc(m.name)}</b>", shown, _pct(majority),
-                     _pct(x.get("dev_accuracy")), _esc(_metric(x, "epochs") or "—"),
+        rows.append([f"<b>{esc(m.name)}</b>", shown, pct(majority),
+                     pct(x.get("dev_accuracy")), esc(_metric(x, "epochs") or "—"),
                      _seconds(x.get("train_seconds")),
-                     _num(_metric(x, "train_docs_per_second"), ",.0f")])
-    return (f'<section id="accuracy"><h2>Accuracy</h2>{_table(head, rows, cls="num")}'
+                     num(_metric(x, "train_docs_per_second"), ",.0f")])
+    return (f'<section id="accuracy"><h2>Accuracy</h2>{table(head, rows, cls="num")}'
             '<p class="muted">Accuracy on the test split; the audits below explain these '
             "models' own decisions, right or wrong.</p></section>")
 
@@ -605,7 +553,7 @@ def _comparison_section(
     rows = [_comparison_row(m) for m in with_summary]
     figs = "".join(_figure_html(combined.get(s.key), s) for s in FIGURES)
     return (f'<section id="comparison"><h2>Comparison across models</h2>'
-            f'{_table(head, rows, cls="num compact", groups=groups)}{_notes(notes)}'
+            f'{table(head, rows, cls="num compact", groups=groups)}{_notes(notes)}'
             f'<div class="figs">{figs}</div></section>')
 
 
@@ -614,19 +562,19 @@ def _comparison_row(m: ModelResults) -> list[str]:
     sw, rm = s.get("single_weight") or {}, s.get("removal") or {}
     flips = sw.get("flip_rate") or {}
     avg = s.get("attention_vs_gradient") or {}
-    unit = _JS_UNITS.get(m.js_base, "")
-    return [f'<b>{_esc(m.name)}</b>', _esc(s.get("n_docs", "—")),
-            _pct(sw.get("share_delta_js_positive")),
-            f'{_num(sw.get("median_delta_js"), ".2g")} <span class="muted">{unit}</span>',
-            _pct(flips.get("max")), _pct(flips.get("random"))] + \
-        [_pct((rm.get(r) or {}).get("median_fraction"), 0) for r in RANKINGS] + \
-        [_pct((rm.get("attention") or {}).get("share_never_flipped"), 0),
-         _pct(avg.get("attention_fewer"), 0), _pct(avg.get("gradient_fewer"), 0)]
+    unit = JS_UNITS.get(m.js_base, "")
+    return [f'<b>{esc(m.name)}</b>', esc(s.get("n_docs", "—")),
+            pct(sw.get("share_delta_js_positive")),
+            f'{num(sw.get("median_delta_js"), ".2g")} <span class="muted">{unit}</span>',
+            pct(flips.get("max")), pct(flips.get("random"))] + \
+        [pct((rm.get(r) or {}).get("median_fraction"), 0) for r in RANKINGS] + \
+        [pct((rm.get("attention") or {}).get("share_never_flipped"), 0),
+         pct(avg.get("attention_fewer"), 0), pct(avg.get("gradient_fewer"), 0)]
 
 
 def _models_section(models: Sequence[ModelResults], ids: dict[str, str]) -> str:
     tabs = "".join(
-        f'<a class="tab" data-model="{ids[m.name]}" href="#{ids[m.name]}">{_esc(m.name)}'
+        f'<a class="tab" data-model="{ids[m.name]}" href="#{ids[m.name]}">{esc(m.name)}'
         f'{"" if m.has_audit else " <small>(no audit)</small>"}</a>'
         for m in models
     )
@@ -636,9 +584,10 @@ def _models_section(models: Sequence[ModelResults], ids: dict[str, str]) -> str:
 
 
 def _model_panel(m: ModelResults, ident: str) -> str:
-    parts = [f'<h2 class="model-title">{_esc(m.name)}</h2>', _config_chips(m), _notes(m.notes)]
+    parts = [f'<h2 class="model-title">{esc(m.name)}</h2>', _config_chips(m), _notes(m.notes)]
     if m.has_audit:
-        parts += [_stat_cards(m), _test1_block(m), _test2_block(m), _examples_block(m, ident)]
+        parts += [_stat_cards(m), _test1_block(m), _test2_block(m),
+                  examples_block(m.examples, ident)]
     return (f'<section class="model-panel" id="{ident}" data-model="{ident}">'
             f'{"".join(parts)}</section>')
 
@@ -651,11 +600,11 @@ def _config_chips(m: ModelResults) -> str:
         return ""
     # What the model is first (config.json holds data, model and train settings, in that order).
     flat = sorted(_flatten(m.config), key=lambda kv: _CONFIG_ORDER.get(kv[0].split(".")[0], 9))
-    chips = "".join(f'<span class="chip"><b>{_esc(k)}</b> {_esc(v)}</span>' for k, v in flat[:8])
+    chips = "".join(f'<span class="chip"><b>{esc(k)}</b> {esc(v)}</span>' for k, v in flat[:8])
     more = ""
     if len(flat) > 8:
         more = (f"<details><summary>all {len(flat)} settings</summary>"
-                f'{_table(["Setting", "Value"], [(_esc(k), _esc(v)) for k, v in flat], cls="kv")}'
+                f'{table(["Setting", "Value"], [(esc(k), esc(v)) for k, v in flat], cls="kv")}'
                 "</details>")
     return f'<div class="chips">{chips}</div>{more}'
 
@@ -663,33 +612,33 @@ def _config_chips(m: ModelResults) -> str:
 def _stat_cards(m: ModelResults) -> str:
     s, x = m.summary or {}, m.metrics or {}
     cards = [
-        ("Test accuracy", _pct(x.get("test_accuracy")),
-         f"majority baseline {_pct(_metric(x, 'majority_baseline'))}"),
-        ("Documents audited", _esc(s.get("n_docs", "—")),
-         f"{_esc(s.get('n_single_item', '—'))} with a single item"),
-        ("JS divergence in", _JS_UNITS.get(m.js_base, m.js_base),
+        ("Test accuracy", pct(x.get("test_accuracy")),
+         f"majority baseline {pct(_metric(x, 'majority_baseline'))}"),
+        ("Documents audited", esc(s.get("n_docs", "—")),
+         f"{esc(s.get('n_single_item', '—'))} with a single item"),
+        ("JS divergence in", JS_UNITS.get(m.js_base, m.js_base),
          "natural log, max ln 2" if m.js_base == "e" else "log base 2, max 1"),
     ]
     return '<div class="stats">' + "".join(
-        f'<div class="stat"><div class="k">{_esc(k)}</div><div class="v">{v}</div>'
+        f'<div class="stat"><div class="k">{esc(k)}</div><div class="v">{v}</div>'
         f'<div class="muted">{sub}</div></div>' for k, v, sub in cards) + "</div>"
 
 
 def _test1_block(m: ModelResults) -> str:
     sw = (m.summary or {}).get("single_weight") or {}
     flips, t2 = sw.get("flip_rate") or {}, sw.get("table2") or {}
-    unit = _JS_UNITS.get(m.js_base, "")
-    lead = (f"<p>Over {_esc(sw.get('n', '—'))} documents with two or more items, removing the top "
+    unit = JS_UNITS.get(m.js_base, "")
+    lead = (f"<p>Over {esc(sw.get('n', '—'))} documents with two or more items, removing the top "
             f"weight moved the output more than removing a random item for "
-            f"<b>{_pct(sw.get('share_delta_js_positive'))}</b> of them (median ΔJS "
-            f"<b>{_num(sw.get('median_delta_js'), '.2g')}</b> {unit}). It flipped the decision "
-            f"for <b>{_pct(flips.get('max'))}</b>; a random item for "
-            f"<b>{_pct(flips.get('random'))}</b>.</p>")
-    flip_rows = [[_esc(REMOVAL_LABELS.get(k, k)), _bar_cell(flips.get(k))]
+            f"<b>{pct(sw.get('share_delta_js_positive'))}</b> of them (median ΔJS "
+            f"<b>{num(sw.get('median_delta_js'), '.2g')}</b> {unit}). It flipped the decision "
+            f"for <b>{pct(flips.get('max'))}</b>; a random item for "
+            f"<b>{pct(flips.get('random'))}</b>.</p>")
+    flip_rows = [[esc(REMOVAL_LABELS.get(k, k)), _bar_cell(flips.get(k))]
                  for k in figures.REMOVALS]
-    table2 = _table(["", "r flips", "r does not flip"], [
-        ["<b>i* flips</b>", _pct(t2.get("both")), _pct(t2.get("only_max"))],
-        ["<b>i* does not flip</b>", _pct(t2.get("only_random")), _pct(t2.get("neither"))],
+    table2 = table(["", "r flips", "r does not flip"], [
+        ["<b>i* flips</b>", pct(t2.get("both")), pct(t2.get("only_max"))],
+        ["<b>i* does not flip</b>", pct(t2.get("only_random")), pct(t2.get("neither"))],
     ], cls="num t2")
     # The tables beside the ΔJS histogram; the flip-table figure below, across the page.
     specs = {s.key: s for s in FIGURES}
@@ -697,18 +646,18 @@ def _test1_block(m: ModelResults) -> str:
     flip_figure = _figure_html(m.figures.get("flip_table"), specs["flip_table"])
     return (f'<h3>Test 1 · one attention weight</h3>{lead}<div class="cols">'
             f'<div><h4>Flip rate of each single removal</h4>'
-            f'{_table(["Item removed", "Decision flips"], flip_rows, cls="num")}'
+            f'{table(["Item removed", "Decision flips"], flip_rows, cls="num")}'
             f"<h4>Table 2: removing i* vs a random item r</h4>{table2}</div>"
             f'<div>{histogram}</div></div><div class="figs">{flip_figure}</div>')
 
 
 def _bar_cell(value: Any) -> str:
     """A share with a small inline bar, so a column of rates reads at a glance."""
-    if not _is_num(value):
+    if not is_num(value):
         return "—"
     width = max(0.0, min(1.0, float(value))) * 100
     return (f'<span class="bar"><span style="width:{width:.1f}%"></span></span>'
-            f"{_pct(value)}")
+            f"{pct(value)}")
 
 
 def _test2_block(m: ModelResults) -> str:
@@ -724,30 +673,30 @@ def _test2_block(m: ModelResults) -> str:
         x = rm.get(r)
         if not isinstance(x, dict):
             continue
-        rows.append([_ranking_name(r), _pct(x.get("median_fraction")),
+        rows.append([_ranking_name(r), pct(x.get("median_fraction")),
                      _iqr_cell(x.get("q1_fraction"), x.get("median_fraction"),
                                x.get("q3_fraction")),
-                     _pct(x.get("median_mass")), _pct(x.get("share_never_flipped")),
-                     _pct(x.get("share_beats_random"))])
+                     pct(x.get("median_mass")), pct(x.get("share_never_flipped")),
+                     pct(x.get("share_beats_random"))])
     figs = "".join(_figure_html(m.figures.get(s.key), s) for s in FIGURES if s.source == "removal")
     return (f"<h3>Test 2 · remove items until the decision flips</h3>"
-            f'{_table(head, rows, cls="num")}{_versus(m)}<div class="figs">{figs}</div>')
+            f'{table(head, rows, cls="num")}{_versus(m)}<div class="figs">{figs}</div>')
 
 
 def _ranking_name(ranking: str) -> str:
     color = RANKING_COLORS.get(ranking, "#6b7280")
     return (f'<span class="dot" style="background:{color}"></span>'
-            f"{_esc(RANKING_LABELS.get(ranking, ranking))}")
+            f"{esc(RANKING_LABELS.get(ranking, ranking))}")
 
 
 def _iqr_cell(q1: Any, median: Any, q3: Any) -> str:
-    if not all(_is_num(v) for v in (q1, median, q3)):
+    if not all(is_num(v) for v in (q1, median, q3)):
         return "—"
     lo, mid, hi = (100 * max(0.0, min(1.0, float(v))) for v in (q1, median, q3))
-    tip = f"Q1 {_pct(q1)} · median {_pct(median)} · Q3 {_pct(q3)}"
+    tip = f"Q1 {pct(q1)} · median {pct(median)} · Q3 {pct(q3)}"
     return (f'<span class="iqr" title="{tip}"><span class="box" style="left:{lo:.1f}%;'
             f'width:{max(hi - lo, 0.5):.1f}%"></span><span class="med" style="left:{mid:.1f}%">'
-            f"</span></span>{_pct(q1, 0)}–{_pct(q3, 0)}")
+            f"</span></span>{pct(q1, 0)}–{pct(q3, 0)}")
 
 
 def _versus(m: ModelResults) -> str:
@@ -755,414 +704,24 @@ def _versus(m: ModelResults) -> str:
     parts = [("attention_fewer", "attention fewer", RANKING_COLORS["attention"]),
              ("tie", "tie", "#d1d5db"), ("gradient_fewer", "gradient fewer",
                                          RANKING_COLORS["gradient"])]
-    if not any(_is_num(avg.get(k)) for k, _, _ in parts):
+    if not any(is_num(avg.get(k)) for k, _, _ in parts):
         return ""
     segs = "".join(
         f'<span style="flex:{max(float(avg[k]), 0.0):.4f};background:{c}" '
-        f'title="{_esc(label)}: {_pct(avg[k])}">{_pct(avg[k], 0) if avg[k] >= 0.08 else ""}</span>'
-        for k, label, c in parts if _is_num(avg.get(k))
+        f'title="{esc(label)}: {pct(avg[k])}">{pct(avg[k], 0) if avg[k] >= 0.08 else ""}</span>'
+        for k, label, c in parts if is_num(avg.get(k))
     )
     return ('<h4>Which ranking flips the decision with fewer removals, per document?</h4>'
             f'<div class="stack">{segs}</div><p class="muted">Attention needed fewer removals '
-            f"for {_pct(avg.get('attention_fewer'))} of documents, the gradient for "
-            f"{_pct(avg.get('gradient_fewer'))}; {_pct(avg.get('tie'))} tie.</p>")
+            f"for {pct(avg.get('attention_fewer'))} of documents, the gradient for "
+            f"{pct(avg.get('gradient_fewer'))}; {pct(avg.get('tie'))} tie.</p>")
 
 
-# ----------------------------------------------------------------------------------------------
-# Example documents
-# ----------------------------------------------------------------------------------------------
-
-
-def _examples_block(m: ModelResults, ident: str) -> str:
-    examples = [e for e in (m.examples or []) if isinstance(e, dict)]
-    if not examples:
-        return '<h3>Example documents</h3><p class="note">No example documents were saved.</p>'
-    counts: dict[str, int] = {}
-    for e in examples:
-        counts[str(e.get("category"))] = counts.get(str(e.get("category")), 0) + 1
-    chips = [f'<button class="on" data-filter="all">All ({len(examples)})</button>'] + [
-        f'<button data-filter="{_esc(c)}">{_esc(CATEGORY_LABELS.get(c, c))} ({n})</button>'
-        for c, n in counts.items()
-    ]
-    cards = "".join(_example_card(e, f"{ident}-ex{i}") for i, e in enumerate(examples))
-    return (f'<h3>Example documents</h3><div class="examples">'
-            f'<div class="filters">Show: {"".join(chips)}</div>{_LEGEND}{cards}</div>')
-
-
-_LEGEND = """<p class="legend"><span class="sw" style="background:rgba(230,159,0,.8)"></span>
-attention (shade relative to the document's largest weight) ·
-<span class="sw" style="background:rgba(0,158,115,.8)"></span> gradient / attention × gradient
-pushing <i>toward</i> the predicted class ·
-<span class="sw" style="background:rgba(204,121,167,.8)"></span> pushing away (each shaded
-relative to its largest magnitude in the document). Hover an item for exact values;
-<b>outline</b> marks the items a ranking removed before the decision flipped.</p>"""
-
-
-@dataclass(frozen=True)
-class _Example:
-    """An example document, normalised: every per-item list has one entry per item."""
-
-    items: list[str]
-    attention: list[float | None]
-    gradient: list[float | None]
-    axg: list[float | None]
-    ranks: dict[str, list[int | None]]  # ranking -> 1-based removal rank of each item
-    flip_step: dict[str, int | None]
-
-
-def _normalise(e: dict[str, Any]) -> _Example:
-    items = [str(t) for t in e.get("items") or []]
-    n = len(items)
-
-    def values(key: str) -> list[float | None]:
-        raw = e.get(key) or []
-        return [float(v) if _is_num(v) else None for v in list(raw)[:n]] + [None] * (n - len(raw))
-
-    ranks: dict[str, list[int | None]] = {}
-    for ranking, order in (e.get("removal_order") or {}).items():
-        rank: list[int | None] = [None] * n
-        for position, index in enumerate(order or []):
-            if isinstance(index, int) and 0 <= index < n:
-                rank[index] = position + 1
-        ranks[str(ranking)] = rank
-    steps = {str(k): (int(v) if _is_num(v) else None)
-             for k, v in (e.get("flip_step") or {}).items()}
-    return _Example(items, values("attention"), values("gradient"),
-                    values("attention_x_gradient"), ranks, steps)
-
-
-def _ordered_rankings(names: Iterable[str]) -> list[str]:
-    present = set(names)
-    return [r for r in RANKINGS if r in present] + sorted(present - set(RANKINGS))
-
-
-def _example_card(e: dict[str, Any], ident: str) -> str:
-    ex = _normalise(e)
-    category = str(e.get("category", ""))
-    rankings = _ordered_rankings([*ex.ranks, *ex.flip_step])
-    label, prediction = e.get("label"), e.get("prediction")
-    verdict = ('<span class="ok">correct</span>' if str(label) == str(prediction)
-               else '<span class="bad">wrong</span>')
-    unit = _JS_UNITS.get(str(e.get("js_base", "e")), "")
-    delta = e.get("delta_js")
-    head = (f'<header><span class="cat cat-{_esc(category)}">'
-            f"{_esc(CATEGORY_LABELS.get(category, category))}</span>"
-            f'<h4>{_esc(e.get("doc_id", "?"))}</h4>'
-            f"<span>gold <b>{_esc(label)}</b> · predicted <b>{_esc(prediction)}</b> "
-            f"{verdict}</span>"
-            f"<span>{len(ex.items)} items</span>"
-            f'<span>ΔJS {_num(delta, ".3g")} {unit if _is_num(delta) else ""}</span></header>')
-    steps = "".join(_flip_chip(r, ex.flip_step.get(r), len(ex.items)) for r in rankings)
-    view = ('<div class="viewbar"><span>Shade by</span>'
-            '<button class="on" data-view="a">attention</button>'
-            '<button data-view="g">gradient</button>'
-            '<button data-view="x">attention × gradient</button>'
-            '<span>Outline removed before flip</span><button class="on" data-removed="none">none'
-            "</button>" + "".join(
-                f'<button data-removed="{_esc(r)}">{_esc(RANKING_LABELS.get(r, r))}</button>'
-                for r in rankings) + "</div>")
-    return (f'<article class="example" id="{ident}" data-category="{_esc(category)}">{head}'
-            f'<div class="flipsteps">{steps}</div>{view}'
-            '<div class="doc" data-view="a" data-removed="none">'
-            f"{_document_text(ex, rankings)}</div>"
-            "<details><summary>Per-item scores and removal order</summary>"
-            '<noscript><p class="note">The table needs JavaScript; hover the items above for '
-            "their values.</p></noscript>"
-            f'<div class="scroll">{_item_table(ex, rankings)}</div></details></article>')
-
-
-def _flip_chip(ranking: str, step: int | None, n: int) -> str:
-    color = RANKING_COLORS.get(ranking, "#6b7280")
-    if step is None:
-        text = "never flips"
-    else:
-        text = f"flips after {step} of {n} removed ({step / max(n, 1):.0%})"
-    return (f'<span class="flip"><span class="dot" style="background:{color}"></span>'
-            f"<b>{_esc(RANKING_LABELS.get(ranking, ranking))}</b> {text}</span>")
-
-
-def _scales(ex: _Example) -> tuple[float, float, float]:
-    """Per-document shading scales: the largest weight, |gradient| and |attention x gradient|.
-
-    Each score gets its own scale: attention x gradient is smaller than the gradient by the weights,
-    so a shared scale would leave it blank.
-    """
-    def largest(values: Sequence[float | None]) -> float:
-        return max((abs(v) for v in values if v is not None), default=0.0) or 1.0
-
-    return largest(ex.attention), largest(ex.gradient), largest(ex.axg)
-
-
-def _attention_color(value: float | None, scale: float) -> str:
-    alpha = 0.0 if value is None else 0.85 * max(0.0, value) / scale
-    return f"rgba(230,159,0,{alpha:.2f})"
-
-
-def _signed_color(value: float | None, scale: float) -> str:
-    if value is None:
-        return "transparent"
-    alpha = 0.85 * min(1.0, abs(value) / scale)
-    rgb = "0,158,115" if value >= 0 else "204,121,167"
-    return f"rgba({rgb},{alpha:.2f})"
-
-
-_SHORT_RANKINGS = {"random": "random", "attention": "attn", "gradient": "grad",
-                   "attention_x_gradient": "a×g"}
-
-
-def _tooltip(ex: _Example, i: int, rankings: Sequence[str]) -> str:
-    """Exact values of item ``i``; kept short, as every item of every example carries one."""
-    ranks = ", ".join(
-        f"{_SHORT_RANKINGS.get(r, r)} {ex.ranks.get(r, [None] * len(ex.items))[i] or '—'}"
-        for r in rankings
-    )
-    return (f"#{i + 1}  attention {_num(ex.attention[i], '.4g')}\n"
-            f"gradient {_num(ex.gradient[i], '+.4g')}  a×g {_num(ex.axg[i], '+.4g')}\n"
-            f"removal rank: {ranks}")
-
-
-def _removed_classes(ex: _Example, i: int, rankings: Sequence[str]) -> str:
-    """``rm-<ranking>`` for every ranking that removed item ``i`` before its flip."""
-    out = []
-    for r in rankings:
-        rank, step = ex.ranks.get(r, [None] * len(ex.items))[i], ex.flip_step.get(r)
-        if rank is not None and step is not None and rank <= step:
-            out.append(f"rm-{_slug(r)}")
-    return " ".join(out)
-
-
-def _document_text(ex: _Example, rankings: Sequence[str]) -> str:
-    a_scale, g_scale, x_scale = _scales(ex)
-    spans = []
-    for i, item in enumerate(ex.items):
-        style = (f"--a:{_attention_color(ex.attention[i], a_scale)};"
-                 f"--g:{_signed_color(ex.gradient[i], g_scale)};"
-                 f"--x:{_signed_color(ex.axg[i], x_scale)}")
-        spans.append(f'<span class="it {_removed_classes(ex, i, rankings)}" style="{style}" '
-                     f'title="{_esc(_tooltip(ex, i, rankings))}">{_esc(item)}</span>')
-    return " ".join(spans)
-
-
-def _item_table(ex: _Example, rankings: Sequence[str]) -> str:
-    """The per-item table, filled in by the page script when first opened.
-
-    Long documents have hundreds of items, so the rows travel as one compact numeric payload
-    (``data-rows``: attention, gradient, attention x gradient, then the rank lists) instead of
-    markup; the item texts and colours come from the shaded text above. Numbers only: no document
-    text passes through the payload.
-    """
-    head = ["#", "Item", "Attention", "Gradient", "Attention × gradient"]
-    head += [f"Rank: {RANKING_LABELS.get(r, r)}|Removal order under the {r} ranking; "
-             "outlined: removed before the decision flipped" for r in rankings]
-    n = len(ex.items)
-    payload: list[list[Any]] = [[_compact(v) for v in values]
-                                for values in (ex.attention, ex.gradient, ex.axg)]
-    payload += [ex.ranks.get(r, [None] * n) for r in rankings]
-    steps = [ex.flip_step.get(r) for r in rankings]
-    colors = [RANKING_COLORS.get(r, "#6b7280") for r in rankings]
-    table = _table(head, [], cls="num items sortable")
-    return table.replace(
-        "<tbody>",
-        f'<tbody data-rows="{_esc(json.dumps(payload, separators=(",", ":")))}" '
-        f'data-steps="{_esc(json.dumps(steps))}" data-colors="{_esc(json.dumps(colors))}">',
-    )
-
-
-def _compact(value: float | None) -> float | None:
-    """Six significant digits: exact enough to read, short enough for long documents."""
-    return None if value is None else float(f"{value:.6g}")
-
-
-# ----------------------------------------------------------------------------------------------
-# Inline CSS and JavaScript
-# ----------------------------------------------------------------------------------------------
-
-_CSS = """
-:root{--fg:#111827;--muted:#6b7280;--line:#e5e7eb;--bg:#f6f7f9;--card:#fff;--accent:#0072B2;
---navh:46px}
-*{box-sizing:border-box}html{scroll-padding-top:calc(var(--navh) + 12px)}
-body{margin:0;background:var(--bg);color:var(--fg);font:15px/1.55 system-ui,-apple-system,
-"Segoe UI",Roboto,"Helvetica Neue",Arial,"Noto Sans","DejaVu Sans",sans-serif}
-code{font:13px ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono",monospace;
-background:#eef0f3;padding:1px 4px;border-radius:4px}
-.hero{background:linear-gradient(135deg,#0f2a43,#134e6f);color:#fff;padding:28px 0 22px}
-.hero .inner{max-width:1280px;margin:0 auto;padding:0 24px}
-.hero h1{margin:0 0 6px;font-size:26px;letter-spacing:-.01em}
-.hero .lede{margin:0 0 12px;max-width:900px;color:#d6e4f0}
-.hero .chip{background:rgba(255,255,255,.14);color:#fff;border-color:transparent}
-.topnav{position:sticky;top:0;z-index:20;height:var(--navh);background:rgba(255,255,255,.96);
-border-bottom:1px solid var(--line);backdrop-filter:blur(6px)}
-.navin{max-width:1280px;margin:0 auto;padding:0 24px;display:flex;gap:4px;align-items:center;
-height:100%;overflow-x:auto;white-space:nowrap}
-.topnav a{color:#374151;text-decoration:none;padding:6px 10px;border-radius:6px;font-size:14px}
-.topnav a:hover{background:#eef2f7}.topnav a.active{background:#0f2a43;color:#fff}
-.sep{color:var(--muted);font-size:13px;margin:0 4px 0 14px}
-main{max-width:1280px;margin:0 auto;padding:8px 24px 48px}section{margin:28px 0}
-h2{font-size:21px;margin:0 0 12px;padding-bottom:6px;border-bottom:2px solid var(--line)}
-h3{font-size:17px;margin:26px 0 10px}h4{font-size:14px;margin:14px 0 8px;color:#374151}
-.muted{color:var(--muted);font-size:13px}
-.cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(380px,1fr));gap:16px}
-.card,.stat,.example{background:var(--card);border:1px solid var(--line);border-radius:10px}
-.card{padding:4px 18px}.card h3{margin-top:14px}
-.chips{display:flex;flex-wrap:wrap;gap:6px;margin:6px 0}
-.chip{display:inline-block;font-size:12.5px;padding:2px 9px;border:1px solid var(--line);
-border-radius:999px;background:#fff;color:#374151}
-.note{background:#fff8e6;border:1px solid #f4d58d;border-left:4px solid #e69f00;padding:8px 12px;
-border-radius:6px;margin:8px 0;font-size:14px}
-table{border-collapse:separate;border-spacing:0;background:#fff;border:1px solid var(--line);
-border-radius:8px;font-size:14px;margin:6px 0 10px}
-th,td{padding:6px 11px;border-bottom:1px solid #f0f1f3;text-align:left;vertical-align:middle}
-tbody tr:last-child td{border-bottom:none}tbody tr:hover td{background:#f8fafc}
-thead{position:sticky;top:var(--navh);z-index:5}
-thead th{background:#f3f5f8;font-weight:600;font-size:12.5px;color:#374151;
-border-bottom:1px solid var(--line)}
-th.group{text-align:center;font-size:11.5px;text-transform:uppercase;letter-spacing:.04em;
-color:#6b7280;border-bottom:none;padding-bottom:0}
-th[title]{cursor:help;text-decoration:underline dotted #9ca3af}
-table.num td,table.num th{font-variant-numeric:tabular-nums}
-table.num td:not(:first-child){text-align:right}
-table.compact th,table.compact td{padding:5px 8px;font-size:13px}
-table.kv td:first-child{white-space:nowrap}table.kv{max-width:100%}
-table.kv td{word-break:break-word}
-.stats{display:grid;grid-template-columns:repeat(auto-fit,minmax(200px,1fr));gap:12px;margin:12px 0}
-.stat{padding:10px 14px}.stat .k{font-size:12.5px;color:var(--muted)}
-.stat .v{font-size:24px;font-weight:650;font-variant-numeric:tabular-nums}
-.figs{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:16px;margin:12px 0}
-.fig{margin:0;background:#fff;border:1px solid var(--line);border-radius:10px;padding:10px}
-.fig.wide{grid-column:1/-1}.fig img{max-width:100%;height:auto;display:block;margin:0 auto}
-.fig figcaption{font-size:13px;color:#4b5563;margin-bottom:6px}
-.bar{display:inline-block;width:70px;height:8px;background:#eef0f3;border-radius:4px;
-margin-right:8px;vertical-align:middle;overflow:hidden}
-.bar span{display:block;height:100%;background:#0f2a43}
-.iqr{display:inline-block;position:relative;width:110px;height:10px;background:#eef0f3;
-border-radius:5px;margin-right:8px;vertical-align:middle}
-.iqr .box{position:absolute;top:0;bottom:0;background:#9ab3c9;border-radius:3px}
-.iqr .med{position:absolute;top:-2px;bottom:-2px;width:2px;background:#0f2a43}
-.dot{display:inline-block;width:10px;height:10px;border-radius:50%;margin-right:6px;
-vertical-align:baseline}
-.stack{display:flex;height:26px;border-radius:6px;overflow:hidden;max-width:760px;font-size:12.5px;
-font-weight:600}
-.stack span{display:flex;align-items:center;justify-content:center;color:#111827}
-.tabs{display:flex;flex-wrap:wrap;gap:6px;margin:6px 0 10px}
-.tabs a{padding:6px 14px;border:1px solid var(--line);border-radius:999px;background:#fff;
-color:#1f2937;text-decoration:none;font-size:14px}
-.tabs a.active{background:#0f2a43;color:#fff;border-color:#0f2a43}.js .model-panel{display:none}
-.js .model-panel.active{display:block}.model-panel{border-top:1px solid var(--line);padding-top:4px}
-.model-title{border:none;font-size:24px;margin-top:14px}
-.examples .filters{margin:6px 0;display:flex;flex-wrap:wrap;gap:6px;align-items:center;
-font-size:13px;color:var(--muted)}
-button{font:inherit;font-size:12.5px;border:1px solid #d1d5db;background:#fff;color:#1f2937;
-border-radius:999px;padding:3px 10px;cursor:pointer}
-button:hover{background:#f3f4f6}button.on{background:#0f2a43;color:#fff;border-color:#0f2a43}
-.legend{font-size:13px;color:#4b5563}
-.sw{display:inline-block;width:14px;height:11px;border-radius:3px;vertical-align:middle}
-.example{padding:12px 16px;margin:12px 0}.example.hide{display:none}
-.example header{display:flex;flex-wrap:wrap;gap:6px 16px;align-items:baseline;font-size:14px}
-.example h4{margin:0;font-size:15px;color:var(--fg)}
-.cat{font-size:12px;font-weight:600;padding:2px 9px;border-radius:999px;background:#e0ecf6;
-color:#0f2a43}
-.cat-largest_delta_js{background:#fde8c8;color:#7a4b00}
-.cat-never_flips{background:#ececec;color:#333}
-.cat-flips_after_one{background:#d9f2ea;color:#05503b}.ok{color:#05744f;font-weight:600}
-.bad{color:#b42318;font-weight:600}
-.flipsteps{display:flex;flex-wrap:wrap;gap:6px 18px;margin:8px 0;font-size:13px;color:#374151}
-.viewbar{display:flex;flex-wrap:wrap;gap:5px;align-items:center;margin:6px 0;font-size:12.5px;
-color:var(--muted)}
-.viewbar span{margin:0 2px 0 8px}.viewbar span:first-child{margin-left:0}
-.doc{line-height:2.05;padding:10px 12px;border:1px solid #f0f1f3;border-radius:8px;
-background:#fcfcfd;max-height:340px;overflow:auto;font-size:15px}
-.doc .it{padding:2px 2px;border-radius:3px;box-decoration-break:clone;
--webkit-box-decoration-break:clone}
-.doc[data-view=a] .it{background:var(--a)}.doc[data-view=g] .it{background:var(--g)}
-.doc[data-view=x] .it{background:var(--x)}
-.doc[data-removed=random] .rm-random,.doc[data-removed=attention] .rm-attention,
-.doc[data-removed=gradient] .rm-gradient,
-.doc[data-removed=attention_x_gradient] .rm-attention_x_gradient{outline:2px solid #111827;
-outline-offset:-1px;text-decoration:line-through}
-details{margin:8px 0}summary{cursor:pointer;font-size:13.5px;color:#1f4e79}
-.scroll{max-height:420px;overflow:auto;border-radius:8px}.scroll table{margin:0}.scroll thead{top:0}
-table.items td{padding:3px 9px}table.items .it{padding:1px 4px;border-radius:3px}
-table.items td:nth-child(2){text-align:left;max-width:560px}
-.cell{display:inline-block;min-width:84px;padding:1px 6px;border-radius:3px;white-space:nowrap}
-.gone{display:inline-block;min-width:28px;padding:0 6px;border-radius:4px;font-weight:700;
-box-shadow:inset 0 0 0 2px var(--c)}
-table.sortable th{cursor:pointer}
-footer{max-width:1280px;margin:0 auto;padding:18px 24px 40px;color:var(--muted);font-size:13px}
-"""
-
-_JS = """
-(function(){
-  var root=document.documentElement; root.classList.add('js');
-  var panels=[].slice.call(document.querySelectorAll('.model-panel'));
-  function show(id){
-    if(!panels.length) return;
-    var found=panels.some(function(p){return p.id===id;});
-    if(!found) id=panels[0].id;
-    panels.forEach(function(p){p.classList.toggle('active',p.id===id);});
-    document.querySelectorAll('a.tab').forEach(function(a){
-      a.classList.toggle('active',a.dataset.model===id);});
-  }
-  function fromHash(){
-    var el=location.hash&&document.getElementById(location.hash.slice(1));
-    var p=el&&el.closest('.model-panel'); return p?p.id:'';}
-  window.addEventListener('hashchange',function(){var id=fromHash(); if(id) show(id);});
-  show(fromHash());
-  document.querySelectorAll('.examples').forEach(function(box){
-    box.querySelectorAll('[data-filter]').forEach(function(b){b.addEventListener('click',function(){
-      box.querySelectorAll('[data-filter]').forEach(function(x){x.classList.toggle('on',x===b);});
-      box.querySelectorAll('.example').forEach(function(ex){
-        var f=b.dataset.filter;
-        ex.classList.toggle('hide',f!=='all'&&ex.dataset.category!==f);});
-    });});
-  });
-  document.querySelectorAll('.example').forEach(function(ex){
-    var doc=ex.querySelector('.doc');
-    ['view','removed'].forEach(function(k){
-      ex.querySelectorAll('[data-'+k+']:not(.doc)').forEach(function(b){
-        b.addEventListener('click',function(){
-          ex.querySelectorAll('[data-'+k+']:not(.doc)').forEach(function(x){
-            x.classList.toggle('on',x===b);});
-          doc.dataset[k]=b.dataset[k];});});});
-  });
-  function cell(tr, content, title){
-    var td=tr.insertCell(); if(content.nodeType){td.appendChild(content);} else {
-      td.textContent=content;} if(title!==undefined){td.title=title;} return td;}
-  function exact(v){return v===null?undefined:String(v);}
-  function signed(v){return v===null?'\u2014':(v>=0?'+':'')+v.toExponential(2);}
-  function fillItems(body){
-    if(body.dataset.done) return; body.dataset.done='1';
-    var d=JSON.parse(body.dataset.rows), steps=JSON.parse(body.dataset.steps);
-    var colors=JSON.parse(body.dataset.colors);
-    var items=body.closest('.example').querySelectorAll('.doc .it');
-    for(var i=0;i<items.length;i++){
-      var tr=body.insertRow(), st=items[i].style;
-      cell(tr, String(i+1));
-      var it=document.createElement('span'); it.className='it'; it.textContent=items[i].textContent;
-      it.style.background=st.getPropertyValue('--a'); cell(tr, it);
-      cell(tr, d[0][i]===null?'\u2014':d[0][i].toFixed(4), exact(d[0][i]));
-      [[1,'--g'],[2,'--x']].forEach(function(k){
-        var s=document.createElement('span'); s.className='cell'; s.textContent=signed(d[k[0]][i]);
-        s.style.background=st.getPropertyValue(k[1]); cell(tr, s, exact(d[k[0]][i]));});
-      for(var r=0;r<steps.length;r++){
-        var rank=d[3+r][i], gone=rank!==null&&steps[r]!==null&&rank<=steps[r];
-        var c=document.createElement('span'); c.textContent=rank===null?'\u2014':String(rank);
-        if(gone){c.className='gone'; c.style.setProperty('--c', colors[r]);} cell(tr, c);}
-    }
-  }
-  document.querySelectorAll('.example details').forEach(function(det){
-    det.addEventListener('toggle',function(){
-      if(det.open) det.querySelectorAll('tbody[data-rows]').forEach(fillItems);});
-    if(det.open) det.querySelectorAll('tbody[data-rows]').forEach(fillItems);
-  });
-  document.querySelectorAll('table.sortable').forEach(function(t){
-    t.querySelectorAll('th').forEach(function(th,i){th.addEventListener('click',function(){
-      var body=t.tBodies[0], rows=[].slice.call(body.rows), dir=th.dataset.dir==='d'?1:-1;
-      th.dataset.dir=dir===1?'a':'d';
-      function key(r){var c=r.cells[i];
-        var v=parseFloat(c.title||c.textContent); return isNaN(v)?-Infinity:v;}
-      rows.sort(function(a,b){return dir*(key(a)-key(b));});
-      rows.forEach(function(r){body.appendChild(r);});
-    });});
-  });
-})();
-"""
+@functools.cache
+def _asset(name: str) -> str:
+    """``report.css`` or ``report.js``, shipped beside this module, to inline into the page."""
+    text = resources.files("attnaudit.reports").joinpath(name).read_text(encoding="utf-8")
+    closing = "</style" if name.endswith(".css") else "</script"
+    if closing in text.lower():  # it would end the inline element early
+        raise ValueError(f"{name} must not contain {closing}")
+    return text

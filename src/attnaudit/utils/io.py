@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -37,6 +38,27 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+# What atomic_path's mkstemp names look like: ".<target name>.<8 random characters>.tmp".
+_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that writes killed mid-way (SIGKILL, power loss) left under
+    ``folder``; returns their paths.
+
+    A killed write leaves its target untouched, so these files hold nothing of value. Call this
+    when resuming, before any new write starts: a temporary file of a write still in progress (a
+    second process working on the same folder) would be deleted too.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    stale = [p for p in root.rglob(".*.tmp") if p.is_file() and _TEMP_NAME.fullmatch(p.name)]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 @contextlib.contextmanager
