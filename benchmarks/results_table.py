@@ -42,7 +42,8 @@ def accuracy_table(runs: list[Path]) -> str:
         for model in model_dirs(run):
             m = _load(model / "metrics.json")
             rows.append(
-                f"| {run.name} | {model.name} | {m['test_accuracy']:.3f} | {m['majority_test_accuracy']:.3f} "
+                f"| {run.name} | {model.name} | {m['test_accuracy']:.3f} "
+                f"| {m['majority_test_accuracy']:.3f} "
                 f"| {m['dev_accuracy']:.3f} | {m['epochs_trained']} | {m['train_seconds']:.0f} s "
                 f"| {m['train_docs_per_s']:.0f} |"
             )
