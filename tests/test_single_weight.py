@@ -54,7 +54,8 @@ def test_recorded_values_match_a_direct_computation(name: str) -> None:
             item = int(cols[f"item_{removal}"][b])
             removed = torch.zeros(n, dtype=torch.bool)
             removed[item] = True
-            logits = model.head(output.states[b : b + 1, :n], erase(weights, removed)[None])
+            with torch.no_grad():
+                logits = model.head(output.states[b : b + 1, :n], erase(weights, removed)[None])
             probs = torch.softmax(logits, -1)
             assert cols[f"a_{removal}"][b] == pytest.approx(float(weights[item]))
             js = float(js_divergence(base[b], probs[0]))

@@ -72,17 +72,22 @@ def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, progress: bool 
     for name in config.models:
         parse_model_name(name)  # fail before any work on a typo
     run_json = run_dir / "run.json"
+    info = run_info(config.train.seed, config.to_dict())
     if run_json.exists():
-        previous = read_json(run_json)["config"]
-        if previous["data"] != config.data.to_dict() or previous["train"] != config.to_dict()["train"]:
+        previous = read_json(run_json)
+        # Training settings are checked per model by train_run, which lets resumable ones
+        # (more epochs, another device) change; the data must be the same for every model.
+        if previous["config"]["data"] != config.data.to_dict():
             raise DataError(
-                f"{run_dir} holds a run with other data or training settings; "
+                f"{run_dir} holds a run on other data settings; "
                 "use another --out folder, or delete this one"
             )
+        info["created"] = previous.get("created", info["created"])
+        info["resumed"] = [*previous.get("resumed", []), info["command"]]
     stale = remove_stale_temp_files(run_dir)  # left by a run killed mid-write
     if stale:
         logger.info("removed %d temporary file(s) of an interrupted run", len(stale))
-    write_json(run_json, run_info(config.train.seed, config.to_dict()))
+    write_json(run_json, info)
 
     started = time.perf_counter()
     prepared = None

@@ -107,7 +107,7 @@ def single_weight_test(
     Returns:
         Columns of length ``B``: ``skipped`` (fewer than two items), and for each removal ``X``:
         ``item_X``, ``a_X``, ``js_X``, ``flip_X``; plus ``delta_a`` and ``delta_js``. Skipped rows
-        hold NaN (and False flips).
+        hold item -1, NaN values and False flips.
     """
     items = choose_items(output, scores, doc_ids, seed=seed, random_draw=random_draw)
     weights = output.attention.detach()
@@ -118,7 +118,7 @@ def single_weight_test(
     columns: dict[str, np.ndarray] = {"skipped": skipped}
     for removal, item in items.items():
         probs = torch.softmax(single_removal_logits(model, states, weights, item), dim=-1)
-        columns[f"item_{removal}"] = item.cpu().numpy()
+        columns[f"item_{removal}"] = np.where(skipped, -1, item.cpu().numpy())
         columns[f"a_{removal}"] = np.where(
             skipped, np.nan, weights.gather(1, item[:, None]).squeeze(1).double().cpu().numpy()
         )

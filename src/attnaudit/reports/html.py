@@ -281,14 +281,29 @@ def _draw(
         return None
 
 
+def _audit_figure(model: ModelResults, key: str) -> Path | None:
+    """The PNG the audit already drew for ``key``, if it is newer than the tables it shows."""
+    audit = model.folder / "audit"
+    png = audit / "figures" / f"{key}.png"
+    tables = [audit / f"{name}.parquet" for name in ("single_weight", "removal")]
+    if not png.is_file() or not all(t.is_file() for t in tables):
+        return None
+    return png if png.stat().st_mtime >= max(t.stat().st_mtime for t in tables) else None
+
+
 def draw_model_figures(model: ModelResults, folder: Path) -> dict[str, Path]:
-    """Every figure one model's saved tables allow, as ``{figure key: PNG path}``."""
+    """Every figure one model's saved tables allow, as ``{figure key: PNG path}``.
+
+    Figures the audit drew from the same tables are reused rather than drawn again.
+    """
     out: dict[str, Path] = {}
     for spec in FIGURES:
         df = model.single_weight if spec.source == "single_weight" else model.removal
         if df is None or not spec.per_model:
             continue
-        path = _draw(spec, df, folder / f"{spec.key}.png", model.js_base, model.notes)
+        path = _audit_figure(model, spec.key) or _draw(
+            spec, df, folder / f"{spec.key}.png", model.js_base, model.notes
+        )
         if path is not None:
             out[spec.key] = path
     return out
