@@ -39,10 +39,14 @@ def naive_prefix_logits(model, states, weights, order, n):  # type: ignore[no-un
 
 @pytest.mark.parametrize("name", ALL_MODELS)
 @pytest.mark.parametrize("ranking", PAPER_RANKINGS)
-@fast_settings
+@pytest.mark.parametrize("affine_head", [True, False], ids=["projected", "general"])
+@settings(max_examples=6, deadline=None)  # x 48 parametrisations
 @given(lengths=lengths_strategy, seed=st.integers(0, 10_000))
-def test_fast_path_equals_naive_path(name: str, ranking: str, lengths: list[int], seed: int) -> None:
+def test_fast_path_equals_naive_path(
+    name: str, ranking: str, affine_head: bool, lengths: list[int], seed: int
+) -> None:
     model = random_model(name, seed=seed)
+    model.affine_head = affine_head  # False: the path for heads that are not affine
     batch = random_batch(name, seed=seed, lengths=lengths)
     with torch.no_grad():
         output = model.run(batch)

@@ -6,7 +6,8 @@ Two paths compute the same thing:
   call the head: ``O(n)`` head calls per document and ranking (what the original system did).
 * :func:`prefix_logits`: the fast path. Because ``z = sum_i a_i h_i`` is linear in ``a``, the context
   after removing the first ``k`` ranked items is ``(sum of a_j h_j over kept j) / (sum of kept a_j)``.
-  Suffix sums over the ranked items give all ``n + 1`` contexts at once, then one batched head call.
+  Suffix sums over the ranked items give all ``n + 1`` contexts at once, then one batched head call;
+  with the paper's affine head the states are first projected to class scores ``V h_j``.
   Suffix sums (rather than ``Z - cumsum``) add up only the kept, non-negative weights, so there is no
   catastrophic cancellation when the remaining mass is tiny.
 """
@@ -76,19 +77,33 @@ def prefix_logits(
         ``(B, n + 1, C)``: entry ``k`` is the output with the first ``k`` items of ``order`` removed.
         For ``k`` beyond a row's real items only padding is removed, so entries repeat ``k = n_b``.
     """
-    batch, n, dim = states.shape
     ranked_weights = weights.gather(1, order)  # (B, n)
-    ranked_states = states.gather(1, order[:, :, None].expand(batch, n, dim))  # (B, n, d)
-    weighted = ranked_weights[:, :, None] * ranked_states  # (B, n, d)
-    # suffix[k] = sum over ranked positions j >= k, i.e. what is kept after removing k items.
-    zero_w = weights.new_zeros(batch, 1)
-    zero_s = states.new_zeros(batch, 1, dim)
-    kept_mass = torch.cat([ranked_weights.flip(1).cumsum(1).flip(1), zero_w], dim=1)  # (B, n+1)
-    kept_sum = torch.cat([weighted.flip(1).cumsum(1).flip(1), zero_s], dim=1)  # (B, n+1, d)
+    kept_mass = _suffix_sums(ranked_weights)  # (B, n+1): weight left after removing k items
     has_mass = kept_mass > 0
-    safe_mass = torch.where(has_mass, kept_mass, torch.ones_like(kept_mass))
-    contexts = torch.where(has_mass[:, :, None], kept_sum / safe_mass[:, :, None], 0.0)
+    safe_mass = torch.where(has_mass, kept_mass, torch.ones_like(kept_mass))[:, :, None]
+    if model.affine_head:
+        # classify(z) = V z + v is affine, so V z_k = (sum of kept a_j V h_j) / (kept mass): sum
+        # C-dimensional item scores instead of d-dimensional states (C << d).
+        head = model.classifier
+        scores = torch.nn.functional.linear(states, head.weight)  # (B, n, C): V h_j
+        ranked = scores.gather(1, order[:, :, None].expand(-1, -1, scores.shape[2]))  # (B, n, C)
+        kept = _suffix_sums(ranked_weights[:, :, None] * ranked)  # (B, n+1, C)
+        context_scores = torch.where(has_mass[:, :, None], kept / safe_mass, 0.0)  # (B, n+1, C)
+        bias = head.bias if head.bias is not None else torch.zeros_like(context_scores[0, 0])
+        return context_scores + bias
+    ranked_states = states.gather(1, order[:, :, None].expand(-1, -1, states.shape[2]))  # (B, n, d)
+    kept_sum = _suffix_sums(ranked_weights[:, :, None] * ranked_states)  # (B, n+1, d)
+    contexts = torch.where(has_mass[:, :, None], kept_sum / safe_mass, 0.0)  # (B, n+1, d)
     return model.classify(contexts)  # (B, n+1, C)
+
+
+def _suffix_sums(values: torch.Tensor) -> torch.Tensor:
+    """``out[:, k] = values[:, k:].sum(1)`` for ``k = 0..n``: ``(B, n, ...) -> (B, n + 1, ...)``.
+
+    Summing what is kept (rather than ``total - cumsum``) avoids cancellation when little is left.
+    """
+    suffix = values.flip(1).cumsum(1).flip(1)
+    return torch.cat([suffix, torch.zeros_like(values[:, :1])], dim=1)
 
 
 def first_flip_from_prefixes(

@@ -89,6 +89,10 @@ class AttentionClassifier(nn.Module):
     kind: str = ""
     #: True when batches are ``(B, S, W)`` and the last attention layer is over sentences
     hierarchical: bool = False
+    #: True when ``classify(z)`` is ``self.classifier(z)``, an affine map (the paper's head). The
+    #: erasure fast path then projects each item's state to class scores before summing, which is
+    #: far cheaper than summing ``d``-dimensional states. A subclass with another head sets False.
+    affine_head: bool = True
 
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """States entering the last attention layer.
