@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder")
     p.add_argument("--split", default="test", choices=["train", "dev", "test"])
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
 
     p = sub.add_parser("audit", help="attention tests on trained runs")
     p.add_argument("runs", nargs="+", help="one or more run folders")
@@ -76,9 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="train, audit and report in one command")
     _add_data_args(p)
-    p.add_argument("--models", default="flan-none,flan-cnn,flan-rnn,han-none,han-cnn,han-rnn")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--models", default="flan-none,flan-cnn,flan-rnn,han-none,han-cnn,han-rnn",
+                   help="comma-separated KIND-ENCODER names (default: the paper's six)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 3)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 2e-3)")
+    p.add_argument("--seed", type=int, default=0, help="fixes training, splits and the audit")
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("report", help="rebuild report.html from saved results")

@@ -92,7 +92,7 @@ def accuracy(model: AttentionClassifier, batches: Sequence[Batch]) -> float:
     if len(predicted) == 0:
         return float("nan")
     gold = torch.cat([b.labels.cpu() for b in batches])  # (N,)
-    return float((predicted == gold).float().mean())
+    return int((predicted == gold).sum()) / len(gold)  # exact ratio, not a float32 mean
 
 
 def majority_baseline(
@@ -444,5 +444,7 @@ def cli_train(args: argparse.Namespace) -> None:
 
 def cli_evaluate(args: argparse.Namespace) -> None:
     """``attnaudit evaluate RUN --split test``: print the accuracy."""
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
     acc = evaluate_run(args.run, args.split, device=getattr(args, "device", None) or "cpu")
     print(f"{args.run}: {args.split} accuracy {acc:.4f}")
