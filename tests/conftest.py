@@ -1,19 +1,32 @@
-"""Shared fixtures: a small slice of the real IMDB file, for tests that run the whole pipeline."""
+"""Shared fixtures: one torch thread per test, and a small slice of the real IMDB file for tests
+that run the whole pipeline."""
 
 from __future__ import annotations
 
 import gzip
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 IMDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "imdb50k.jsonl.gz"
 #: Documents kept per (split, label), and words kept per text: enough for every stage to do real
 #: work, small enough that two models train and audit in seconds.
 SLICE_DOCS = {"train": 150, "test": 60}
 SLICE_WORDS = 120
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """The tests' models are tiny: threads gain nothing, and on a shared 2-core machine waiting
+    threads slow them down up to 100x. The setting is restored after each test."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

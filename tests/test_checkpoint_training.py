@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +30,6 @@ from attnaudit.data.vocab import Vocab
 from attnaudit.models import MODEL_NAMES, build_model, is_hierarchical, parse_model_name
 from attnaudit.models.embeddings import load_embeddings
 from attnaudit.train import evaluate_run, train_run
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from threads, and on a shared machine waiting threads slow them
-    down 100x; restore the setting for other test modules."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 FILLER = ["the", "film", "was", "a", "story", "about", "it", "and", "some", "people", "with", "time"]
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -11,32 +9,23 @@ from attnaudit.data.types import PAD_ID, Batch
 from attnaudit.models import (
     MODEL_NAMES,
     AttentionClassifier,
+    HierarchicalAttentionClassifier,
     build_model,
     is_hierarchical,
     model_name,
     parse_model_name,
 )
-from attnaudit.models.encoders import CNNEncoder, build_encoder
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from threads, and on a shared machine waiting threads slow them
-    down 100x; restore the setting for other test modules."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
+from attnaudit.models.encoders import CNNEncoder, RNNEncoder, build_encoder
 
 VOCAB, CLASSES = 40, 3
-TINY = {"embedding_dim": 12, "hidden": 6}  # small sizes keep every test well under a second
+EMB, HID = 12, 6  # small sizes keep every test well under a second
 
 
 def tiny_model(name: str, seed: int = 0) -> AttentionClassifier:
     kind, encoder = parse_model_name(name)
     torch.manual_seed(seed)
-    return build_model(kind, encoder, vocab_size=VOCAB, num_classes=CLASSES, **TINY)
+    return build_model(kind, encoder, vocab_size=VOCAB, num_classes=CLASSES, embedding_dim=EMB,
+                       hidden=HID)
 
 
 def random_docs(n: int, seed: int) -> list[list[list[int]]]:
@@ -90,7 +79,7 @@ def test_output_shapes(name: str) -> None:
     assert out.mask.shape == (5, n) and out.mask.dtype == torch.bool
     assert out.attention.shape == (5, n)
     assert out.logits.shape == (5, CLASSES)
-    expected_dim = TINY["embedding_dim"] if name.endswith("none") else 2 * TINY["hidden"]
+    expected_dim = EMB if name.endswith("none") else 2 * HID
     assert model.state_dim == expected_dim
 
 
@@ -168,8 +157,9 @@ def test_empty_document_gives_zero_attention_not_nan(name: str) -> None:
 @pytest.mark.parametrize("encoder", ["none", "cnn", "rnn"])
 def test_han_word_attention_sums_to_one_per_sentence(encoder: str) -> None:
     model = tiny_model(f"han-{encoder}").eval()
+    assert isinstance(model, HierarchicalAttentionClassifier)
     batch = batch_for("han-rnn", random_docs(5, seed=11), extra_pad=1)
-    weights = model.word_attention(batch)  # type: ignore[operator]
+    weights = model.word_attention(batch)
     real_sentences = (batch.token_ids != PAD_ID).any(-1)
     assert weights.shape == batch.token_ids.shape
     assert torch.all(weights[batch.token_ids == PAD_ID] == 0)
@@ -197,13 +187,13 @@ def test_names_and_registry() -> None:
 
 
 def test_build_model_copies_embeddings() -> None:
-    table = torch.randn(VOCAB, TINY["embedding_dim"])
+    table = torch.randn(VOCAB, EMB)
     model = build_model("flan", "none", vocab_size=VOCAB, num_classes=CLASSES,
-                        embeddings=table, **TINY)
-    assert torch.equal(model.get_submodule("embedding").weight, table)  # type: ignore[arg-type]
+                        embeddings=table, embedding_dim=EMB, hidden=HID)
+    assert torch.equal(model.get_parameter("embedding.weight"), table)
     with pytest.raises(ValueError, match="shape"):
         build_model("flan", "none", vocab_size=VOCAB + 1, num_classes=CLASSES,
-                    embeddings=table, **TINY)
+                    embeddings=table, embedding_dim=EMB, hidden=HID)
 
 
 def test_rnn_padding_does_not_leak_into_backward_direction() -> None:
@@ -224,10 +214,11 @@ def test_rnn_encoder_equals_a_packed_bidirectional_gru() -> None:
 
     torch.manual_seed(0)
     enc = build_encoder("rnn", 5, hidden=4).eval()
+    assert isinstance(enc, RNNEncoder)
     reference = torch.nn.GRU(5, 4, batch_first=True, bidirectional=True)
-    for name, value in enc.forward_gru.named_parameters():  # type: ignore[union-attr]
+    for name, value in enc.forward_gru.named_parameters():
         getattr(reference, name).data.copy_(value)
-    for name, value in enc.backward_gru.named_parameters():  # type: ignore[union-attr]
+    for name, value in enc.backward_gru.named_parameters():
         getattr(reference, f"{name}_reverse").data.copy_(value)
     lengths = torch.tensor([6, 1, 4, 3])
     x = torch.randn(4, 6, 5)
@@ -240,10 +231,11 @@ def test_rnn_encoder_equals_a_packed_bidirectional_gru() -> None:
 @pytest.mark.parametrize("encoder", ["none", "cnn", "rnn"])
 def test_han_word_level_chunking_changes_nothing(encoder: str) -> None:
     model = tiny_model(f"han-{encoder}").eval()
+    assert isinstance(model, HierarchicalAttentionClassifier)
     batch = batch_for("han-rnn", random_docs(6, seed=13), extra_pad=2)
     with torch.no_grad():
         whole = model.run(batch)
-        model.word_chunk = 3  # type: ignore[misc]  # many chunks of 3 sentences
+        model.word_chunk = 3  # many chunks of 3 sentences
         chunked = model.run(batch)
     torch.testing.assert_close(chunked.logits, whole.logits, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(chunked.states, whole.states, atol=1e-6, rtol=1e-6)
