@@ -1,4 +1,4 @@
-"""Shared fixtures: one torch thread per test, and a small slice of the real IMDB file for tests
+"""Shared fixtures: one torch thread (opt-in), and a small slice of the real IMDB file for tests
 that run the whole pipeline."""
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ SLICE_DOCS = {"train": 150, "test": 60}
 SLICE_WORDS = 120
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def one_thread() -> Iterator[None]:
-    """The tests' models are tiny: threads gain nothing, and on a shared 2-core machine waiting
-    threads slow them down up to 100x. The setting is restored after each test."""
+    """Tiny models gain nothing from threads, and on a shared 2-core machine waiting threads slow
+    them down up to 100x. Opt-in per module: results depend on the thread count (float reductions),
+    so tests comparing a run in this process with one in a subprocess must keep torch's default."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

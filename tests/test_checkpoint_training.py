@@ -31,6 +31,8 @@ from attnaudit.models import MODEL_NAMES, build_model, is_hierarchical, parse_mo
 from attnaudit.models.embeddings import load_embeddings
 from attnaudit.train import evaluate_run, train_run
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+
 FILLER = ["the", "film", "was", "a", "story", "about", "it", "and", "some", "people", "with", "time"]
 
 

@@ -17,6 +17,8 @@ from attnaudit.models import (
 )
 from attnaudit.models.encoders import CNNEncoder, RNNEncoder, build_encoder
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+
 VOCAB, CLASSES = 40, 3
 EMB, HID = 12, 6  # small sizes keep every test well under a second
 

@@ -88,8 +88,10 @@ def save_checkpoint(
         "config": config.to_dict(),
     }
     path = Path(run_dir) / MODEL_FILE
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Saving through a file handle (not the temporary path) keeps the archive's inner folder name
+    # fixed, so the same weights give the same bytes (the audit fingerprints model.pt).
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(payload, handle)
     return path
 
 
@@ -142,8 +144,8 @@ def load_run(run_dir: str | os.PathLike[str], *, device: str | torch.device = "c
 
 def save_training_state(run_dir: str | os.PathLike[str], state: dict[str, Any]) -> None:
     """Atomically write ``run_dir/state.pt`` (tensors, numbers, strings, lists, dicts only)."""
-    with atomic_path(Path(run_dir) / STATE_FILE) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(Path(run_dir) / STATE_FILE) as tmp, open(tmp, "wb") as handle:
+        torch.save(state, handle)
 
 
 def load_training_state(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
