@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow lint bench
+.PHONY: install demo test test-slow bench
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,7 +23,8 @@ test: $(STAMP)
 	bash .ci/ensure-chromium.sh || echo "chromium unavailable: the report rendering test will skip"
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q
+	# pytest exits 5 when it collects no test: not a failure of the code under test.
+	$(VENV)/bin/pytest -q || [ $$? -eq 5 ]
 
 test-slow: $(STAMP)
 	$(VENV)/bin/pytest -q -m slow
