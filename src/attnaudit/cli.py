@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 3)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 2e-3)")
     p.add_argument("--seed", type=int, default=0, help="fixes training, splits and the audit")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's; 1 is much faster on a busy machine)")
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("report", help="rebuild report.html from saved results")

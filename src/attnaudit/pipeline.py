@@ -168,6 +168,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         train_options["epochs"] = args.epochs
     if getattr(args, "lr", None) is not None:
         train_options["lr"] = args.lr
+    if getattr(args, "threads", None) is not None:
+        train_options["threads"] = args.threads
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     return PipelineConfig(
         data=DataConfig.from_dict(data_options),
