@@ -104,7 +104,7 @@ def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, progress: bool 
             train_run(run_config, target, prepared=prepared, progress=progress)
             ctrl_c.check()
             logger.info("[%d/%d] %s: auditing", index, len(config.models), name)
-            audit_run(target, config.audit, progress=progress)
+            audit_run(target, config.audit, progress=progress, prepared=prepared)
             ctrl_c.check()
 
     from attnaudit.reports.html import build_report

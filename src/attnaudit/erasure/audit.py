@@ -23,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from attnaudit.data.batching import make_batches
+from attnaudit.data.prepare import PreparedData
 from attnaudit.data.types import Batch, EncodedDocument
 from attnaudit.erasure.examples import example_records, select_examples
 from attnaudit.erasure.metrics import JSBase
@@ -222,10 +223,17 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
 
 
 def audit_run(
-    run_dir: str | Path, config: AuditConfig | None = None, *, progress: bool = True
+    run_dir: str | Path,
+    config: AuditConfig | None = None,
+    *,
+    progress: bool = True,
+    prepared: PreparedData | None = None,
 ) -> dict[str, Any]:
     """Audit a trained run's test split; results go to ``run_dir/audit/``. Resumes after a crash.
 
+    Args:
+        prepared: the data the pipeline prepared for training, reused when its vocabulary and
+            labels are the run's; otherwise the test split is prepared from the run's settings.
     Returns:
         The summary (also written to ``audit/summary.json``).
     """
@@ -238,8 +246,14 @@ def audit_run(
     loaded = load_run(run_dir)
     model, label_names = loaded.model, loaded.label_names
     model_name = run_dir.name
-    data = prepare_data(loaded.data_config, vocab=loaded.vocab, label_names=label_names)
-    docs = pick_documents(data.test, config.max_docs, config.seed)
+    reusable = (
+        prepared is not None
+        and prepared.vocab == loaded.vocab
+        and list(prepared.label_names) == list(label_names)
+    )
+    if prepared is None or not reusable:
+        prepared = prepare_data(loaded.data_config, vocab=loaded.vocab, label_names=label_names)
+    docs = pick_documents(prepared.test, config.max_docs, config.seed)
     doc_ids = [d.doc_id for d in docs]
     fingerprint = _fingerprint(config, run_dir / "model.pt", doc_ids)
     if (out / "summary.json").exists() and read_json(out / "audit_info.json").get(
