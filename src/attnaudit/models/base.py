@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from attnaudit.data.types import Batch
+from attnaudit.models.embeddings import make_embedding
 
 
 @dataclass
@@ -128,6 +129,30 @@ class AttentionClassifier(nn.Module):
         """``head(h, attend(h, mask))``: ``(B, C)`` logits."""
         return self.run(batch).logits
 
+    def _embedding_and_config(
+        self,
+        *,
+        vocab_size: int,
+        num_classes: int,
+        encoder: str,
+        embedding_dim: int,
+        hidden: int,
+        dropout: float,
+    ) -> nn.Embedding:
+        """Record the constructor arguments (for :meth:`config_dict`) and build the word table.
+
+        Every registered model takes these same arguments, so they are kept in one place.
+        """
+        self._config: dict[str, Any] = {
+            "vocab_size": vocab_size,
+            "num_classes": num_classes,
+            "encoder": encoder,
+            "embedding_dim": embedding_dim,
+            "hidden": hidden,
+            "dropout": dropout,
+        }
+        return make_embedding(vocab_size, embedding_dim)  # N(0, 1/E): about unit-norm rows
+
     def config_dict(self) -> dict[str, Any]:
         """Constructor arguments, enough to rebuild an identical (untrained) model."""
-        raise NotImplementedError
+        return dict(self._config)

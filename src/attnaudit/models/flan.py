@@ -8,14 +8,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from attnaudit.data.types import PAD_ID, Batch
 from attnaudit.models.base import AdditiveAttention, AttentionClassifier
-from attnaudit.models.embeddings import make_embedding
 from attnaudit.models.encoders import build_encoder
 
 
@@ -51,15 +48,10 @@ class FlatAttentionClassifier(AttentionClassifier):
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
-        self._config: dict[str, Any] = {
-            "vocab_size": vocab_size,
-            "num_classes": num_classes,
-            "encoder": encoder,
-            "embedding_dim": embedding_dim,
-            "hidden": hidden,
-            "dropout": dropout,
-        }
-        self.embedding = make_embedding(vocab_size, embedding_dim)  # N(0, 1/E): unit-norm rows
+        self.embedding = self._embedding_and_config(
+            vocab_size=vocab_size, num_classes=num_classes, encoder=encoder,
+            embedding_dim=embedding_dim, hidden=hidden, dropout=dropout,
+        )
         self.encoder = build_encoder(encoder, embedding_dim, hidden=hidden, dropout=dropout)
         self.state_dim = self.encoder.output_dim
         self.attention = AdditiveAttention(self.state_dim)
@@ -77,6 +69,3 @@ class FlatAttentionClassifier(AttentionClassifier):
         x = self.embedding(token_ids)  # (B, T, E)
         h = self.encoder(x, mask)  # (B, T, d)
         return h, mask
-
-    def config_dict(self) -> dict[str, Any]:
-        return dict(self._config)

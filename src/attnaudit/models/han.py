@@ -15,14 +15,11 @@ padded sentences nor the padding of short sentences cost work (2-2.5x faster tra
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from attnaudit.data.types import PAD_ID, Batch
 from attnaudit.models.base import AdditiveAttention, AttentionClassifier
-from attnaudit.models.embeddings import make_embedding
 from attnaudit.models.encoders import build_encoder
 
 
@@ -60,15 +57,10 @@ class HierarchicalAttentionClassifier(AttentionClassifier):
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
-        self._config: dict[str, Any] = {
-            "vocab_size": vocab_size,
-            "num_classes": num_classes,
-            "encoder": encoder,
-            "embedding_dim": embedding_dim,
-            "hidden": hidden,
-            "dropout": dropout,
-        }
-        self.embedding = make_embedding(vocab_size, embedding_dim)  # N(0, 1/E): unit-norm rows
+        self.embedding = self._embedding_and_config(
+            vocab_size=vocab_size, num_classes=num_classes, encoder=encoder,
+            embedding_dim=embedding_dim, hidden=hidden, dropout=dropout,
+        )
         self.word_encoder = build_encoder(encoder, embedding_dim, hidden=hidden, dropout=dropout)
         self.word_attention_layer = AdditiveAttention(self.word_encoder.output_dim)
         self.sentence_encoder = build_encoder(
@@ -131,6 +123,3 @@ class HierarchicalAttentionClassifier(AttentionClassifier):
     def word_attention(self, batch: Batch) -> torch.Tensor:
         """Word-level attention weights ``(B, S, W)``: each real sentence's row sums to 1."""
         return self._sentences(batch)[2]
-
-    def config_dict(self) -> dict[str, Any]:
-        return dict(self._config)
