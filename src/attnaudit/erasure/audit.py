@@ -1,21 +1,26 @@
-"""Run both attention tests over documents, batched, and write results that survive a crash.
+"""Audit documents, batched, and write result tables that survive a crash.
 
-The test split is cut into chunks; each finished chunk is saved under ``audit/parts/`` before the
-next starts, so an interrupted audit resumes where it stopped. The final tables, ``summary.json``,
-``examples.json`` and the figures are written atomically once every chunk is done.
+The test split is cut into chunks; each finished chunk's tables are saved under ``audit/parts/``
+before the next starts, so an interrupted audit resumes where it stopped. The final tables and
+``summary.json`` (computed by the torch-free :mod:`attnaudit.results`, the same code the report uses)
+are written atomically once every chunk is done. The audit draws no figures and loads nothing after
+it: reports read the saved tables only.
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import shutil
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,180 +28,142 @@ import torch
 from tqdm.auto import tqdm
 
 from attnaudit.data.batching import make_batches
-from attnaudit.data.prepare import PreparedData
-from attnaudit.data.types import Batch, EncodedDocument
-from attnaudit.erasure.examples import example_records, select_examples
-from attnaudit.erasure.metrics import JSBase
-from attnaudit.erasure.removal import ErasurePath, RemovalResult, removal_test
-from attnaudit.erasure.single_weight import SINGLE_REMOVALS, RandomDraw, single_weight_test
-from attnaudit.erasure.summary import summarize
-from attnaudit.models.base import AttentionClassifier, ModelOutput
-from attnaudit.rankings import PAPER_RANKINGS, build_ranking
-from attnaudit.rankings.gradient import GradientOutput
-from attnaudit.utils.io import (
-    atomic_path,
-    read_json,
-    remove_stale_temp_files,
-    run_info,
-    write_json,
-)
+from attnaudit.data.types import DataError, EncodedDocument
+from attnaudit.erasure.engine import AuditPlan, BatchColumns, audit_batch
+from attnaudit.models.base import AttentionClassifier, item_texts
+from attnaudit.rankings import RANKINGS
+from attnaudit.utils.io import atomic_path, read_json, remove_stale_temp_files, run_info, write_json
+
+if TYPE_CHECKING:
+    from attnaudit.config import AuditConfig
+    from attnaudit.data.prepare import PreparedData
 
 logger = logging.getLogger(__name__)
 
 AUDIT_DIR = "audit"
-
-
-@dataclass(frozen=True)
-class AuditConfig:
-    """Settings of an audit. Every field changes results, so all of them are saved with them."""
-
-    rankings: tuple[str, ...] = PAPER_RANKINGS  # Test 2 rankings, in report order
-    path: ErasurePath = "fast"  # "naive" is the slow reference, for checks and benchmarks
-    js_base: JSBase = "e"  # nats, as the original system; "2" gives bits (max 1)
-    gradient_output: GradientOutput = "probability"  # the paper differentiates the probability
-    random_draw: RandomDraw = "uniform"  # "original" reproduces the original code's draw of r
-    seed: int = 0  # fixes the random ranking and Test 1's random item, per document
-    batch_size: int = 64
-    max_docs: int | None = None  # audit a seeded random subset of the test split
-    chunk_docs: int = 1000  # documents per resumable part
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["rankings"] = list(self.rankings)
-        return out
+#: bumped when the tables' layout changes: a saved audit of another schema is redone, not mixed in
+SCHEMA_VERSION = 2
+TABLES = ("single_weight", "removal", "items")
 
 
 @dataclass
 class AuditFrames:
-    """Per-document results: Test 1 (one row per document) and Test 2 (per document and ranking)."""
+    """Per-document results (schemas: docs/architecture.md).
+
+    Attributes:
+        single_weight: Test 1, one row per (document, site).
+        removal: Test 2 and every measure, one row per (document, site, ranking).
+        items: one row per (document, site, item): weight, each ranking's score and rank, text.
+    """
 
     single_weight: pd.DataFrame
     removal: pd.DataFrame
-    orders: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
+    items: pd.DataFrame
 
 
-@dataclass
-class BatchResult:
-    """Both tests on one batch: Test 1 columns, Test 2 per ranking, and the ranking scores."""
+def default_config() -> AuditConfig:
+    """The paper's audit settings (every ranking of the paper, every site of the model)."""
+    from attnaudit.config import AuditConfig
 
-    single_weight: dict[str, np.ndarray]
-    removal: dict[str, RemovalResult]
-    scores: dict[str, torch.Tensor]
+    return AuditConfig()
 
 
-def _needed_rankings(config: AuditConfig) -> list[str]:
-    # Test 1 removes the top item of the gradient rankings even when Test 2 skips them.
-    extra = [r for r in ("gradient", "attention_x_gradient") if r not in config.rankings]
-    return [*config.rankings, *extra]
+def make_plan(model: AttentionClassifier, config: AuditConfig, *, run_seed: int = 0) -> AuditPlan:
+    """Resolve a config against a model: its sites (validated), the seed (default: the run's).
 
-
-def audit_output(
-    model: AttentionClassifier,
-    output: ModelOutput,
-    doc_ids: list[str],
-    config: AuditConfig,
-) -> BatchResult:
-    """Both tests on one batch's unmodified pass (rankings computed once, shared by both)."""
-    options = {"seed": config.seed, "output": config.gradient_output}
-    scores = {
-        name: build_ranking(name, **options).rank(model, output, doc_ids)
-        for name in _needed_rankings(config)
-    }
-    single = single_weight_test(
-        model,
-        output,
-        scores,
-        doc_ids,
-        seed=config.seed,
+    Raises:
+        DataError: a site the model does not declare, or an unknown ranking (one line, with choices).
+    """
+    try:
+        sites = model.site_names(config.sites)
+    except ValueError as err:
+        raise DataError(f"--sites: {err}") from None
+    unknown = [r for r in config.rankings if r not in RANKINGS]
+    if unknown:
+        raise DataError(f"--rankings: unknown {', '.join(unknown)}; choose from {', '.join(RANKINGS)}")
+    return AuditPlan(
+        sites=sites,
+        rankings=tuple(config.rankings),
+        path=config.path,
+        gradient_output=config.gradient_output,
         random_draw=config.random_draw,
-        js_base=config.js_base,
+        seed=run_seed if config.seed is None else config.seed,
     )
-    removal = {
-        name: removal_test(model, output, scores[name], path=config.path)
-        for name in config.rankings
-    }
-    return BatchResult(single, removal, scores)
 
 
-def audit_batch(
-    model: AttentionClassifier,
-    batch: Batch,
-    config: AuditConfig,
-    label_names: Sequence[str],
-    *,
-    model_name: str = "model",
-) -> AuditFrames:
-    """Encode one batch once and run both tests on it."""
-    with torch.no_grad():
-        output = model.run(batch)
-    result = audit_output(model, output, batch.doc_ids, config)
-    single_cols, removal = result.single_weight, result.removal
-    predicted = output.logits.argmax(-1).cpu().numpy()
-    labels = batch.labels.cpu().numpy()
-    n_items = output.mask.sum(dim=1).cpu().numpy()
-    common = {
-        "model": model_name,
-        "doc_id": batch.doc_ids,
-        "n_items": n_items,
-        "label": [label_names[i] for i in labels],
-        "prediction": [label_names[i] for i in predicted],
-    }
-    single = pd.DataFrame({**common, **single_cols})
-    frames, orders = [], {}
-    for name, ranked in removal.items():
-        frames.append(
-            pd.DataFrame(
-                {
-                    **common,
-                    "ranking": name,
-                    "removed_at_flip": ranked.removed_at_flip,
-                    "fraction_removed": ranked.fraction_removed,
-                    "mass_removed": ranked.mass_removed,
-                    "never_flipped": ranked.never_flipped,
-                    "single_item": n_items < 2,
-                }
-            )
-        )
-        orders.update({(doc, name): o for doc, o in zip(batch.doc_ids, ranked.orders, strict=True)})
-    return AuditFrames(single, pd.concat(frames, ignore_index=True), orders)
+def rankings_meta(plan: AuditPlan) -> dict[str, dict[str, str]]:
+    """Display name and colour of each planned ranking, from the registry (for the report)."""
+    return {name: {"label": RANKINGS[name].label, "color": RANKINGS[name].color}
+            for name in plan.rankings}
+
+
+def sites_meta(model: AttentionClassifier, plan: AuditPlan) -> dict[str, dict[str, Any]]:
+    """Metadata of each planned site, from the model's declaration (for the report)."""
+    return {name: model.site(name).to_dict() for name in plan.sites}
+
+
+def _texts(model: AttentionClassifier, site: str, docs: Sequence[EncodedDocument],
+           anchors: np.ndarray, lengths: np.ndarray) -> list[str]:
+    """Item texts in the row-major order of :func:`attnaudit.erasure.engine.audit_batch`'s items."""
+    declared = model.site(site)
+    texts: list[str] = []
+    for doc, anchor, n in zip(docs, anchors.tolist(), lengths.tolist(), strict=True):
+        texts.extend(item_texts(declared, doc, int(anchor))[:n])
+    return texts
+
+
+def _frame(parts: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame(p) for p in parts], ignore_index=True)
 
 
 def audit_documents(
     model: AttentionClassifier,
     docs: Sequence[EncodedDocument],
     label_names: Sequence[str],
-    config: AuditConfig | None = None,
+    plan: AuditPlan | None = None,
     *,
     model_name: str = "model",
+    batch_size: int = 64,
     progress: bool = False,
 ) -> AuditFrames:
-    """Run both tests over documents; rows come back in the documents' order.
+    """Run the audit over documents; rows come back in the documents' order.
 
     Args:
-        model: trained classifier (put in eval mode here).
+        model: trained classifier (put in eval mode here), on the device to use.
         docs: encoded documents (e.g. a run's test split).
         label_names: class names indexed by label id.
-        config: audit settings (defaults: the paper's).
+        plan: what to compute (default: the paper's rankings at every site, seed 0).
     """
-    config = config or AuditConfig()
+    if not docs:
+        raise ValueError("no documents to audit")
+    plan = plan or make_plan(model, default_config())
     model.eval()
     device = next(model.parameters()).device
-    batches = make_batches(
-        list(docs), hierarchical=model.hierarchical, batch_size=config.batch_size
-    )
-    parts = [
-        audit_batch(model, batch.to(device), config, label_names, model_name=model_name)
-        for batch in tqdm(batches, desc=f"audit {model_name}", disable=not progress, unit="batch")
-    ]
-    if not parts:
-        raise ValueError("no documents to audit")
-    rank = {doc.doc_id: i for i, doc in enumerate(docs)}
-    single = pd.concat([p.single_weight for p in parts], ignore_index=True)
-    removal = pd.concat([p.removal for p in parts], ignore_index=True)
-    single = single.sort_values("doc_id", key=lambda s: s.map(rank), kind="stable")
-    removal = removal.sort_values("doc_id", key=lambda s: s.map(rank), kind="stable")
-    orders = {k: v for p in parts for k, v in p.orders.items()}
-    return AuditFrames(single.reset_index(drop=True), removal.reset_index(drop=True), orders)
+    by_id = {doc.doc_id: doc for doc in docs}
+    batches = make_batches(list(docs), hierarchical=model.hierarchical, batch_size=batch_size)
+    collected = BatchColumns()
+    for batch in tqdm(batches, desc=f"audit {model_name}", disable=not progress, unit="batch"):
+        columns = audit_batch(model, batch.to(device), plan, label_names)
+        batch_docs = [by_id[i] for i in batch.doc_ids]
+        for single, items in zip(columns.single_weight, columns.items, strict=True):
+            items["text"] = _texts(model, items["site"], batch_docs, single["anchor"],
+                                   single["n_items"])
+        collected.single_weight += columns.single_weight
+        collected.removal += columns.removal
+        collected.items += columns.items
+    order = {doc.doc_id: i for i, doc in enumerate(docs)}
+    site_order = {s: i for i, s in enumerate(plan.sites)}
+    frames = []
+    for parts in (collected.single_weight, collected.removal, collected.items):
+        frame = _frame(parts)
+        frame.insert(0, "model", model_name)
+        # Documents in their given order; within one, sites (then rankings or items) as computed.
+        key = frame["doc_id"].map(order) * len(site_order) + frame["site"].map(site_order)
+        frames.append(frame.iloc[np.argsort(key.to_numpy(), kind="stable")].reset_index(drop=True))
+    single, removal, items = frames
+    for name in [c for c in single.columns if c.startswith("flip_")]:
+        single[name] = single[name].map({1.0: True, 0.0: False}).astype("boolean")
+    return AuditFrames(single, removal, items)
 
 
 def pick_documents(
@@ -209,9 +176,14 @@ def pick_documents(
     return [docs[i] for i in keep]
 
 
-def _fingerprint(config: AuditConfig, model_file: Path, doc_ids: list[str]) -> str:
+def _settings(plan: AuditPlan, config: AuditConfig) -> dict[str, Any]:
+    """Everything that changes results: the resolved plan and the document selection."""
+    return {**asdict(plan), "max_docs": config.max_docs, "schema_version": SCHEMA_VERSION}
+
+
+def _fingerprint(settings: dict[str, Any], model_file: Path, doc_ids: list[str]) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps(config.to_dict(), sort_keys=True).encode())
+    digest.update(json.dumps(settings, sort_keys=True, default=list).encode())
     digest.update(model_file.read_bytes() if model_file.exists() else b"")
     digest.update("\x00".join(doc_ids).encode())
     return digest.hexdigest()
@@ -222,30 +194,70 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
         frame.to_parquet(tmp, index=False)
 
 
+@contextlib.contextmanager
+def audit_lock(folder: Path) -> Iterator[None]:
+    """Hold ``folder/.lock`` for the audit: a second audit of the same run stops with a clear line.
+
+    An OS lock (``flock``) is released by the kernel when its holder dies, so a killed audit never
+    leaves a stale lock behind; the file only records the holder's pid for the message.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ".lock"
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise DataError(
+                f"{folder} is being written by another attnaudit audit (pid {holder}); "
+                "wait for it to finish (its results will be reused) or stop it"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def audit_run(
     run_dir: str | Path,
     config: AuditConfig | None = None,
     *,
     progress: bool = True,
     prepared: PreparedData | None = None,
+    device: str = "cpu",
+    replace: bool = False,
 ) -> dict[str, Any]:
     """Audit a trained run's test split; results go to ``run_dir/audit/``. Resumes after a crash.
 
     Args:
+        config: audit settings; its ``seed`` defaults to the run's training seed.
         prepared: the data the pipeline prepared for training, reused when its vocabulary and
             labels are the run's; otherwise the test split is prepared from the run's settings.
+        device: where the model runs (``cpu``, ``cuda``, ``cuda:N``).
+        replace: overwrite a complete audit made with other settings (otherwise refused).
     Returns:
         The summary (also written to ``audit/summary.json``).
+    Raises:
+        DataError: bad settings, a complete audit with other settings and ``replace`` False, or
+            another audit of the same run in progress.
     """
     from attnaudit.checkpoint import load_run
     from attnaudit.data.prepare import prepare_data
 
-    config = config or AuditConfig()
+    config = config or default_config()
     run_dir = Path(run_dir)
     out = run_dir / AUDIT_DIR
-    loaded = load_run(run_dir)
+    loaded = load_run(run_dir, device=device)
     model, label_names = loaded.model, loaded.label_names
     model_name = run_dir.name
+    plan = make_plan(model, config, run_seed=loaded.config.train.seed)
     reusable = (
         prepared is not None
         and prepared.vocab == loaded.vocab
@@ -253,16 +265,46 @@ def audit_run(
     )
     if prepared is None or not reusable:
         prepared = prepare_data(loaded.data_config, vocab=loaded.vocab, label_names=label_names)
-    docs = pick_documents(prepared.test, config.max_docs, config.seed)
+    docs = pick_documents(prepared.test, config.max_docs, plan.seed)
     doc_ids = [d.doc_id for d in docs]
-    fingerprint = _fingerprint(config, run_dir / "model.pt", doc_ids)
-    if (out / "summary.json").exists() and read_json(out / "audit_info.json").get(
-        "fingerprint"
-    ) == fingerprint:
-        logger.info("%s: audit already complete, reusing %s", model_name, out)
-        summary: dict[str, Any] = read_json(out / "summary.json")
-        return summary
+    settings = _settings(plan, config)
+    fingerprint = _fingerprint(settings, run_dir / "model.pt", doc_ids)
+    with audit_lock(out):
+        if (out / "summary.json").exists():
+            info = read_json(out / "audit_info.json")
+            if info.get("fingerprint") == fingerprint:
+                logger.info("%s: audit already complete, reusing %s", model_name, out)
+                summary: dict[str, Any] = read_json(out / "summary.json")
+                return summary
+            if not replace:
+                before = info.get("config", {})
+                changed = sorted(k for k in settings if before.get(k) != _jsonable(settings[k]))
+                raise DataError(
+                    f"{out} holds a complete audit of {info.get('n_docs', '?')} documents made "
+                    f"with other settings ({', '.join(changed) or 'model or documents'}); "
+                    "pass --replace to overwrite it, or audit a copy of the run folder"
+                )
+        return _audit_chunks(out, model, docs, label_names, plan, config, model_name,
+                             fingerprint, settings, progress)
 
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=list))
+
+
+def _audit_chunks(
+    out: Path,
+    model: AttentionClassifier,
+    docs: list[EncodedDocument],
+    label_names: Sequence[str],
+    plan: AuditPlan,
+    config: AuditConfig,
+    model_name: str,
+    fingerprint: str,
+    settings: dict[str, Any],
+    progress: bool,
+) -> dict[str, Any]:
+    """Audit chunk by chunk (reusing finished parts), then write tables and summary."""
     remove_stale_temp_files(out)  # left by an audit killed mid-write
     parts_dir = out / "parts"
     marker = parts_dir / "fingerprint.txt"
@@ -274,96 +316,45 @@ def audit_run(
     chunks = [docs[i : i + config.chunk_docs] for i in range(0, len(docs), config.chunk_docs)]
     bar = tqdm(total=len(docs), desc=f"audit {model_name}", unit="doc", disable=not progress)
     for index, chunk in enumerate(chunks):
-        single_path = parts_dir / f"single-{index:05d}.parquet"
-        removal_path = parts_dir / f"removal-{index:05d}.parquet"
-        if not (single_path.exists() and removal_path.exists()):
-            frames = audit_documents(model, chunk, label_names, config, model_name=model_name)
-            _write_parquet(frames.removal, removal_path)
-            _write_parquet(frames.single_weight, single_path)  # written last: marks the chunk done
+        paths = {t: parts_dir / f"{t}-{index:05d}.parquet" for t in TABLES}
+        if not all(p.exists() for p in paths.values()):
+            frames = audit_documents(model, chunk, label_names, plan, model_name=model_name,
+                                     batch_size=config.batch_size)
+            _write_parquet(frames.items, paths["items"])
+            _write_parquet(frames.removal, paths["removal"])
+            _write_parquet(frames.single_weight, paths["single_weight"])  # last: marks the chunk done
         bar.update(len(chunk))
     bar.close()
+    tables = {
+        t: pd.concat([pd.read_parquet(parts_dir / f"{t}-{i:05d}.parquet")
+                      for i in range(len(chunks))], ignore_index=True)
+        for t in TABLES
+    }
+    for name, frame in tables.items():
+        _write_parquet(frame, out / f"{name}.parquet")
+    from attnaudit.results.summary import summarize
 
-    single = pd.concat(
-        [pd.read_parquet(parts_dir / f"single-{i:05d}.parquet") for i in range(len(chunks))],
-        ignore_index=True,
+    summary = summarize(
+        tables["single_weight"], tables["removal"], model=model_name,
+        rankings_meta=rankings_meta(plan), sites_meta=sites_meta(model, plan),
     )
-    removal = pd.concat(
-        [pd.read_parquet(parts_dir / f"removal-{i:05d}.parquet") for i in range(len(chunks))],
-        ignore_index=True,
-    )
-    return finish_audit(
-        out, model, docs, label_names, single, removal, config, model_name, fingerprint
-    )
-
-
-def finish_audit(
-    out: Path,
-    model: AttentionClassifier,
-    docs: Sequence[EncodedDocument],
-    label_names: Sequence[str],
-    single: pd.DataFrame,
-    removal: pd.DataFrame,
-    config: AuditConfig,
-    model_name: str,
-    fingerprint: str,
-) -> dict[str, Any]:
-    """Write the final tables, examples, figures and summary (summary last: it marks completion)."""
-    _write_parquet(single, out / "single_weight.parquet")
-    _write_parquet(removal, out / "removal.parquet")
-    chosen = select_examples(single, removal)
-    by_id = {d.doc_id: d for d in docs}
-    write_json(
-        out / "examples.json",
-        example_records(
-            model, [by_id[i] for i, _ in chosen], [c for _, c in chosen], label_names, config
-        ),
-    )
-    try:
-        from attnaudit.reports.figures import write_model_figures
-
-        write_model_figures(single, removal, out, js_base=config.js_base)
-    except ImportError:  # reports are optional for the audit itself
-        logger.warning("figures skipped: attnaudit.reports.figures is not available")
-    summary = summarize(single, removal, model=model_name, js_base=config.js_base)
-    info = run_info(config.seed, config.to_dict())
-    info["fingerprint"] = fingerprint
-    info["n_docs"] = len(docs)
+    warning = summary.get("prediction", {}).get("warning")
+    if warning:
+        logger.warning("%s: %s", model_name, warning)
+    info = run_info(plan.seed, _jsonable(settings))
+    info.update(fingerprint=fingerprint, n_docs=len(docs), threads=torch.get_num_threads(),
+                device=str(next(model.parameters()).device), batch_size=config.batch_size,
+                chunk_docs=config.chunk_docs)
     write_json(out / "audit_info.json", info)
-    write_json(out / "summary.json", summary)
+    write_json(out / "summary.json", summary)  # last: marks the audit complete
     return summary
 
 
-def cli_audit(args: argparse.Namespace) -> None:
-    """``attnaudit audit RUN [RUN ...]``: audit each run, then compare them when there are several."""
-    config = AuditConfig(
-        path=args.erasure_path,
-        js_base=args.js_base,
-        gradient_output=args.gradient_output,
-        random_draw=args.random_draw,
-        seed=args.seed,
-        max_docs=args.max_docs,
-    )
-    for run in args.runs:
-        summary = audit_run(run, config)
-        attention = summary["removal"].get("attention", {})
-        print(
-            f"{run}: top-weight removal flips {summary['single_weight']['flip_rate']['max']:.1%}; "
-            f"attention ranking never flips {attention.get('share_never_flipped', float('nan')):.1%}; "
-            f"results in {Path(run) / AUDIT_DIR}"
-        )
-    if len(args.runs) > 1:
-        from attnaudit.reports.figures import write_comparison_figures
-
-        target = Path(args.compare_out or Path(args.runs[0]).parent / "comparison")
-        write_comparison_figures([Path(r) / AUDIT_DIR for r in args.runs], target)
-        print(f"comparison figures in {target}")
-
-
 __all__ = [
-    "SINGLE_REMOVALS",
-    "AuditConfig",
+    "AUDIT_DIR",
     "AuditFrames",
-    "audit_batch",
     "audit_documents",
     "audit_run",
+    "make_plan",
+    "pick_documents",
 ]

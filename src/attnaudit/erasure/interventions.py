@@ -1,22 +1,32 @@
-"""Interventions on the last attention layer: zero some weights, renormalise, recompute the head.
+"""Erasure at an attention site: zero some weights, renormalise, recompute the model's output.
 
-Two paths compute the same thing:
+Three paths compute the same erasure curves (logits after erasing the first ``k`` ranked items, or
+after keeping only them, for every ``k = 0..n``):
 
-* :func:`naive_first_flip`: the reference. For each removal step build the modified weight vector and
-  call the head: ``O(n)`` head calls per document and ranking (what the original system did).
-* :func:`prefix_logits`: the fast path. Because ``z = sum_i a_i h_i`` is linear in ``a``, the context
-  after removing the first ``k`` ranked items is ``(sum of a_j h_j over kept j) / (sum of kept a_j)``.
-  Suffix sums over the ranked items give all ``n + 1`` contexts at once, then one batched head call;
-  with the paper's affine head the states are first projected to class scores ``V h_j``.
-  Suffix sums (rather than ``Z - cumsum``) add up only the kept, non-negative weights, so there is no
-  catastrophic cancellation when the remaining mass is tiny.
+* **fast** (:func:`linear_curve`): where the model offers a :class:`LinearReadout` (a linear pooling
+  feeding the head), the pooled vector after erasing is ``(sum of a_j v_j over kept j) / (sum of kept
+  a_j)``: suffix (remove) or prefix (keep) sums over the ranked items give all ``n + 1`` at once, then
+  one readout call. Summing only what is kept (rather than ``total - cumsum``) adds non-negative weights
+  only, so nothing cancels when little mass is left.
+* **batched** (:func:`batched_curve`): every other site: the ``n + 1`` erased weight vectors are built
+  and handed to :meth:`AttentionClassifier.logits_with` together (chunked over ``k``).
+* **naive** (:func:`naive_curve`): the reference: one document, one step, one ``logits_with`` call.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
-from attnaudit.models.base import AttentionClassifier
+from attnaudit.models.base import AttentionClassifier, ModelOutput
+
+ErasurePath = Literal["fast", "naive"]
+#: ``remove``: erase the first k ranked items; ``keep``: erase all but the first k
+CurveKind = Literal["remove", "keep"]
+
+#: erasure steps per logits_with call on the batched path (bounds memory: B x k x n x d)
+STEP_CHUNK = 32
 
 
 def erase(weights: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
@@ -27,7 +37,7 @@ def erase(weights: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
         removed: ``(..., n)`` bool, True for items to zero.
     Returns:
         ``(..., n)`` renormalised weights; all zero where nothing with positive weight is left
-        (the head then sees the zero context vector and gives its bias alone).
+        (a pooling site then passes the zero vector on: the head gives its bias alone).
     """
     kept = weights.masked_fill(removed, 0.0)
     total = kept.sum(dim=-1, keepdim=True)
@@ -49,105 +59,102 @@ def removal_order(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.sort(keyed, dim=1, descending=True, stable=True).indices
 
 
-def single_removal_logits(
-    model: AttentionClassifier, states: torch.Tensor, weights: torch.Tensor, item: torch.Tensor
-) -> torch.Tensor:
-    """Logits after zeroing one item per document and renormalising.
-
-    Args:
-        states: ``(B, n, d)``; weights: ``(B, n)``; item: ``(B,)`` long index of the item to zero.
-    Returns:
-        ``(B, C)`` logits.
-    """
-    removed = torch.zeros_like(weights, dtype=torch.bool)
-    removed.scatter_(1, item[:, None], True)
-    return model.head(states, erase(weights, removed))
-
-
-def prefix_logits(
-    model: AttentionClassifier, states: torch.Tensor, weights: torch.Tensor, order: torch.Tensor
-) -> torch.Tensor:
-    """Logits after removing the first ``k`` ranked items, for every ``k = 0..n``, in one head call.
-
-    Args:
-        states: ``(B, n, d)`` cached encoder states.
-        weights: ``(B, n)`` unmodified attention weights (0 on padding).
-        order: ``(B, n)`` removal order from :func:`removal_order` (padding last).
-    Returns:
-        ``(B, n + 1, C)``: entry ``k`` is the output with the first ``k`` items of ``order`` removed.
-        For ``k`` beyond a row's real items only padding is removed, so entries repeat ``k = n_b``.
-    """
-    ranked_weights = weights.gather(1, order)  # (B, n)
-    kept_mass = _suffix_sums(ranked_weights)  # (B, n+1): weight left after removing k items
-    has_mass = kept_mass > 0
-    safe_mass = torch.where(has_mass, kept_mass, torch.ones_like(kept_mass))[:, :, None]
-    if model.affine_head:
-        # classify(z) = V z + v is affine, so V z_k = (sum of kept a_j V h_j) / (kept mass): sum
-        # C-dimensional item scores instead of d-dimensional states (C << d).
-        head = model.classifier
-        scores = torch.nn.functional.linear(states, head.weight)  # (B, n, C): V h_j
-        ranked = scores.gather(1, order[:, :, None].expand(-1, -1, scores.shape[2]))  # (B, n, C)
-        kept = _suffix_sums(ranked_weights[:, :, None] * ranked)  # (B, n+1, C)
-        context_scores = torch.where(has_mass[:, :, None], kept / safe_mass, 0.0)  # (B, n+1, C)
-        bias = head.bias if head.bias is not None else torch.zeros_like(context_scores[0, 0])
-        return context_scores + bias
-    ranked_states = states.gather(1, order[:, :, None].expand(-1, -1, states.shape[2]))  # (B, n, d)
-    kept_sum = _suffix_sums(ranked_weights[:, :, None] * ranked_states)  # (B, n+1, d)
-    contexts = torch.where(has_mass[:, :, None], kept_sum / safe_mass, 0.0)  # (B, n+1, d)
-    return model.classify(contexts)  # (B, n+1, C)
-
-
 def _suffix_sums(values: torch.Tensor) -> torch.Tensor:
-    """``out[:, k] = values[:, k:].sum(1)`` for ``k = 0..n``: ``(B, n, ...) -> (B, n + 1, ...)``.
-
-    Summing what is kept (rather than ``total - cumsum``) avoids cancellation when little is left.
-    """
+    """``out[:, k] = values[:, k:].sum(1)`` for ``k = 0..n``: ``(B, n, ...) -> (B, n + 1, ...)``."""
     suffix = values.flip(1).cumsum(1).flip(1)
     return torch.cat([suffix, torch.zeros_like(values[:, :1])], dim=1)
 
 
-def first_flip_from_prefixes(
-    prefix: torch.Tensor, predicted: torch.Tensor, lengths: torch.Tensor
+def _prefix_sums(values: torch.Tensor) -> torch.Tensor:
+    """``out[:, k] = values[:, :k].sum(1)`` for ``k = 0..n``: ``(B, n, ...) -> (B, n + 1, ...)``."""
+    return torch.cat([torch.zeros_like(values[:, :1]), values.cumsum(1)], dim=1)
+
+
+def linear_curve(
+    model: AttentionClassifier, output: ModelOutput, site: str, order: torch.Tensor, kind: CurveKind
+) -> torch.Tensor | None:
+    """The fast path: all ``n + 1`` erasure steps from suffix/prefix sums, or None if not offered.
+
+    Args:
+        order: ``(B, n)`` removal order (:func:`removal_order`, padding last).
+        kind: ``"remove"`` or ``"keep"``.
+    Returns:
+        ``(B, n + 1, C)`` logits; entry ``k`` erases (remove) or keeps (keep) the first ``k`` ranked
+        items. Beyond a row's ``n_b`` only padding moves, so entries repeat ``k = n_b``.
+    """
+    linear = model.linear_readout(output, site)
+    if linear is None:
+        return None
+    weights = output.site(site).attention  # (B, n)
+    ranked_weights = weights.gather(1, order)  # (B, n)
+    values = linear.values
+    ranked = values.gather(1, order[:, :, None].expand(-1, -1, values.shape[2]))  # (B, n, m)
+    sums = _suffix_sums if kind == "remove" else _prefix_sums
+    mass = sums(ranked_weights)  # (B, n+1): weight left after the erasure
+    pooled = sums(ranked_weights[:, :, None] * ranked)  # (B, n+1, m)
+    has_mass = mass > 0
+    safe = torch.where(has_mass, mass, torch.ones_like(mass))[:, :, None]
+    return linear.readout(torch.where(has_mass[:, :, None], pooled / safe, 0.0))  # (B, n+1, C)
+
+
+def erased_weights(weights: torch.Tensor, order: torch.Tensor, kind: CurveKind) -> torch.Tensor:
+    """Every step's erased, renormalised weight vector: ``(B, n), (B, n) -> (B, n + 1, n)``."""
+    n = weights.shape[1]
+    position = torch.argsort(order, dim=1)  # (B, n): where each item comes in the order
+    steps = torch.arange(n + 1, device=weights.device)[None, :, None]  # (1, n+1, 1)
+    first_k = position[:, None, :] < steps  # (B, n+1, n): item among the first k ranked
+    removed = first_k if kind == "remove" else ~first_k
+    return erase(weights[:, None, :].expand(-1, n + 1, -1), removed)
+
+
+def batched_curve(
+    model: AttentionClassifier, output: ModelOutput, site: str, order: torch.Tensor, kind: CurveKind
 ) -> torch.Tensor:
-    """Number of removals at the first decision flip, from :func:`prefix_logits`.
-
-    Args:
-        prefix: ``(B, n + 1, C)`` logits per number of removed items.
-        predicted: ``(B,)`` the unmodified model's predicted class.
-        lengths: ``(B,)`` number of real items ``n_b``.
-    Returns:
-        ``(B,)`` long: smallest ``k`` in ``1..n_b`` whose decision differs from ``predicted``,
-        or ``-1`` where the decision never flips, even with every item removed.
-    """
-    steps = torch.arange(prefix.shape[1], device=prefix.device)  # (n+1,)
-    flipped = prefix.argmax(-1) != predicted[:, None]  # (B, n+1)
-    valid = (steps[None, :] >= 1) & (steps[None, :] <= lengths[:, None])
-    flipped &= valid
-    first = torch.where(flipped, steps[None, :], prefix.shape[1]).min(dim=1).values
-    return torch.where(first < prefix.shape[1], first, torch.full_like(first, -1))
+    """All ``n + 1`` erasure steps through ``logits_with`` (any site): ``(B, n + 1, C)`` logits."""
+    candidates = erased_weights(output.site(site).attention, order, kind)  # (B, n+1, n)
+    chunks = [
+        model.logits_with(output, site, candidates[:, start : start + STEP_CHUNK])
+        for start in range(0, candidates.shape[1], STEP_CHUNK)
+    ]
+    return torch.cat(chunks, dim=1)  # (B, n+1, C)
 
 
-def naive_first_flip(
+def erasure_curve(
     model: AttentionClassifier,
-    states: torch.Tensor,
-    weights: torch.Tensor,
+    output: ModelOutput,
+    site: str,
     order: torch.Tensor,
-    predicted: int,
-) -> int:
-    """Reference for one document: remove ranked items one at a time until the decision flips.
+    kind: CurveKind,
+    *,
+    path: ErasurePath = "fast",
+) -> torch.Tensor:
+    """``(B, n + 1, C)`` logits of every erasure step: the fast path where the site offers it."""
+    if path == "naive":
+        return naive_curve(model, output, site, order, kind)
+    if path != "fast":
+        raise ValueError(f"path must be 'fast' or 'naive', got {path!r}")
+    fast = linear_curve(model, output, site, order, kind)
+    return fast if fast is not None else batched_curve(model, output, site, order, kind)
 
-    Args:
-        states: ``(n, d)`` one document's real items' states (no padding).
-        weights: ``(n,)`` its attention weights.
-        order: ``(n,)`` removal order.
-        predicted: the unmodified model's predicted class.
-    Returns:
-        Number of items removed at the first flip, or ``-1`` if it never flips.
+
+def naive_curve(
+    model: AttentionClassifier, output: ModelOutput, site: str, order: torch.Tensor, kind: CurveKind
+) -> torch.Tensor:
+    """The reference: per document and step, build the erased weights and recompute once.
+
+    ``O(n)`` model calls per document (what the original system did for its one site).
     """
-    removed = torch.zeros_like(weights, dtype=torch.bool)
-    for step, item in enumerate(order.tolist(), start=1):
-        removed[item] = True
-        logits = model.head(states[None], erase(weights, removed)[None])  # (1, C)
-        if int(logits.argmax(-1)) != predicted:
-            return step
-    return -1
+    out = output.site(site)
+    lengths = out.mask.sum(dim=1).tolist()
+    rows = []
+    for b, n_b in enumerate(lengths):
+        one = output.index([b])
+        weights = out.attention[b]  # (n,)
+        steps = []
+        for k in range(order.shape[1] + 1):
+            first_k = torch.zeros_like(weights, dtype=torch.bool)
+            first_k[order[b, : min(k, n_b)]] = True
+            removed = first_k if kind == "remove" else ~first_k
+            steps.append(model.logits_with(one, site, erase(weights, removed)[None, None])[0, 0])
+        rows.append(torch.stack(steps))  # (n+1, C)
+    return torch.stack(rows)  # (B, n+1, C)

@@ -1,39 +1,48 @@
-"""Test 1 (spec section 2): the importance of a single attention weight.
+"""Test 1 (spec section 2): the importance of a single attention weight, the k = 1 erasure.
 
-For each document with at least two items, zero one weight, renormalise the rest, and compare the new
-output distribution with the unmodified one. The removed item is chosen six ways: the highest weight
-(``max``, the paper's ``i*``), the second highest, the lowest, a random other item, and the top item of
-the ``gradient`` and ``attention_x_gradient`` rankings.
+For each document with at least two items, zero one weight of a site, renormalise the rest, and
+compare the new output distribution with the unmodified one. The removed item is chosen several
+ways: the highest weight (``max``, the paper's ``i*``), the second highest, the lowest, a random other
+item, and the top item of every selected ranking other than ``random`` and ``attention`` (by default
+``gradient`` and ``attention_x_gradient``). All removals of a batch go through one ``logits_with``
+call of shape ``(B, R, n)``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 import torch
 
-from attnaudit.erasure.interventions import single_removal_logits
-from attnaudit.erasure.metrics import JSBase, js_divergence
+from attnaudit.erasure.interventions import erase
+from attnaudit.erasure.metrics import js_divergence
 from attnaudit.models.base import AttentionClassifier, ModelOutput
 from attnaudit.utils.seeding import doc_rng
 
-#: which single item each removal zeroes, in report order
-SINGLE_REMOVALS = ("max", "second", "min", "random", "gradient", "attention_x_gradient")
+#: the removals every Test 1 makes, before the selected rankings' top items
+BASE_REMOVALS = ("max", "second", "min", "random")
 
 RandomDraw = Literal["uniform", "original"]
 
 
+def single_removals(rankings: Sequence[str]) -> tuple[str, ...]:
+    """The removals of Test 1 for the selected rankings, in report order."""
+    return (*BASE_REMOVALS, *(r for r in rankings if r not in ("random", "attention")))
+
+
 def draw_random_item(
-    seed: int, doc_id: str, n_items: int, top_item: int, *, draw: RandomDraw = "uniform"
+    seed: int, doc_id: str, n_items: int, top_item: int, *, draw: RandomDraw = "uniform",
+    purpose: str = "single_weight:random",
 ) -> int:
     """The random comparison item ``r`` of one document.
 
     ``"uniform"`` draws uniformly among the items other than ``top_item`` (the intended test).
     ``"original"`` reproduces the original code's draw: a raw position in ``1..n-1``, so ``r`` can
-    equal ``i*`` and position 0 is never drawn. Both are fixed by ``(seed, doc_id)``.
+    equal ``i*`` and position 0 is never drawn. Both are fixed by ``(seed, doc_id, purpose)``.
     """
-    rng = doc_rng(seed, doc_id, "single_weight:random")
+    rng = doc_rng(seed, doc_id, purpose)
     if draw == "original":
         return int(rng.integers(1, n_items))
     if draw != "uniform":
@@ -43,89 +52,94 @@ def draw_random_item(
 
 
 def choose_items(
-    output: ModelOutput,
+    weights: torch.Tensor,
+    mask: torch.Tensor,
     scores: dict[str, torch.Tensor],
+    removals: Sequence[str],
     doc_ids: list[str],
     *,
     seed: int,
     random_draw: RandomDraw = "uniform",
-) -> dict[str, torch.Tensor]:
-    """Item index removed by each of :data:`SINGLE_REMOVALS`, per document.
+    purpose: str = "single_weight:random",
+) -> torch.Tensor:
+    """Item index removed by each removal, per document: ``(B, R)`` long.
 
     Args:
-        output: unmodified pass (attention ``(B, n)``, mask ``(B, n)``).
-        scores: ``(B, n)`` ranking scores for ``"gradient"`` and ``"attention_x_gradient"``.
+        weights: ``(B, n)`` the site's attention; mask: ``(B, n)`` its real items.
+        scores: ``(B, n)`` scores of the rankings named in ``removals`` beyond :data:`BASE_REMOVALS`.
     Returns:
-        ``{removal: (B,) long}``; rows with fewer than two items hold 0 (they are skipped).
+        ``(B, R)``; rows with fewer than two items are skipped by the caller.
     """
-    mask = output.mask
-    weights = output.attention.detach()
-    by_weight = weights.masked_fill(~mask, float("-inf")).argsort(
-        dim=1, descending=True, stable=True
-    )
-    lowest = weights.masked_fill(~mask, float("inf")).argmin(dim=1)
-    lengths = mask.sum(dim=1)
+    by_weight = weights.masked_fill(~mask, float("-inf")).argsort(dim=1, descending=True, stable=True)
     top = by_weight[:, 0]
-    randoms = []
-    for row, doc_id in enumerate(doc_ids):
-        n = int(lengths[row])
-        positions = mask[row].nonzero().squeeze(1)
-        if n < 2:
-            randoms.append(0)
-            continue
-        top_rank = int((positions == top[row]).nonzero()[0, 0])
-        pick = draw_random_item(seed, doc_id, n, top_rank, draw=random_draw)
-        randoms.append(int(positions[pick]))
-    return {
+    lengths = mask.sum(dim=1).tolist()
+    top_list = top.tolist()
+    # Real items are a prefix of each row, so the top item's rank among them is its position.
+    randoms = [
+        draw_random_item(seed, doc_id, n, top_list[row], draw=random_draw, purpose=purpose)
+        if n >= 2 else 0
+        for row, (doc_id, n) in enumerate(zip(doc_ids, lengths, strict=True))
+    ]
+    chosen = {
         "max": top,
         "second": by_weight[:, 1] if by_weight.shape[1] > 1 else top,
-        "min": lowest,
+        "min": weights.masked_fill(~mask, float("inf")).argmin(dim=1),
         "random": torch.tensor(randoms, dtype=torch.long, device=weights.device),
-        "gradient": scores["gradient"].argmax(dim=1),
-        "attention_x_gradient": scores["attention_x_gradient"].argmax(dim=1),
     }
+    for name in removals:
+        if name not in chosen:
+            chosen[name] = scores[name].argmax(dim=1)
+    return torch.stack([chosen[name] for name in removals], dim=1)  # (B, R)
 
 
 @torch.no_grad()
 def single_weight_test(
     model: AttentionClassifier,
     output: ModelOutput,
+    site: str,
     scores: dict[str, torch.Tensor],
+    removals: Sequence[str],
     doc_ids: list[str],
     *,
     seed: int = 0,
     random_draw: RandomDraw = "uniform",
-    js_base: JSBase = "e",
 ) -> dict[str, np.ndarray]:
-    """Run Test 1 on one batch.
+    """Run Test 1 at one site on one batch.
 
     Args:
-        model: classifier in eval mode.
-        output: its unmodified pass over the batch.
-        scores: ``(B, n)`` scores of the ``gradient`` and ``attention_x_gradient`` rankings.
+        model: classifier in eval mode; output: its unmodified pass over the batch.
+        scores: ``(B, n)`` scores of the rankings among ``removals``.
+        removals: from :func:`single_removals`.
         doc_ids: the ``B`` document ids (fix the random draws).
     Returns:
         Columns of length ``B``: ``skipped`` (fewer than two items), and for each removal ``X``:
-        ``item_X``, ``a_X``, ``js_X``, ``flip_X``; plus ``delta_a`` and ``delta_js``. Skipped rows
-        hold item -1, NaN values and False flips.
+        ``item_X``, ``a_X``, ``js_X`` (nats), ``flip_X`` (float: 1.0/0.0, NaN when skipped); plus
+        ``delta_a`` and ``delta_js``. Skipped rows hold item -1 and NaN values.
     """
-    items = choose_items(output, scores, doc_ids, seed=seed, random_draw=random_draw)
-    weights = output.attention.detach()
-    states = output.states.detach()
+    out = output.site(site)
+    weights, mask = out.attention.detach(), out.mask
+    purpose = (
+        "single_weight:random" if site == model.pooling_site else f"single_weight:random:{site}"
+    )
+    items = choose_items(weights, mask, scores, removals, doc_ids, seed=seed,
+                         random_draw=random_draw, purpose=purpose)  # (B, R)
+    removed = torch.zeros(*items.shape, weights.shape[1], dtype=torch.bool, device=weights.device)
+    removed.scatter_(2, items[:, :, None], True)  # (B, R, n)
+    candidates = erase(weights[:, None, :].expand_as(removed), removed)  # (B, R, n)
+    probs = torch.softmax(model.logits_with(output, site, candidates), dim=-1)  # (B, R, C)
     base = torch.softmax(output.logits.detach(), dim=-1)  # (B, C)
-    predicted = base.argmax(dim=-1)
-    skipped = (output.mask.sum(dim=1) < 2).cpu().numpy()
+    js = js_divergence(base[:, None, :].expand_as(probs), probs)  # (B, R) nats
+    flips = probs.argmax(-1) != base.argmax(-1)[:, None]  # (B, R)
+    removed_weight = weights.gather(1, items).double()  # (B, R)
+    skipped = (mask.sum(dim=1) < 2).cpu().numpy()
+    items_np, js_np = items.cpu().numpy(), js.cpu().numpy()
+    weight_np, flips_np = removed_weight.cpu().numpy(), flips.cpu().numpy()
     columns: dict[str, np.ndarray] = {"skipped": skipped}
-    for removal, item in items.items():
-        probs = torch.softmax(single_removal_logits(model, states, weights, item), dim=-1)
-        columns[f"item_{removal}"] = np.where(skipped, -1, item.cpu().numpy())
-        columns[f"a_{removal}"] = np.where(
-            skipped, np.nan, weights.gather(1, item[:, None]).squeeze(1).double().cpu().numpy()
-        )
-        columns[f"js_{removal}"] = np.where(
-            skipped, np.nan, js_divergence(base, probs, base=js_base).cpu().numpy()
-        )
-        columns[f"flip_{removal}"] = ~skipped & (probs.argmax(-1) != predicted).cpu().numpy()
+    for r, name in enumerate(removals):
+        columns[f"item_{name}"] = np.where(skipped, -1, items_np[:, r])
+        columns[f"a_{name}"] = np.where(skipped, np.nan, weight_np[:, r])
+        columns[f"js_{name}"] = np.where(skipped, np.nan, js_np[:, r])
+        columns[f"flip_{name}"] = np.where(skipped, np.nan, flips_np[:, r].astype(np.float64))
     columns["delta_a"] = columns["a_max"] - columns["a_random"]
     columns["delta_js"] = columns["js_max"] - columns["js_random"]
     return columns

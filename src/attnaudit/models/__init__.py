@@ -1,15 +1,25 @@
 """Attention classifiers under audit, and their registry.
 
 Adding a model: write one file with an :class:`AttentionClassifier` subclass whose constructor takes
-``(*, vocab_size, num_classes, encoder, embedding_dim, hidden, dropout)`` (and that sets
-``hierarchical = True`` if it reads ``(B, S, W)`` batches), and add one line to :data:`MODELS`.
+``(*, vocab_size, num_classes, encoder, embedding_dim, hidden, dropout)``, that declares its attention
+``SITES`` (and ``hierarchical = True`` if it reads ``(B, S, W)`` batches), and add one line to
+:data:`MODELS`. The conformance suite (tests/test_conformance.py) then runs over it and every site.
 """
 
 from __future__ import annotations
 
 import torch
 
-from attnaudit.models.base import AdditiveAttention, AttentionClassifier, ModelOutput, masked_softmax
+from attnaudit.models.base import (
+    AdditiveAttention,
+    AttentionClassifier,
+    LinearReadout,
+    ModelOutput,
+    Site,
+    SiteOutput,
+    item_texts,
+    masked_softmax,
+)
 from attnaudit.models.encoders import ENCODERS
 from attnaudit.models.flan import FlatAttentionClassifier
 from attnaudit.models.han import HierarchicalAttentionClassifier
@@ -31,9 +41,13 @@ __all__ = [
     "AttentionClassifier",
     "FlatAttentionClassifier",
     "HierarchicalAttentionClassifier",
+    "LinearReadout",
     "ModelOutput",
+    "Site",
+    "SiteOutput",
     "build_model",
     "is_hierarchical",
+    "item_texts",
     "masked_softmax",
     "model_name",
     "parse_model_name",

@@ -1,43 +1,138 @@
-"""The model protocol every attention classifier implements.
+"""The model protocol every attention classifier implements: attention *sites* and recomputation.
 
-A classifier is ``encode -> attend -> head``:
+A model declares the attention distributions it exposes (:meth:`AttentionClassifier.sites`): FLAN's
+token pooling, HAN's sentence pooling and its word attention, later a transformer's heads. Everything
+the audit does goes through three methods:
 
-    h, mask = model.encode(batch)          # (B, n, d), (B, n): states entering the LAST attention layer
-    a       = model.attend(h, mask)        # (B, n): masked softmax, padding gets exactly 0
-    logits  = model.head(h, a)             # (B, C) = classify(context(h, a))
+    output = model.run(batch)                         # logits (B, C) + per site: attention (B, n),
+                                                      #   mask (B, n), anchor (B,), private cache
+    logits = model.logits_with(output, site, w)       # w: (B, k, n) candidate weights -> (B, k, C)
+    readout = model.linear_readout(output, site)      # the fast path's capability, or None
 
-Only the last attention layer is manipulated by the attention tests, so everything up to ``h`` is
-computed once per document; erasing weights recomputes only ``context`` and ``classify``. ``context``
-is linear in ``a`` (``z = sum_i a_i h_i``) which is what the fast all-prefix path relies on.
+``logits_with`` recomputes everything downstream of the site from the cache; it is the one entry
+point the tests and rankings call, so nothing outside ``models/`` touches a model's layers. Where the
+pooling is linear and feeds the head directly (``z = sum_i a_i h_i``, the paper's last layer), the
+model offers a :class:`LinearReadout`, with which the erasure engine computes all ``n + 1`` erasure
+steps from suffix sums in one call.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from attnaudit.data.types import Batch
+from attnaudit.data.types import Batch, EncodedDocument
 from attnaudit.models.embeddings import make_embedding
+
+
+@dataclass(frozen=True)
+class Site:
+    """An attention distribution a model exposes to the audit.
+
+    Attributes:
+        name: registry key used on the command line (``--sites``), e.g. ``"sentence"``.
+        label: display name.
+        item: what one item is: ``"token"`` (the document's tokens), ``"sentence"`` (its sentences) or
+            ``"word"`` (the words of the anchor sentence, see :class:`SiteOutput`).
+        paper: True for the site Serrano & Smith manipulated (the last attention layer).
+        description: one sentence for the report.
+    """
+
+    name: str
+    label: str
+    item: str
+    paper: bool = False
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready metadata (written into summary.json for the torch-free report)."""
+        return {"label": self.label, "item": self.item, "paper": self.paper,
+                "description": self.description}
+
+
+@dataclass
+class SiteOutput:
+    """One site's attention in an unmodified pass.
+
+    Attributes:
+        attention: ``(B, n)`` weights, summing to 1 over real items, exactly 0 on padding.
+        mask: ``(B, n)`` bool, True for real items.
+        anchor: ``(B,)`` long: for a site inside one part of the document (HAN's word site: the
+            sentence whose words are the items) that part's index, else -1.
+        cache: what :meth:`AttentionClassifier.logits_with` needs to recompute; private to the model.
+            Every tensor in it has the batch as its first dimension (:meth:`ModelOutput.index`).
+    """
+
+    attention: torch.Tensor
+    mask: torch.Tensor
+    anchor: torch.Tensor
+    cache: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
 
 @dataclass
 class ModelOutput:
-    """Everything the attention tests need from one forward pass.
+    """An unmodified forward pass: logits and the attention of every requested site.
 
     Attributes:
-        states: ``(B, n, d)`` encoder states entering the last attention layer.
-        mask: ``(B, n)`` bool, True for real items (tokens for flat models, sentences for HAN).
-        attention: ``(B, n)`` attention weights, summing to 1 over real items, 0 on padding.
         logits: ``(B, C)`` class scores.
+        sites: site name -> :class:`SiteOutput`.
     """
 
-    states: torch.Tensor
-    mask: torch.Tensor
-    attention: torch.Tensor
     logits: torch.Tensor
+    sites: dict[str, SiteOutput]
+
+    def index(self, rows: torch.Tensor | Sequence[int]) -> ModelOutput:
+        """The same output for a subset of the documents (every cache tensor is batch-first)."""
+        rows = torch.as_tensor(rows, dtype=torch.long, device=self.logits.device)
+        return ModelOutput(
+            logits=self.logits[rows],
+            sites={
+                name: SiteOutput(
+                    attention=out.attention[rows],
+                    mask=out.mask[rows],
+                    anchor=out.anchor[rows],
+                    cache={key: value[rows] for key, value in out.cache.items()},
+                )
+                for name, out in self.sites.items()
+            },
+        )
+
+    def site(self, name: str) -> SiteOutput:
+        """The output of site ``name``; a clear error when the pass did not compute it."""
+        try:
+            return self.sites[name]
+        except KeyError:
+            raise ValueError(f"site {name!r} not in this output; it has {sorted(self.sites)}") from None
+
+
+@dataclass
+class LinearReadout:
+    """A site whose erasure is linear: logits(w) = readout(sum_i w_i values_i / sum_i w_i).
+
+    Attributes:
+        values: ``(B, n, m)`` per-item vectors: the states ``h_i`` (m = d) or, with an affine head,
+            their class scores ``V h_i`` (m = C, far cheaper to sum).
+        readout: ``(..., m) -> (..., C)``: the rest of the model from the pooled vector; the zero
+            vector stands for "nothing left" (the head's bias).
+    """
+
+    values: torch.Tensor
+    readout: Callable[[torch.Tensor], torch.Tensor]
+
+
+def item_texts(site: Site, doc: EncodedDocument, anchor: int) -> list[str]:
+    """The text of each item of ``site`` in ``doc``: tokens, sentences, or the anchor sentence's words."""
+    if site.item == "token":
+        return [token for sentence in doc.tokens for token in sentence]
+    if site.item == "sentence":
+        return [" ".join(sentence) for sentence in doc.tokens]
+    if site.item == "word":
+        return list(doc.tokens[anchor]) if 0 <= anchor < len(doc.tokens) else []
+    raise ValueError(f"site {site.name!r} has unknown item kind {site.item!r}")
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -76,10 +171,12 @@ class AdditiveAttention(nn.Module):
 
 
 class AttentionClassifier(nn.Module):
-    """Base class of every classifier under audit. Subclasses implement :meth:`encode`.
+    """Base class of every classifier under audit, ending in additive attention pooling + linear head.
 
-    Subclasses must set ``self.attention`` (the last attention layer) and ``self.classifier``
-    (the linear head ``V z + v``) and ``self.state_dim``.
+    Subclasses set ``SITES`` (the first is the pooling site, the last attention layer, whose cache
+    holds the states ``h``), ``self.attention`` (that layer), ``self.classifier`` (the head ``V z + v``)
+    and ``self.state_dim``, and implement :meth:`encode`. A subclass with further sites extends
+    :meth:`run` and :meth:`logits_with` for them.
     """
 
     attention: AdditiveAttention
@@ -87,47 +184,106 @@ class AttentionClassifier(nn.Module):
     state_dim: int
 
     #: short registry name, e.g. ``"flan"`` or ``"han"``
-    kind: str = ""
-    #: True when batches are ``(B, S, W)`` and the last attention layer is over sentences
-    hierarchical: bool = False
-    #: True when ``classify(z)`` is ``self.classifier(z)``, an affine map (the paper's head). The
-    #: erasure fast path then projects each item's state to class scores before summing, which is
-    #: far cheaper than summing ``d``-dimensional states. A subclass with another head sets False.
-    affine_head: bool = True
+    kind: ClassVar[str] = ""
+    #: True when batches are ``(B, S, W)`` and the pooling is over sentences
+    hierarchical: ClassVar[bool] = False
+    #: the sites this model exposes; the first is the pooling site
+    SITES: ClassVar[tuple[Site, ...]] = ()
+    #: True when ``classify(z)`` is the affine ``self.classifier(z)`` (the paper's head): the fast
+    #: path then sums C-dimensional class scores ``V h_i`` instead of d-dimensional states
+    affine_head: ClassVar[bool] = True
+
+    @classmethod
+    def sites(cls) -> tuple[Site, ...]:
+        """Every site this model exposes, the pooling site (the paper's) first."""
+        return cls.SITES
+
+    @classmethod
+    def site_names(cls, requested: Sequence[str] | None = None) -> tuple[str, ...]:
+        """Validate requested site names (None = all) and return them in declaration order.
+
+        Raises:
+            ValueError: a name this model does not declare (the message lists the choices).
+        """
+        declared = [s.name for s in cls.sites()]
+        if requested is None:
+            return tuple(declared)
+        unknown = [name for name in requested if name not in declared]
+        if unknown:
+            raise ValueError(
+                f"{cls.kind} has no attention site {', '.join(map(repr, unknown))}; "
+                f"choose from {', '.join(declared)}"
+            )
+        return tuple(name for name in declared if name in requested)
+
+    @classmethod
+    def site(cls, name: str) -> Site:
+        """The declared :class:`Site` called ``name``."""
+        cls.site_names([name])
+        return next(s for s in cls.sites() if s.name == name)
+
+    @property
+    def pooling_site(self) -> str:
+        """Name of the pooling site (the last attention layer)."""
+        return self.sites()[0].name
 
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """States entering the last attention layer.
-
-        Returns:
-            ``h`` of shape ``(B, n, d)`` and ``mask`` of shape ``(B, n)`` (bool).
-        """
+        """States entering the pooling attention: ``h`` ``(B, n, d)`` and ``mask`` ``(B, n)`` bool."""
         raise NotImplementedError
 
-    def attend(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``(B, n, d), (B, n) -> (B, n)`` attention weights of the last layer."""
-        return self.attention(h, mask)
-
-    def context(self, h: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        """``z = sum_i a_i h_i``: ``(B, n, d), (B, n) -> (B, d)``."""
-        return torch.einsum("bn,bnd->bd", a, h)
-
     def classify(self, z: torch.Tensor) -> torch.Tensor:
-        """The head from context vectors: ``(..., d) -> (..., C)`` logits."""
+        """The head from pooled vectors: ``(..., d) -> (..., C)`` logits."""
         return self.classifier(z)
 
-    def head(self, h: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        """Logits from cached states and (possibly modified) weights: ``(B, n, d), (B, n) -> (B, C)``."""
-        return self.classify(self.context(h, a))
+    def _pool_output(self, h: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, SiteOutput]:
+        """Logits ``(B, C)`` and the pooling site's output from its input states."""
+        a = self.attention(h, mask)  # (B, n)
+        logits = self.classify(torch.einsum("bn,bnd->bd", a, h))  # (B, C)
+        anchor = torch.full((h.shape[0],), -1, dtype=torch.long, device=h.device)
+        return logits, SiteOutput(attention=a, mask=mask, anchor=anchor, cache={"states": h})
 
-    def run(self, batch: Batch) -> ModelOutput:
-        """Full pass returning states, mask, attention and logits."""
-        h, mask = self.encode(batch)
-        a = self.attend(h, mask)
-        return ModelOutput(states=h, mask=mask, attention=a, logits=self.head(h, a))
+    def run(self, batch: Batch, sites: Sequence[str] | None = None) -> ModelOutput:
+        """Full pass: logits and the requested sites' attention and caches (None = every site)."""
+        self.site_names(sites)
+        h, mask = self.encode(batch)  # (B, n, d), (B, n)
+        logits, pooled = self._pool_output(h, mask)
+        return ModelOutput(logits=logits, sites={self.pooling_site: pooled})
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        """``head(h, attend(h, mask))``: ``(B, C)`` logits."""
-        return self.run(batch).logits
+        """``(B, C)`` logits (no site caches beyond the pooling layer's)."""
+        return self.run(batch, sites=[self.pooling_site]).logits
+
+    def logits_with(self, output: ModelOutput, site: str, weights: torch.Tensor) -> torch.Tensor:
+        """Logits with ``site``'s attention replaced by candidate weight vectors.
+
+        Args:
+            output: the unmodified pass (from :meth:`run`) holding the site's cache.
+            site: a site name.
+            weights: ``(B, k, n)`` candidate weights per document (need not sum to 1: the all-zero
+                vector means "every item erased").
+        Returns:
+            ``(B, k, C)`` logits, everything downstream of the site recomputed.
+        """
+        if site != self.pooling_site:
+            raise ValueError(f"{self.kind} cannot recompute site {site!r}")
+        h = output.site(site).cache["states"]  # (B, n, d)
+        return self.classify(torch.einsum("bkn,bnd->bkd", weights.to(h.dtype), h))  # (B, k, C)
+
+    def linear_readout(self, output: ModelOutput, site: str) -> LinearReadout | None:
+        """The fast path's capability where ``site`` is the linear pooling feeding the head; else None."""
+        if site != self.pooling_site:
+            return None
+        h = output.site(site).cache["states"]  # (B, n, d)
+        if not self.affine_head:
+            return LinearReadout(values=h, readout=self.classify)
+        head = self.classifier
+        bias = head.bias
+        values = nn.functional.linear(h, head.weight)  # (B, n, C): V h_i
+
+        def add_bias(scores: torch.Tensor) -> torch.Tensor:
+            return scores if bias is None else scores + bias  # (..., C)
+
+        return LinearReadout(values=values, readout=add_bias)
 
     def _embedding_and_config(
         self,

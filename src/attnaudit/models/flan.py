@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from attnaudit.data.types import PAD_ID, Batch
-from attnaudit.models.base import AdditiveAttention, AttentionClassifier
+from attnaudit.models.base import AdditiveAttention, AttentionClassifier, Site
 from attnaudit.models.encoders import build_encoder
 
 
@@ -30,12 +30,16 @@ class FlatAttentionClassifier(AttentionClassifier):
     Example:
         >>> model = FlatAttentionClassifier(vocab_size=100, num_classes=3, encoder="cnn")
         >>> batch = Batch(["d0"], torch.tensor([[5, 6, 7, 0]]), torch.tensor([1]))
-        >>> model.run(batch).attention.shape
+        >>> model.run(batch).site("token").attention.shape
         torch.Size([1, 4])
     """
 
     kind = "flan"
     hierarchical = False  # batches are (B, T) token ids
+    SITES = (
+        Site("token", "token attention (pooling)", "token", paper=True,
+             description="the attention over the document's tokens that pools them for the head"),
+    )
 
     def __init__(
         self,

@@ -19,7 +19,9 @@ import torch
 from torch import nn
 
 from attnaudit.data.types import PAD_ID, Batch
-from attnaudit.models.base import AdditiveAttention, AttentionClassifier
+from collections.abc import Sequence
+
+from attnaudit.models.base import AdditiveAttention, AttentionClassifier, ModelOutput, Site, SiteOutput
 from attnaudit.models.encoders import build_encoder
 
 
@@ -39,12 +41,20 @@ class HierarchicalAttentionClassifier(AttentionClassifier):
     Example:
         >>> model = HierarchicalAttentionClassifier(vocab_size=100, num_classes=3, encoder="rnn")
         >>> ids = torch.tensor([[[5, 6, 0], [7, 0, 0]]])  # one document, two sentences
-        >>> model.run(Batch(["d0"], ids, torch.tensor([0]))).attention.shape
+        >>> model.run(Batch(["d0"], ids, torch.tensor([0]))).site("sentence").attention.shape
         torch.Size([1, 2])
     """
 
     kind = "han"
     hierarchical = True  # batches are (B, S, W): sentences of words
+    SITES = (
+        Site("sentence", "sentence attention (pooling)", "sentence", paper=True,
+             description="the attention over sentences that pools them for the head"),
+        Site("word", "word attention in the top sentence", "word",
+             description="the word attention inside the document's most-attended sentence; "
+             "erasing it recomputes that sentence's vector, the sentence encoder, the sentence "
+             "attention and the head (a test the paper did not run)"),
+    )
 
     def __init__(
         self,
@@ -123,3 +133,65 @@ class HierarchicalAttentionClassifier(AttentionClassifier):
     def word_attention(self, batch: Batch) -> torch.Tensor:
         """Word-level attention weights ``(B, S, W)``: each real sentence's row sums to 1."""
         return self._sentences(batch)[2]
+
+    def _sentence_level(
+        self, sentence_vectors: torch.Tensor, sentence_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits ``(N, C)`` from sentence vectors ``(N, S, dw)`` and their mask ``(N, S)``."""
+        h = self.sentence_encoder(sentence_vectors, sentence_mask)  # (N, S, d)
+        a = self.attention(h, sentence_mask)  # (N, S)
+        return self.classify(torch.einsum("ns,nsd->nd", a, h))  # (N, C)
+
+    def run(self, batch: Batch, sites: Sequence[str] | None = None) -> ModelOutput:
+        """Full pass; the ``word`` site's cache (the anchor sentence's word states) only on request."""
+        wanted = self.site_names(sites)
+        sentence_vectors, sentence_mask, _ = self._sentences(batch)  # (B, S, dw), (B, S)
+        h = self.sentence_encoder(sentence_vectors, sentence_mask)  # (B, S, d)
+        logits, pooled = self._pool_output(h, sentence_mask)
+        out = ModelOutput(logits=logits, sites={"sentence": pooled})
+        if "word" in wanted:
+            out.sites["word"] = self._word_site(batch, pooled.attention, sentence_vectors, sentence_mask)
+        return out
+
+    def _word_site(
+        self,
+        batch: Batch,
+        sentence_attention: torch.Tensor,
+        sentence_vectors: torch.Tensor,
+        sentence_mask: torch.Tensor,
+    ) -> SiteOutput:
+        """Word attention of each document's most-attended sentence (first on ties), re-encoded alone.
+
+        The encoders ignore padding, so the anchor sentence encoded alone gives the states it had
+        inside the batch (up to float rounding, tested by the conformance suite).
+        """
+        rows = torch.arange(batch.token_ids.shape[0], device=batch.token_ids.device)  # (B,)
+        anchor = sentence_attention.argmax(dim=1)  # (B,) first maximum
+        ids = batch.token_ids[rows, anchor]  # (B, W)
+        mask = ids != PAD_ID  # (B, W)
+        hw = self.word_encoder(self.embedding(ids), mask)  # (B, W, dw)
+        aw = self.word_attention_layer(hw, mask)  # (B, W)
+        cache = {"word_states": hw, "sentence_vectors": sentence_vectors,
+                 "sentence_mask": sentence_mask}
+        return SiteOutput(attention=aw, mask=mask, anchor=anchor, cache=cache)
+
+    def logits_with(self, output: ModelOutput, site: str, weights: torch.Tensor) -> torch.Tensor:
+        """See the base class; the ``word`` site recomputes the anchor sentence's vector and everything
+        above it: ``(B, k, W) -> (B, k, C)``."""
+        if site != "word":
+            return super().logits_with(output, site, weights)
+        word = output.site("word")
+        hw = word.cache["word_states"]  # (B, W, dw)
+        sentences = word.cache["sentence_vectors"]  # (B, S, dw)
+        sentence_mask = word.cache["sentence_mask"]  # (B, S)
+        b, k = weights.shape[:2]
+        vectors = torch.einsum("bkw,bwd->bkd", weights.to(hw.dtype), hw)  # (B, k, dw)
+        candidates = sentences[:, None].expand(b, k, *sentences.shape[1:]).clone()  # (B, k, S, dw)
+        rows = torch.arange(b, device=hw.device)[:, None]  # (B, 1)
+        columns = torch.arange(k, device=hw.device)[None, :]  # (1, k)
+        candidates[rows, columns, word.anchor[:, None]] = vectors
+        masks = sentence_mask[:, None].expand(b, k, -1)  # (B, k, S)
+        logits = self._sentence_level(
+            candidates.reshape(b * k, *sentences.shape[1:]), masks.reshape(b * k, -1)
+        )  # (B*k, C)
+        return logits.reshape(b, k, -1)  # (B, k, C)

@@ -11,12 +11,15 @@ from attnaudit.rankings.base import mask_padding
 
 
 class AttentionRanking:
-    """Scores are the last layer's attention weights ``a_i``."""
+    """Scores are the site's attention weights ``a_i``."""
 
     name: ClassVar[str] = "attention"
+    label: ClassVar[str] = "attention"
+    color: ClassVar[str] = "#E69F00"  # Okabe-Ito orange
 
     def rank(
-        self, model: AttentionClassifier, output: ModelOutput, doc_ids: list[str]
+        self, model: AttentionClassifier, output: ModelOutput, site: str, doc_ids: list[str]
     ) -> torch.Tensor:
         """``(B, n)`` attention weights, ``-inf`` on padding."""
-        return mask_padding(output.attention.detach().clone(), output.mask)
+        out = output.site(site)
+        return mask_padding(out.attention.detach().clone(), out.mask)

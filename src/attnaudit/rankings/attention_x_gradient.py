@@ -15,13 +15,16 @@ class AttentionTimesGradientRanking:
     """Scores are attention weight times the decision gradient (see :mod:`.gradient`)."""
 
     name: ClassVar[str] = "attention_x_gradient"
+    label: ClassVar[str] = "attention × gradient"
+    color: ClassVar[str] = "#CC79A7"  # Okabe-Ito reddish purple
 
     def __init__(self, *, output: GradientOutput = "probability") -> None:
         self.output = output
 
     def rank(
-        self, model: AttentionClassifier, output: ModelOutput, doc_ids: list[str]
+        self, model: AttentionClassifier, output: ModelOutput, site: str, doc_ids: list[str]
     ) -> torch.Tensor:
         """``(B, n)`` products, ``-inf`` on padding."""
-        grad = decision_gradient(model, output, wrt=self.output)
-        return mask_padding(output.attention.detach() * grad, output.mask)
+        out = output.site(site)
+        grad = decision_gradient(model, output, site, wrt=self.output)
+        return mask_padding(out.attention.detach() * grad, out.mask)

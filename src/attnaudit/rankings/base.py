@@ -1,7 +1,9 @@
 """The ranking protocol: one verb, ``rank``, like captum's ``attribute``.
 
-A ranking scores every item (token or sentence) entering the last attention layer; higher means more
-important, so items are removed highest score first. Padding positions score ``-inf``.
+A ranking scores every item of one attention site (tokens, sentences, words); higher means more
+important, so items are removed highest score first. Padding positions score ``-inf``. Each ranking
+carries its display name and colour, which the audit writes into summary.json for the (torch-free)
+report: a new ranking is one file + one registry line.
 """
 
 from __future__ import annotations
@@ -17,21 +19,24 @@ from attnaudit.models.base import AttentionClassifier, ModelOutput
 class Ranking(Protocol):
     """Scores items by importance.
 
-    ``name`` is the registry key. Implementations take their options (seed, output kind) in the
-    constructor, keyword-only, and never hold a model.
+    ``name`` is the registry key, ``label`` and ``color`` (a hex colour) how reports show it.
+    Implementations take their options (seed, output kind) in the constructor, keyword-only, and
+    never hold a model.
     """
 
     name: ClassVar[str]
+    label: ClassVar[str]
+    color: ClassVar[str]
 
     def rank(
-        self, model: AttentionClassifier, output: ModelOutput, doc_ids: list[str]
+        self, model: AttentionClassifier, output: ModelOutput, site: str, doc_ids: list[str]
     ) -> torch.Tensor:
-        """Importance scores.
+        """Importance scores of ``site``'s items.
 
         Args:
-            model: the classifier (in eval mode) whose ``head`` produced ``output.logits``.
-            output: the unmodified forward pass of a batch (states ``(B, n, d)``, mask ``(B, n)``,
-                attention ``(B, n)``, logits ``(B, C)``).
+            model: the classifier (in eval mode) that produced ``output``.
+            output: the unmodified forward pass of a batch (:meth:`AttentionClassifier.run`).
+            site: the attention site whose items are ranked.
             doc_ids: the ``B`` document ids (random rankings draw per document from them).
         Returns:
             ``(B, n)`` float scores, ``-inf`` on padding.

@@ -1,0 +1,172 @@
+"""One batch through the whole audit: one forward pass, then every site, ranking and measure.
+
+The model runs once per batch (:meth:`AttentionClassifier.run`); rankings, Test 1 and the erasure
+curves all recompute from that pass's caches. Each site's curves move to the host once per ranking
+(:class:`CurveArrays`), where the torch-free measures turn them into per-document columns. The result
+is a set of column arrays per table, turned into DataFrames once per chunk by :mod:`.audit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from attnaudit.data.types import Batch
+from attnaudit.erasure.interventions import ErasurePath, erasure_curve, removal_order
+from attnaudit.erasure.single_weight import RandomDraw, single_removals, single_weight_test
+from attnaudit.measures import MEASURES, CurveArrays
+from attnaudit.models.base import AttentionClassifier, ModelOutput
+from attnaudit.rankings import build_ranking
+from attnaudit.rankings.gradient import GradientOutput
+
+
+@dataclass(frozen=True)
+class AuditPlan:
+    """What to compute for every batch: resolved settings (no defaults left to decide).
+
+    Attributes:
+        sites: site names, in the model's declaration order.
+        rankings: ranking names, in report order.
+        measures: measure names (keys of :data:`attnaudit.measures.MEASURES`).
+    """
+
+    sites: tuple[str, ...]
+    rankings: tuple[str, ...]
+    measures: tuple[str, ...] = tuple(MEASURES)
+    path: ErasurePath = "fast"
+    gradient_output: GradientOutput = "probability"
+    random_draw: RandomDraw = "uniform"
+    seed: int = 0
+
+    @property
+    def keep_curves(self) -> bool:
+        """Whether any selected measure reads ``keep`` curves (computed only then)."""
+        return any("keep" in MEASURES[m].needs for m in self.measures)
+
+
+@dataclass
+class BatchColumns:
+    """Column arrays of the three tables for one batch (rows not yet in document order)."""
+
+    single_weight: list[dict[str, Any]] = field(default_factory=list)
+    removal: list[dict[str, Any]] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _host(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def _curve_arrays(
+    logits: dict[str, torch.Tensor],
+    predicted: torch.Tensor,
+    base_prob: torch.Tensor,
+    ranked_weights: torch.Tensor,
+    lengths: torch.Tensor,
+) -> CurveArrays:
+    """Host copies of what measures read from ``(B, n + 1, C)`` curve logits."""
+    def pred_prob(curve: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        probs = torch.softmax(curve.double(), dim=-1)  # (B, n+1, C)
+        chosen = probs.gather(2, predicted[:, None, None].expand(-1, curve.shape[1], 1))[..., 0]
+        return _host(curve.argmax(-1)), _host(chosen)
+
+    remove_pred, remove_prob = pred_prob(logits["remove"])
+    keep_pred, keep_prob = pred_prob(logits["keep"]) if "keep" in logits else (None, None)
+    return CurveArrays(
+        lengths=_host(lengths),
+        predicted=_host(predicted),
+        base_prob=_host(base_prob),
+        ranked_weights=_host(ranked_weights.double()),
+        remove_pred=remove_pred,
+        remove_prob=remove_prob,
+        keep_pred=keep_pred,
+        keep_prob=keep_prob,
+    )
+
+
+def rank_site(
+    model: AttentionClassifier, output: ModelOutput, site: str, doc_ids: list[str], plan: AuditPlan
+) -> dict[str, torch.Tensor]:
+    """``(B, n)`` scores of every selected ranking at ``site``."""
+    options = {"seed": plan.seed, "output": plan.gradient_output}
+    return {
+        name: build_ranking(name, **options).rank(model, output, site, doc_ids)
+        for name in plan.rankings
+    }
+
+
+def audit_batch(
+    model: AttentionClassifier, batch: Batch, plan: AuditPlan, label_names: Sequence[str]
+) -> BatchColumns:
+    """Both tests and every measure at every planned site of one batch.
+
+    Returns:
+        Columns per table; see docs/architecture.md for the schemas.
+    """
+    with torch.no_grad():
+        output = model.run(batch, plan.sites)
+    logits = output.logits.detach()
+    predicted = logits.argmax(-1)  # (B,)
+    base_prob = torch.softmax(logits.double(), -1).gather(1, predicted[:, None])[:, 0]  # (B,)
+    prediction_names = [label_names[i] for i in predicted.tolist()]
+    gold_names = [label_names[i] for i in batch.labels.tolist()]
+    removals = single_removals(plan.rankings)
+    columns = BatchColumns()
+    for site in plan.sites:
+        out = output.site(site)
+        weights, mask = out.attention.detach(), out.mask
+        lengths = mask.sum(dim=1)  # (B,)
+        n_items = _host(lengths)
+        common = {"site": site, "doc_id": list(batch.doc_ids), "n_items": n_items,
+                  "anchor": _host(out.anchor), "label": gold_names,
+                  "prediction": prediction_names}
+        scores = rank_site(model, output, site, batch.doc_ids, plan)
+        single = single_weight_test(model, output, site, scores, removals, batch.doc_ids,
+                                    seed=plan.seed, random_draw=plan.random_draw)
+        columns.single_weight.append({**common, **single})
+        ranks = {}
+        for ranking in plan.rankings:
+            order = removal_order(scores[ranking], mask)  # (B, n)
+            ranks[ranking] = torch.argsort(order, dim=1)  # (B, n): 0 = removed first
+            with torch.no_grad():
+                curves = {"remove": erasure_curve(model, output, site, order, "remove",
+                                                  path=plan.path)}
+                if plan.keep_curves:
+                    curves["keep"] = erasure_curve(model, output, site, order, "keep",
+                                                   path=plan.path)
+            arrays = _curve_arrays(curves, predicted, base_prob, weights.gather(1, order), lengths)
+            measured: dict[str, Any] = {}
+            for name in plan.measures:
+                measured.update(MEASURES[name].columns(arrays))
+            columns.removal.append(
+                {**common, "ranking": ranking, "single_item": n_items < 2, **measured}
+            )
+        columns.items.append(_item_columns(site, batch.doc_ids, weights, mask, scores, ranks))
+    return columns
+
+
+def _item_columns(
+    site: str,
+    doc_ids: list[str],
+    weights: torch.Tensor,
+    mask: torch.Tensor,
+    scores: dict[str, torch.Tensor],
+    ranks: dict[str, torch.Tensor],
+) -> dict[str, Any]:
+    """One row per real item: weight, each ranking's score and rank (texts are added per chunk)."""
+    rows, positions = mask.nonzero(as_tuple=True)  # (N,), (N,): row-major, items in order
+    rows_np = _host(rows)
+    out: dict[str, Any] = {
+        "site": site,
+        "doc_id": np.asarray(doc_ids, dtype=object)[rows_np],
+        "item": _host(positions),
+        "weight": _host(weights[rows, positions].double()),
+    }
+    for name, score in scores.items():
+        out[f"score_{name}"] = _host(score[rows, positions].double())
+        out[f"rank_{name}"] = _host(ranks[name][rows, positions])
+    return out

@@ -1,0 +1,80 @@
+"""The measure protocol: a function of erasure curves that gives per-document columns and a summary.
+
+Measures are torch-free (numpy and pandas only) so that the results layer and the reports can use
+their summaries without importing torch. The audit moves each batch's curves to the host once
+(:class:`CurveArrays`) and hands them to every registered measure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+#: which curves a measure reads: ``remove`` (erase the first k ranked items) and/or ``keep`` (keep only
+#: the first k ranked items)
+CurveKind = str
+
+
+@dataclass(frozen=True)
+class CurveArrays:
+    """Erasure curves of one site and one ranking over ``B`` documents, on the host.
+
+    ``n`` is the batch's padded item count; row ``b`` has ``lengths[b]`` real items and its entries
+    beyond ``k = lengths[b]`` repeat ``k = lengths[b]`` (only padding is removed there).
+
+    Attributes:
+        lengths: ``(B,)`` int, real items per document.
+        predicted: ``(B,)`` int, the unmodified model's prediction ``ŷ``.
+        base_prob: ``(B,)`` float64, ``p_ŷ(x)``.
+        ranked_weights: ``(B, n)`` float64, the site's original attention weights in removal order
+            (0 on padding).
+        remove_pred: ``(B, n + 1)`` int, prediction after removing the first ``k`` ranked items.
+        remove_prob: ``(B, n + 1)`` float64, ``p_ŷ`` after removing the first ``k`` ranked items.
+        keep_pred: ``(B, n + 1)`` int or None, prediction keeping only the first ``k`` ranked items.
+        keep_prob: ``(B, n + 1)`` float64 or None, ``p_ŷ`` keeping only the first ``k`` items.
+    """
+
+    lengths: np.ndarray
+    predicted: np.ndarray
+    base_prob: np.ndarray
+    ranked_weights: np.ndarray
+    remove_pred: np.ndarray
+    remove_prob: np.ndarray
+    keep_pred: np.ndarray | None = None
+    keep_prob: np.ndarray | None = None
+
+
+@runtime_checkable
+class Measure(Protocol):
+    """A registered function of erasure curves.
+
+    ``name`` is the registry key, ``label`` the display name, ``needs`` the curves it reads (the
+    audit computes ``keep`` curves only when a selected measure needs them).
+    """
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    needs: ClassVar[frozenset[str]]
+
+    def columns(self, curves: CurveArrays) -> dict[str, np.ndarray]:
+        """Per-document columns (each of length ``B``) added to ``removal.parquet``."""
+        ...
+
+    def summarize(self, rows: pd.DataFrame) -> dict[str, Any]:
+        """Summary over ``removal.parquet`` rows of one site and one ranking (multi-item documents)."""
+        ...
+
+
+def share(mask: pd.Series | np.ndarray) -> float | None:
+    """Mean of a boolean series; None when empty (JSON null: "no documents")."""
+    values = np.asarray(mask, dtype=bool)
+    return float(values.mean()) if values.size else None
+
+
+def quantile(values: pd.Series | np.ndarray, q: float) -> float | None:
+    """``q``-quantile (linear interpolation, pandas' default) of the non-NaN values; None when empty."""
+    series = pd.Series(np.asarray(values, dtype=np.float64)).dropna()
+    return float(series.quantile(q)) if len(series) else None

@@ -1,0 +1,89 @@
+"""``first_flip``: Test 2 of the paper, with its censoring made visible.
+
+Per document: remove ranked items one at a time (most important first) until the decision changes;
+record how many items were removed at the first flip, the fraction of the document's items that is,
+and the attention mass removed (sum of the removed items' original weights). A document whose decision
+never flips, even with every item removed, is *censored*: it needs "more than everything".
+
+Conventions (named in summary.json and on every figure):
+
+* ``median_fraction``: the paper's median over documents that flip (never-flipped documents left out);
+* ``median_fraction_censored``: the median over all documents, a never-flipped document counted as
+  needing ``n + 1`` of its ``n`` items (fraction ``(n + 1) / n``, i.e. above 1);
+* ``flip_curve``: share of ALL documents flipped after removing at most a fraction ``f`` of items
+  (never-flipped documents stay in the denominator);
+* ``cannot_flip``: removing every item leaves the unmodified prediction (at a pooling site the head's
+  bias alone), so no ranking can flip this document.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from attnaudit.measures.base import CurveArrays, quantile, share
+
+#: the fractions of removed items at which the flip curve is read: 0, 5%, ..., 100%
+FLIP_CURVE_FRACTIONS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(21))
+
+
+def first_flip_steps(curves: CurveArrays) -> np.ndarray:
+    """``(B,)`` int: smallest ``k`` in ``1..n_b`` whose decision differs from ``ŷ``, -1 if none."""
+    steps = np.arange(curves.remove_pred.shape[1])  # (n+1,)
+    valid = (steps[None, :] >= 1) & (steps[None, :] <= curves.lengths[:, None])  # (B, n+1)
+    flipped = (curves.remove_pred != curves.predicted[:, None]) & valid  # (B, n+1)
+    first = np.where(flipped.any(axis=1), flipped.argmax(axis=1), -1)
+    return first.astype(np.int64)
+
+
+class FirstFlip:
+    """Items, fraction and attention mass removed at the first decision flip (the paper's Test 2)."""
+
+    name: ClassVar[str] = "first_flip"
+    label: ClassVar[str] = "removed until the decision flips"
+    needs: ClassVar[frozenset[str]] = frozenset({"remove"})
+
+    def columns(self, curves: CurveArrays) -> dict[str, np.ndarray]:
+        """``removed_at_flip`` (NaN if never), ``fraction_removed``, ``mass_removed`` (NaN if never),
+        ``never_flipped`` and ``cannot_flip`` (bool), each ``(B,)``."""
+        first = first_flip_steps(curves)
+        never = first < 0
+        rows = np.arange(len(first))
+        mass_so_far = np.cumsum(curves.ranked_weights.astype(np.float64), axis=1)  # (B, n)
+        mass = np.where(never, np.nan, mass_so_far[rows, np.maximum(first, 1) - 1])
+        removed = np.where(never, np.nan, first.astype(np.float64))
+        all_removed = curves.remove_pred[rows, curves.lengths]  # prediction with nothing left
+        return {
+            "removed_at_flip": removed,
+            "fraction_removed": removed / curves.lengths,
+            "mass_removed": mass,
+            "never_flipped": never,
+            "cannot_flip": all_removed == curves.predicted,
+        }
+
+    def summarize(self, rows: pd.DataFrame) -> dict[str, Any]:
+        """Medians (flipped-only and censored), quartiles, never/cannot-flip shares, the flip curve."""
+        never = rows["never_flipped"].to_numpy(dtype=bool)
+        flipped = rows[~never]
+        censored = np.where(
+            never,
+            (rows["n_items"].to_numpy(dtype=np.float64) + 1) / rows["n_items"].to_numpy(np.float64),
+            rows["fraction_removed"].to_numpy(dtype=np.float64),
+        )
+        fraction = rows["fraction_removed"].to_numpy(dtype=np.float64)
+        curve = [
+            share(~never & (fraction <= f + 1e-12)) for f in FLIP_CURVE_FRACTIONS
+        ]
+        return {
+            "n": len(rows),
+            "median_fraction": quantile(flipped["fraction_removed"], 0.5),
+            "q1_fraction": quantile(flipped["fraction_removed"], 0.25),
+            "q3_fraction": quantile(flipped["fraction_removed"], 0.75),
+            "median_fraction_censored": quantile(censored, 0.5),
+            "median_mass": quantile(flipped["mass_removed"], 0.5),
+            "share_never_flipped": share(never),
+            "share_cannot_flip": share(rows["cannot_flip"].to_numpy(dtype=bool)),
+            "flip_curve": curve,
+        }
