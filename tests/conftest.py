@@ -56,3 +56,13 @@ def imdb_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("imdb") / "imdb-slice.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _prepared_data_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Point the prepared-data cache (attnaudit.data.cache) at a folder of this test session, so
+    tests never write to the user's home nor read entries left by earlier runs. Entries are keyed by
+    the data's resolved path and content, so tests (each with its own tmp_path) do not meet."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ATTNAUDIT_CACHE", str(tmp_path_factory.mktemp("prepared-cache")))
+        yield

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from attnaudit.data.types import PAD_ID, Batch
-from attnaudit.models import MODEL_NAMES, build_model, parse_model_name
+from attnaudit.data.types import PAD_ID, Batch, EncodedDocument
+from attnaudit.models import MODEL_NAMES, MODELS, build_model, parse_model_name
 from attnaudit.models.base import AttentionClassifier
 
 VOCAB = 60
@@ -30,24 +30,79 @@ def random_model(
     return model.to(dtype).eval()
 
 
-def random_batch(name: str, *, seed: int, lengths: list[int]) -> Batch:
-    """A padded batch with ``lengths[b]`` items (tokens, or sentences for HAN) in document ``b``."""
+def random_batch(name: str, *, seed: int, lengths: list[int], repeats: bool = False) -> Batch:
+    """A padded batch with ``lengths[b]`` items (tokens, or sentences for HAN) in document ``b``.
+
+    Without ``repeats`` no token occurs twice in a document: no two items are exact twins, whose
+    order float noise decides (see
+    ``test_conformance.test_tied_items_are_chosen_by_position_in_any_batch``).
+    """
     rng = np.random.default_rng(seed)
-    hierarchical = parse_model_name(name)[0] == "han"
+    hierarchical = model_class(name).hierarchical
     ids = [f"doc{seed}-{b}" for b in range(len(lengths))]
     labels = torch.from_numpy(rng.integers(0, 3, size=len(lengths)))
     if not hierarchical:
         tokens = torch.full((len(lengths), max(lengths)), PAD_ID, dtype=torch.long)
         for b, n in enumerate(lengths):
-            tokens[b, :n] = torch.from_numpy(rng.integers(2, VOCAB, size=n))
+            tokens[b, :n] = torch.from_numpy(_words(rng, n, repeats))
         return Batch(ids, tokens, labels)
     words = 5
     tokens = torch.full((len(lengths), max(lengths), words), PAD_ID, dtype=torch.long)
     for b, n in enumerate(lengths):
-        for s in range(n):
-            w = int(rng.integers(1, words + 1))
-            tokens[b, s, :w] = torch.from_numpy(rng.integers(2, VOCAB, size=w))
+        sizes = rng.integers(1, words + 1, size=n).tolist()
+        drawn = _words(rng, sum(sizes), repeats)
+        start = 0
+        for s, w in enumerate(sizes):
+            tokens[b, s, :w] = torch.from_numpy(drawn[start : start + w])
+            start += w
     return Batch(ids, tokens, labels)
 
 
 ALL_MODELS = list(MODEL_NAMES)
+
+#: class names of the random models' labels
+LABELS = ["a", "b", "c"]
+
+
+def model_class(name: str) -> type[AttentionClassifier]:
+    """The registered class of variant ``name``."""
+    return MODELS[parse_model_name(name)[0]]
+
+
+#: every (model variant, site) pair the registries declare: a new model or site is picked up here
+SITE_CASES = [(name, site.name) for name in MODEL_NAMES for site in model_class(name).sites()]
+SITE_IDS = [f"{name}:{site}" for name, site in SITE_CASES]
+
+
+def _words(rng: np.random.Generator, n: int, repeats: bool) -> np.ndarray:
+    """``n`` token ids (never PAD or UNK), distinct unless ``repeats`` or ``n`` is too large."""
+    return rng.choice(np.arange(2, VOCAB), size=n, replace=repeats or n > VOCAB - 2)
+
+
+def random_docs(n: int, *, seed: int, max_sentences: int = 6, max_words: int = 7,
+                repeats: bool = False) -> list[EncodedDocument]:
+    """``n`` documents of 1-``max_sentences`` sentences of 1-``max_words`` tokens (some with a single
+    sentence or token), words ``w<id>``; no token twice in a document unless ``repeats``."""
+    rng = np.random.default_rng(seed)
+    docs = []
+    for i in range(n):
+        sizes = rng.integers(1, max_words + 1, size=int(rng.integers(1, max_sentences + 1)))
+        ids = _words(rng, int(sizes.sum()), repeats).tolist()
+        ends = np.cumsum(sizes).tolist()
+        sentences = [ids[end - size : end] for end, size in zip(ends, sizes.tolist(), strict=True)]
+        tokens = [[f"w{t}" for t in s] for s in sentences]
+        docs.append(EncodedDocument(f"d{i}", int(rng.integers(0, 3)), sentences, tokens))
+    return docs
+
+
+def alone(batch: Batch, b: int) -> Batch:
+    """Document ``b`` of ``batch`` as a batch of its own, cut to its own size (no extra padding)."""
+    ids = batch.token_ids[b : b + 1]
+    real = ids != PAD_ID
+    if ids.dim() == 2:
+        ids = ids[:, : max(int(real.sum()), 1)]
+    else:
+        sentences = max(int(real.any(-1).sum()), 1)
+        words = max(int(real.sum(-1).max()), 1)
+        ids = ids[:, :sentences, :words]
+    return Batch([batch.doc_ids[b]], ids.clone(), batch.labels[b : b + 1].clone())

@@ -1,8 +1,11 @@
 """Schema-exact audit results for report tests, written without training or loading any model.
 
-The numbers are random but seeded and shaped like real audits (most removals do not flip the
+The tables follow docs/architecture.md (sites, ``removal.parquet`` per ranking, ``items.parquet``);
+``summary.json`` is written by :func:`attnaudit.results.summary.summarize`, as the audit does. The
+numbers are random but seeded and shaped like real audits (most single removals do not flip the
 decision, gradient rankings flip sooner than attention, attention sooner than random, some documents
-never flip, a few have one item). They are inputs for the report; the report is what is under test.
+never flip or cannot flip, a few have one item). They are inputs for the report; the report is what
+is under test.
 """
 
 from __future__ import annotations
@@ -14,12 +17,35 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from attnaudit.results.summary import summarize
+
 RANKINGS = ("random", "attention", "gradient", "attention_x_gradient")
+#: What the ranking registry writes into summary.json (label, colour), in report order.
+RANKINGS_META: dict[str, dict[str, str]] = {
+    "random": {"label": "random", "color": "#999999"},
+    "attention": {"label": "attention", "color": "#E69F00"},
+    "gradient": {"label": "gradient", "color": "#0072B2"},
+    "attention_x_gradient": {"label": "attention × gradient", "color": "#CC79A7"},
+}
+#: A made-up ranking: the report must show it from summary.json's metadata alone.
+TOY_META = {"label": "Toy ranking ✦", "color": "#123456"}
+FLAT_SITES: dict[str, dict[str, Any]] = {
+    "token": {"label": "token attention", "item": "token", "paper": True,
+              "description": "The attention pooling over the document's tokens."},
+}
+HAN_SITES: dict[str, dict[str, Any]] = {
+    "sentence": {"label": "sentence attention", "item": "sentence", "paper": True,
+                 "description": "The sentence-level attention (the paper's site)."},
+    "word": {"label": "word attention inside the most-attended sentence", "item": "word",
+             "paper": False,
+             "description": "Word attention inside the document's most-attended sentence."},
+}
 REMOVALS = ("max", "second", "min", "random", "gradient", "attention_x_gradient")
-CATEGORIES = ("largest_delta_js", "flips_after_one", "never_flips", "median")
 LABELS = ("world", "sports", "business", "sci/tech")
 #: An item text that must reach the report escaped, never as markup.
 HOSTILE_ITEM = "<script>alert('pwned')</script>"
+#: The weight of the first document's last item: far below 1e-4, so 4 decimals would print 0.0000.
+TINY_WEIGHT = 3.1e-06
 _TEXT = (
     "the market rallied after a strong quarter while the team lost its final match and "
     "researchers reported a new chip that doubles battery life in phones & laptops "
@@ -35,6 +61,7 @@ def write_run(
     seed: int = 0,
     n_docs: int = 80,
     without_audit: tuple[str, ...] = (),
+    extra_rankings: dict[str, dict[str, str]] | None = None,
 ) -> Path:
     """Write ``run_dir/run.json`` and a model folder per name; names in ``without_audit`` get
     metrics and config but no ``audit/`` (a run still in progress)."""
@@ -46,7 +73,7 @@ def write_run(
             "data": {"path": "data/ag_news", "fmt": "parquet", "max_test_docs": n_docs},
             "models": list(models),
             "train": {"epochs": 10, "lr": 4e-4, "batch_size": 64, "seed": seed},
-            "audit": {"path": "fast", "js_base": "e", "seed": seed},
+            "audit": {"path": "fast", "seed": seed},
         },
         "versions": {"python": "3.11.7", "torch": "2.13.0", "attnaudit": "0.1.0"},
         "created": "2026-01-02T03:04:05+00:00",
@@ -55,14 +82,26 @@ def write_run(
     _write_json(run_dir / "run.json", run)
     for i, name in enumerate(models):
         write_model(run_dir / "models" / name, name, seed=seed + i, n_docs=n_docs,
-                    with_audit=name not in without_audit)
+                    with_audit=name not in without_audit, extra_rankings=extra_rankings)
     return run_dir
 
 
 def write_model(
-    model_dir: Path, name: str, *, seed: int = 0, n_docs: int = 80, with_audit: bool = True
+    model_dir: Path,
+    name: str,
+    *,
+    seed: int = 0,
+    n_docs: int = 80,
+    with_audit: bool = True,
+    extra_rankings: dict[str, dict[str, str]] | None = None,
+    degenerate: bool = False,
+    resumed: bool = False,
 ) -> Path:
-    """Write one model folder: ``metrics.json``, ``config.json`` and (optionally) ``audit/``."""
+    """Write one model folder: ``metrics.json``, ``config.json`` and (optionally) ``audit/``.
+
+    ``extra_rankings``: further rankings (name -> label/colour) the audit ran; ``degenerate``: the
+    model predicts one class for every document; ``resumed``: training was interrupted and resumed.
+    """
     rng = np.random.default_rng(seed)
     hierarchical = name.startswith("han")
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -72,89 +111,132 @@ def write_model(
                   "embedding_dim": 200, "hidden": 50, "dropout": 0.3, "embeddings": None},
         "train": {"epochs": 10, "lr": 4e-4, "batch_size": 64, "seed": seed},
     })
-    _write_json(model_dir / "metrics.json", {
+    metrics: dict[str, Any] = {
         "dev_accuracy": 0.86 + 0.05 * rng.random(), "test_accuracy": 0.85 + 0.05 * rng.random(),
         "majority_baseline": 0.25, "train_seconds": 120 + 600 * rng.random(),
         "train_docs_per_second": 800 + 400 * rng.random(), "epochs": int(rng.integers(4, 12)),
-    })
+    }
+    if resumed:
+        metrics["resumed"] = True
+    _write_json(model_dir / "metrics.json", metrics)
     if with_audit:
-        docs = [_document(rng, f"doc-{i:04d}", hierarchical, first=i == 0) for i in range(n_docs)]
-        write_audit(model_dir / "audit", name, docs, rng)
+        rankings = {**RANKINGS_META, **(extra_rankings or {})}
+        sites = HAN_SITES if hierarchical else FLAT_SITES
+        docs = [_document(rng, f"doc-{i:04d}", list(sites), list(rankings), first=i == 0,
+                          degenerate=degenerate) for i in range(n_docs)]
+        write_audit(model_dir / "audit", name, docs, rng, rankings, sites)
     return model_dir
 
 
-def write_audit(audit_dir: Path, name: str, docs: list[dict[str, Any]], rng: Any) -> None:
-    """Write the four audit files for ``docs`` (as made by :func:`_document`)."""
+def write_audit(
+    audit_dir: Path,
+    name: str,
+    docs: list[dict[str, Any]],
+    rng: Any,
+    rankings: dict[str, dict[str, str]],
+    sites: dict[str, dict[str, Any]],
+) -> None:
+    """Write the audit files for ``docs`` (as made by :func:`_document`)."""
     audit_dir.mkdir(parents=True, exist_ok=True)
-    single = pd.DataFrame([_single_weight_row(name, d, rng) for d in docs])
-    removal = pd.DataFrame([_removal_row(name, d, r) for d in docs for r in RANKINGS])
+    single = pd.DataFrame([_single_weight_row(name, d, s, rng, rankings)
+                           for d in docs for s in sites])
+    removal = pd.DataFrame([_removal_row(name, d, s, r) for d in docs for s in sites
+                            for r in rankings])
+    items = pd.DataFrame([row for d in docs for s in sites for row in _item_rows(name, d, s)])
     single.to_parquet(audit_dir / "single_weight.parquet", index=False)
     removal.to_parquet(audit_dir / "removal.parquet", index=False)
-    _write_json(audit_dir / "summary.json", _summary(name, single, removal))
-    _write_json(audit_dir / "examples.json", _examples(docs, single))
+    items.to_parquet(audit_dir / "items.parquet", index=False)
+    _write_json(audit_dir / "audit_info.json", {
+        "seed": 7, "fingerprint": "abc123", "n_docs": len(docs), "threads": 1, "device": "cpu",
+        "config": {"path": "fast", "max_docs": len(docs), "seed": 7,
+                   "rankings": list(rankings), "sites": list(sites)},
+        "versions": {"attnaudit": "0.1.0", "torch": "2.13.0"},
+        "created": "2026-01-02T04:05:06+00:00",
+    })
+    summary = summarize(single, removal, model=name, rankings_meta=rankings, sites_meta=sites)
+    _write_json(audit_dir / "summary.json", summary)
 
 
 # ----------------------------------------------------------------------------------------------
 
 
-def _document(rng: Any, doc_id: str, hierarchical: bool, *, first: bool) -> dict[str, Any]:
-    """A document with items, weights, gradients, removal orders and flip steps."""
-    n = 1 if rng.random() < 0.06 else int(rng.integers(2, 12 if hierarchical else 40))
+def _document(rng: Any, doc_id: str, sites: list[str], rankings: list[str], *, first: bool,
+              degenerate: bool) -> dict[str, Any]:
+    """A document: label, prediction and per site its items, weights, scores, orders, flips."""
+    label = str(rng.choice(LABELS))
+    prediction = LABELS[0] if degenerate else (
+        label if rng.random() < 0.85 else str(rng.choice(LABELS)))
+    per_site = {s: _site_data(rng, s, rankings, first=first) for s in sites}
+    return {"doc_id": doc_id, "label": label, "prediction": prediction, "sites": per_site}
+
+
+def _site_data(rng: Any, site: str, rankings: list[str], *, first: bool) -> dict[str, Any]:
+    sentences = site == "sentence"
+    n = 1 if rng.random() < 0.06 else int(rng.integers(2, 12 if sentences else 40))
     if first:  # the document that carries the hostile text is always a multi-item example
         n = max(n, 6)
-    items = [_item(rng, hierarchical) for _ in range(n)]
+    items = [_item(rng, sentences) for _ in range(n)]
+    logits = rng.normal(scale=2.0, size=n)
     if first:
         items[1] = HOSTILE_ITEM
-    logits = rng.normal(scale=2.0, size=n)
     attention = np.exp(logits) / np.exp(logits).sum()
+    if first:  # one tiny weight, renormalised by hand so that it stays exactly TINY_WEIGHT
+        attention[-1] = 0.0
+        attention = attention / attention.sum() * (1 - TINY_WEIGHT)
+        attention[-1] = TINY_WEIGHT
     gradient = rng.normal(scale=0.05, size=n) + 0.1 * attention
-    label = str(rng.choice(LABELS))
-    prediction = label if rng.random() < 0.85 else str(rng.choice(LABELS))
-    orders = {
-        "random": [int(i) for i in rng.permutation(n)],
-        "attention": [int(i) for i in np.argsort(-attention, kind="stable")],
-        "gradient": [int(i) for i in np.argsort(-gradient, kind="stable")],
-        "attention_x_gradient": [int(i) for i in np.argsort(-attention * gradient, kind="stable")],
-    }
+    scores = {"random": rng.random(n), "attention": attention, "gradient": gradient,
+              "attention_x_gradient": attention * gradient}
+    for r in rankings:
+        scores.setdefault(r, rng.normal(size=n))
+    orders = {r: [int(i) for i in np.argsort(-scores[r], kind="stable")] for r in rankings}
     # Typical shape: gradient flips soonest, random latest, often never.
     speed = {"random": 0.7, "attention": 0.45, "gradient": 0.25, "attention_x_gradient": 0.3}
     never = {"random": 0.35, "attention": 0.25, "gradient": 0.15, "attention_x_gradient": 0.18}
+    cannot = bool(rng.random() < 0.1)
     flip_step: dict[str, int | None] = {}
-    for ranking in RANKINGS:
-        if rng.random() < never[ranking]:
-            flip_step[ranking] = None
+    for r in rankings:
+        if cannot or rng.random() < never.get(r, 0.2):
+            flip_step[r] = None
         else:
-            frac = float(np.clip(rng.beta(2, 2) * speed[ranking] * 1.6, 0.0, 1.0))
-            flip_step[ranking] = max(1, min(n, int(np.ceil(frac * n))))
-    return {"doc_id": doc_id, "items": items, "attention": attention, "gradient": gradient,
-            "label": label, "prediction": prediction, "order": orders, "flip_step": flip_step}
+            frac = float(np.clip(rng.beta(2, 2) * speed.get(r, 0.5) * 1.6, 0.0, 1.0))
+            flip_step[r] = max(1, min(n, int(np.ceil(frac * n))))
+    return {"items": items, "attention": attention, "gradient": gradient, "scores": scores,
+            "order": orders, "flip_step": flip_step, "cannot_flip": cannot}
 
 
-def _item(rng: Any, hierarchical: bool) -> str:
-    if not hierarchical:
+def _item(rng: Any, sentences: bool) -> str:
+    if not sentences:
         return str(rng.choice(_WORDS))
     words = rng.choice(_WORDS, size=int(rng.integers(4, 14)))
     return " ".join(str(w) for w in words).capitalize() + "."
 
 
-def _single_weight_row(name: str, doc: dict[str, Any], rng: Any) -> dict[str, Any]:
-    a = doc["attention"]
+def _single_weight_row(name: str, doc: dict[str, Any], site: str, rng: Any,
+                       rankings: dict[str, dict[str, str]]) -> dict[str, Any]:
+    data = doc["sites"][site]
+    a = data["attention"]
     n = len(a)
-    row: dict[str, Any] = {"model": name, "doc_id": doc["doc_id"], "n_items": n,
+    removals = ["max", "second", "min", "random",
+                *[r for r in rankings if r not in ("random", "attention")]]
+    row: dict[str, Any] = {"model": name, "site": site, "doc_id": doc["doc_id"], "n_items": n,
                            "label": doc["label"], "prediction": doc["prediction"],
                            "skipped": n < 2}
     if n < 2:
-        for r in REMOVALS:
-            row[f"a_{r}"], row[f"js_{r}"], row[f"flip_{r}"] = np.nan, np.nan, None
+        for r in removals:
+            row[f"item_{r}"], row[f"a_{r}"], row[f"js_{r}"], row[f"flip_{r}"] = -1, np.nan, np.nan, None
         row["delta_a"] = row["delta_js"] = np.nan
         return row
     order = np.argsort(-a, kind="stable")
-    g = doc["gradient"]
     pick = {"max": order[0], "second": order[1], "min": order[-1],
-            "random": rng.choice([i for i in range(n) if i != order[0]]),
-            "gradient": int(np.argmax(g)), "attention_x_gradient": int(np.argmax(a * g))}
+            "random": rng.choice([i for i in range(n) if i != order[0]])}
+    for r in removals[4:]:
+        pick[r] = int(data["order"][r][0])
     for r, i in pick.items():
         js = float(a[i] ** 2 * rng.exponential(0.02))
+        if doc["doc_id"] == "doc-0000" and r == "max":
+            js = 0.5  # the largest ΔJS: the hostile document is always among the examples
+        row[f"item_{r}"] = int(i)
         row[f"a_{r}"] = float(a[i])
         row[f"js_{r}"] = js
         row[f"flip_{r}"] = bool(js > 0.004 or rng.random() < 0.02)
@@ -163,85 +245,32 @@ def _single_weight_row(name: str, doc: dict[str, Any], rng: Any) -> dict[str, An
     return row
 
 
-def _removal_row(name: str, doc: dict[str, Any], ranking: str) -> dict[str, Any]:
-    n = len(doc["attention"])
-    step = doc["flip_step"][ranking]
-    order = doc["order"][ranking]
-    mass = float(doc["attention"][order[:step]].sum()) if step is not None else np.nan
-    return {"model": name, "doc_id": doc["doc_id"], "n_items": n, "label": doc["label"],
-            "prediction": doc["prediction"], "ranking": ranking,
+def _removal_row(name: str, doc: dict[str, Any], site: str, ranking: str) -> dict[str, Any]:
+    data = doc["sites"][site]
+    n = len(data["attention"])
+    step = data["flip_step"][ranking]
+    order = data["order"][ranking]
+    mass = float(data["attention"][order[:step]].sum()) if step is not None else np.nan
+    return {"model": name, "site": site, "doc_id": doc["doc_id"], "n_items": n,
+            "label": doc["label"], "prediction": doc["prediction"], "ranking": ranking,
+            "single_item": n == 1,
             "removed_at_flip": float(step) if step is not None else np.nan,
             "fraction_removed": step / n if step is not None else np.nan,
-            "mass_removed": mass, "never_flipped": step is None, "single_item": n == 1}
+            "mass_removed": mass, "never_flipped": step is None,
+            "cannot_flip": data["cannot_flip"]}
 
 
-def _summary(name: str, single: pd.DataFrame, removal: pd.DataFrame) -> dict[str, Any]:
-    measured = single[~single["skipped"]]
-    flips = {r: measured[f"flip_{r}"].astype(bool) for r in REMOVALS}
-    top, rand = flips["max"], flips["random"]
-    multi = removal[~removal["single_item"]]
-    per_ranking: dict[str, Any] = {}
-    random_steps = multi[multi["ranking"] == "random"].set_index("doc_id")["removed_at_flip"]
-    for ranking in RANKINGS:
-        rows = multi[multi["ranking"] == ranking]
-        fr = rows["fraction_removed"].dropna()
-        steps = rows.set_index("doc_id")["removed_at_flip"].fillna(np.inf)
-        beats = float((steps < random_steps.fillna(np.inf)).mean())
-        per_ranking[ranking] = {
-            "median_fraction": _or_none(fr.median()), "q1_fraction": _or_none(fr.quantile(0.25)),
-            "q3_fraction": _or_none(fr.quantile(0.75)),
-            "median_mass": _or_none(rows["mass_removed"].dropna().median()),
-            "share_never_flipped": float(rows["never_flipped"].mean()),
-            "share_beats_random": None if ranking == "random" else beats,
-        }
-    att = multi[multi["ranking"] == "attention"].set_index("doc_id")["removed_at_flip"]
-    grad = multi[multi["ranking"] == "gradient"].set_index("doc_id")["removed_at_flip"]
-    att, grad = att.fillna(np.inf), grad.fillna(np.inf)
-    return {
-        "model": name, "js_base": "e", "n_docs": len(single),
-        "n_single_item": int(single["skipped"].sum()),
-        "single_weight": {
-            "n": len(measured),
-            "share_delta_js_positive": float((measured["delta_js"] > 0).mean()),
-            "median_delta_js": float(measured["delta_js"].median()),
-            "flip_rate": {r: float(f.mean()) for r, f in flips.items()},
-            "table2": {"both": float((top & rand).mean()), "only_max": float((top & ~rand).mean()),
-                       "only_random": float((~top & rand).mean()),
-                       "neither": float((~top & ~rand).mean())},
-        },
-        "removal": per_ranking,
-        "attention_vs_gradient": {"attention_fewer": float((att < grad).mean()),
-                                  "gradient_fewer": float((att > grad).mean()),
-                                  "tie": float((att == grad).mean())},
-    }
-
-
-def _examples(docs: list[dict[str, Any]], single: pd.DataFrame) -> list[dict[str, Any]]:
-    """One or two documents per category, the hostile one always among them."""
-    delta = dict(zip(single["doc_id"], single["delta_js"], strict=True))
-    multi = [d for d in docs if len(d["items"]) > 1]
-    chosen = {
-        "largest_delta_js": [multi[0], max(multi[1:], key=lambda d: delta[d["doc_id"]])],
-        "flips_after_one": [d for d in multi if d["flip_step"]["attention"] == 1][:1],
-        "never_flips": [d for d in multi if d["flip_step"]["attention"] is None][:1],
-        "median": [multi[len(multi) // 2]],
-    }
-    out = []
-    for category, picked in chosen.items():
-        for d in picked:
-            a, g = d["attention"], d["gradient"]
-            out.append({
-                "doc_id": d["doc_id"], "label": d["label"], "prediction": d["prediction"],
-                "category": category, "items": d["items"], "attention": a.tolist(),
-                "gradient": g.tolist(), "attention_x_gradient": (a * g).tolist(),
-                "removal_order": d["order"], "flip_step": d["flip_step"],
-                "delta_js": _or_none(delta[d["doc_id"]]), "js_base": "e",
-            })
-    return out
-
-
-def _or_none(value: Any) -> float | None:
-    return None if value is None or not np.isfinite(value) else float(value)
+def _item_rows(name: str, doc: dict[str, Any], site: str) -> list[dict[str, Any]]:
+    data = doc["sites"][site]
+    rows = []
+    for i, text in enumerate(data["items"]):
+        row: dict[str, Any] = {"model": name, "site": site, "doc_id": doc["doc_id"], "item": i,
+                               "text": text, "weight": float(data["attention"][i])}
+        for r, scores in data["scores"].items():
+            row[f"score_{r}"] = float(scores[i])
+            row[f"rank_{r}"] = int(data["order"][r].index(i))
+        rows.append(row)
+    return rows
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,25 @@ def test_tokenize() -> None:
     assert tokenize("   ") == []
 
 
+@pytest.mark.parametrize("paragraph", [
+    "Mr. Smith arrived. He sat down! Then? Yes.",
+    "Caf\u00e9 \u00e0 Z\u00fcrich. \u65e5\u672c\u8a9e\u306e\u6587\u3002"
+    "\u3082\u3046\u4e00\u3064\u3002 \U0001f600 Done.",
+    "no full stop at all",
+    "x",
+    "A sentence. " * 12000,  # longer than the reused 64 KiB buffer: it must grow
+])
+def test_fast_sentence_breaker_matches_blingfire(paragraph: str) -> None:
+    import blingfire
+
+    from attnaudit.data import text
+
+    assert text._BREAKER is not None  # the fast path is in use on this platform
+    assert text._BREAKER(paragraph) == blingfire.text_to_sentences(paragraph)
+    # And again after a longer call left stale bytes in the buffer.
+    assert text._BREAKER("Short one. Two.") == blingfire.text_to_sentences("Short one. Two.")
+
+
 # ---------------------------------------------------------------------------------------------------
 # Vocabulary
 
@@ -78,6 +98,16 @@ def test_vocab_build_order_min_count_and_roundtrip() -> None:
     assert len(vocab) == 5
     assert Vocab.from_dict(json.loads(json.dumps(vocab.to_dict()))) == vocab
     assert Vocab.build(tokens, min_count=1, max_size=3).itos == ["<pad>", "<unk>", "a"]
+
+
+def test_vocab_from_counts_matches_build() -> None:
+    tokens = [["b", "a", "c"], ["a", "b", "d"], ["a", "c", "b"], ["<unk>", "<pad>", "e"]]
+    counts = Counter(t for s in tokens for t in s)
+    for min_count, max_size in [(1, None), (2, None), (1, 4), (3, 3)]:
+        assert (Vocab.from_counts(counts, min_count=min_count, max_size=max_size)
+                == Vocab.build(tokens, min_count=min_count, max_size=max_size))
+    with pytest.raises(DataError):
+        Vocab.from_counts(counts, min_count=0)
 
 
 def test_vocab_build_is_order_independent() -> None:

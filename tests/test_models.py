@@ -77,48 +77,45 @@ def test_output_shapes(name: str) -> None:
     batch = batch_for(name, random_docs(5, seed=1))
     out = model.run(batch)
     n = batch.token_ids.shape[1]  # tokens (flan) or sentences (han)
-    assert out.states.shape == (5, n, model.state_dim)
-    assert out.mask.shape == (5, n) and out.mask.dtype == torch.bool
-    assert out.attention.shape == (5, n)
+    pooled = out.site(model.pooling_site)
+    assert pooled.cache["states"].shape == (5, n, model.state_dim)
+    assert pooled.mask.shape == (5, n) and pooled.mask.dtype == torch.bool
+    assert pooled.attention.shape == (5, n)
     assert out.logits.shape == (5, CLASSES)
     expected_dim = EMB if name.endswith("none") else 2 * HID
     assert model.state_dim == expected_dim
+    if model.hierarchical:
+        word = out.site("word")
+        assert word.attention.shape == word.mask.shape == (5, batch.token_ids.shape[2])
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_attention_is_a_distribution_over_real_items(name: str) -> None:
+def test_states_are_zero_on_padding_and_padding_changes_nothing(name: str) -> None:
     model = tiny_model(name).eval()
-    out = model.run(batch_for(name, random_docs(6, seed=2), extra_pad=2))
-    assert torch.all(out.attention[~out.mask] == 0)  # exactly zero, not just small
-    assert torch.all(out.states[~out.mask] == 0)
-    torch.testing.assert_close(out.attention.sum(-1), torch.ones(6))
-    assert torch.all(out.attention[out.mask] > 0)
-
-
-@pytest.mark.parametrize("name", MODEL_NAMES)
-def test_head_reproduces_forward(name: str) -> None:
-    model = tiny_model(name).eval()
-    batch = batch_for(name, random_docs(4, seed=3))
+    docs = random_docs(6, seed=2)
     with torch.no_grad():
-        h, mask = model.encode(batch)
-        logits = model.head(h, model.attend(h, mask))
-        assert torch.equal(logits, model(batch))
+        padded = model.run(batch_for(name, docs, extra_pad=2))
+        tight = model.run(batch_for(name, docs))
+    pooled = padded.site(model.pooling_site)
+    assert torch.all(pooled.cache["states"][~pooled.mask] == 0)
+    torch.testing.assert_close(padded.logits, tight.logits, atol=1e-5, rtol=1e-5)
+    for site in model.site_names():
+        n = tight.site(site).attention.shape[1]
+        torch.testing.assert_close(padded.site(site).attention[:, :n], tight.site(site).attention,
+                                   atol=1e-5, rtol=1e-5)
+        assert torch.all(padded.site(site).attention[:, n:] == 0)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_batch_equals_documents_one_by_one(name: str) -> None:
+def test_logits_with_rejects_an_unknown_site(name: str) -> None:
     model = tiny_model(name).eval()
-    docs = random_docs(7, seed=4)
+    batch = batch_for(name, random_docs(2, seed=3))
     with torch.no_grad():
-        together = model.run(batch_for(name, docs, extra_pad=3))
-        for i, doc in enumerate(docs):
-            alone = model.run(batch_for(name, [doc]))
-            n = alone.mask.shape[1]
-            torch.testing.assert_close(together.logits[i], alone.logits[0], atol=1e-5, rtol=1e-5)
-            torch.testing.assert_close(together.attention[i, :n], alone.attention[0],
-                                       atol=1e-5, rtol=1e-5)
-            torch.testing.assert_close(together.states[i, :n], alone.states[0],
-                                       atol=1e-5, rtol=1e-5)
+        out = model.run(batch)
+    weights = out.site(model.pooling_site).attention[:, None]
+    with pytest.raises(ValueError):
+        model.logits_with(out, "nope", weights)
+    assert model.linear_readout(out, "nope") is None
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -152,8 +149,11 @@ def test_empty_document_gives_zero_attention_not_nan(name: str) -> None:
     batch.token_ids[1] = PAD_ID  # a document with no real item
     out = model.run(batch)
     assert torch.isfinite(out.logits).all()
-    assert torch.all(out.attention[1] == 0)
-    torch.testing.assert_close(out.attention[[0, 2]].sum(-1), torch.ones(2))
+    for site in model.site_names():
+        attention = out.site(site).attention
+        assert torch.isfinite(attention).all()
+        assert torch.all(attention[1] == 0), site
+        torch.testing.assert_close(attention[[0, 2]].sum(-1), torch.ones(2))
 
 
 @pytest.mark.parametrize("encoder", ["none", "cnn", "rnn"])
@@ -240,7 +240,11 @@ def test_han_word_level_chunking_changes_nothing(encoder: str) -> None:
         model.word_chunk = 3  # many chunks of 3 sentences
         chunked = model.run(batch)
     torch.testing.assert_close(chunked.logits, whole.logits, atol=1e-6, rtol=1e-6)
-    torch.testing.assert_close(chunked.states, whole.states, atol=1e-6, rtol=1e-6)
+    for site in model.site_names():
+        for key, value in whole.site(site).cache.items():
+            torch.testing.assert_close(chunked.site(site).cache[key], value, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(chunked.site(site).attention, whole.site(site).attention,
+                                   atol=1e-6, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -249,4 +253,6 @@ def test_all_empty_batch_is_finite(name: str) -> None:
     batch = batch_for(name, random_docs(2, seed=14))
     batch.token_ids.fill_(PAD_ID)
     out = model.run(batch)
-    assert torch.isfinite(out.logits).all() and torch.all(out.attention == 0)
+    assert torch.isfinite(out.logits).all()
+    for site in model.site_names():
+        assert torch.all(out.site(site).attention == 0), site

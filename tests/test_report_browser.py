@@ -54,8 +54,8 @@ PROBE = """(async function(){
   box.querySelector('[data-filter="never_flips"]').click(); await pause();
   var shown = [].filter.call(box.querySelectorAll('.example'), visible);
   out.filtered = shown.map(function(e){ return e.dataset.category; });
-  shown[0].querySelector('button[data-view="g"]').click();
-  shown[0].querySelector('button[data-removed="attention"]').click();
+  shown[0].querySelector('button[data-view="1"]').click();  // the first ranking score view
+  shown[0].querySelector('button[data-removed="1"]').click();  // the second ranking: attention
   var doc = shown[0].querySelector('.doc');
   out.view = doc.dataset.view + '/' + doc.dataset.removed;
   out.shaded = getComputedStyle(doc.querySelector('.it')).backgroundColor;
@@ -83,8 +83,9 @@ def test_report_renders_offline(report: Path, tmp_path: Path) -> None:
     assert p["url"] == report.resolve().as_uri() and p["ready"] == "complete"
     assert p["js"], "the inline script did not run"
     assert p["accuracyRows"] == 2
-    assert p["tables"] >= 2 + 2 * 3  # accuracy, comparison; per model three tables and more
-    assert len(p["images"]) == 4 * 2 + 6  # four figures per model and six across models
+    assert p["tables"] >= 2 + 3 * 3  # accuracy, comparison; per site three tables and more
+    # five figures per site (flan-rnn: token; han-cnn: sentence, word) and seven across models
+    assert len(p["images"]) == 5 * 3 + 7
     assert all(i["ok"] and i["data"] for i in p["images"]), p["images"]
     assert p["panels"] == 2 and p["visiblePanels"] == ["m-flan-rnn"]  # one model at a time
     assert p["examples"] >= 8 and p["items"] > 50
@@ -97,7 +98,7 @@ def test_report_renders_offline(report: Path, tmp_path: Path) -> None:
     assert p["tableRows"] == p["tableItems"] > 1 and p["removedCells"] > 0
     assert p["afterTab"] == [p["tabTarget"]] == ["m-han-cnn"]
     assert p["filtered"] and set(p["filtered"]) == {"never_flips"}
-    assert p["view"] == "g/attention"
+    assert p["view"] == "1/1"
     assert p["shaded"] != "rgba(0, 0, 0, 0)"
 
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 
 from attnaudit.checkpoint import LoadedRun, load_run
+from attnaudit.config import AuditConfig
 from attnaudit.data.batching import encode_documents
 from attnaudit.data.prepare import prepare_data
 from attnaudit.data.types import Document
-from attnaudit.erasure.audit import AuditConfig, AuditFrames, audit_documents
+from attnaudit.erasure.audit import AuditFrames, audit_documents, make_plan
 
 
 def audit(
@@ -34,18 +36,22 @@ def audit(
         documents: :class:`Document` objects (their labels must be among the run's classes) or
             plain strings (unlabelled: their ``label`` column is left empty; flips are judged
             against the model's own prediction anyway). ``None`` audits the run's test split.
-        config: audit settings; defaults to the paper's.
+        config: audit settings (rankings, sites, seed, ...); defaults to the paper's rankings at
+            every site of the model, with the run's seed.
     Returns:
-        :class:`AuditFrames` with ``single_weight`` (one row per document) and ``removal`` (one
-        row per document and ranking) DataFrames.
+        :class:`AuditFrames` with ``single_weight`` (one row per document and site), ``removal``
+        (one row per document, site and ranking) and ``items`` (one row per document, site and item)
+        DataFrames.
     """
     loaded = run if isinstance(run, LoadedRun) else load_run(Path(run))
     name = loaded.run_dir.name
+    config = config or AuditConfig()
+    plan = make_plan(loaded.model, config, run_seed=loaded.config.train.seed)
+    run_audit = partial(audit_documents, model_name=name, batch_size=config.batch_size,
+                        progress=progress)
     if documents is None:
         docs = prepare_data(loaded.data_config, vocab=loaded.vocab, label_names=loaded.label_names).test
-        return audit_documents(
-            loaded.model, docs, loaded.label_names, config, model_name=name, progress=progress
-        )
+        return run_audit(loaded.model, docs, loaded.label_names, plan)
     given = list(documents)
     unlabelled = {f"doc{i}" for i, doc in enumerate(given) if not isinstance(doc, Document)}
     as_docs = [
@@ -55,9 +61,7 @@ def audit(
         for i, doc in enumerate(given)
     ]
     encoded = encode_documents(as_docs, loaded.vocab, loaded.label_names, loaded.data_config.limits)
-    frames = audit_documents(
-        loaded.model, encoded, loaded.label_names, config, model_name=name, progress=progress
-    )
+    frames = run_audit(loaded.model, encoded, loaded.label_names, plan)
     for frame in (frames.single_weight, frames.removal):
         frame["label"] = frame["label"].where(~frame["doc_id"].isin(unlabelled), None)
     return frames

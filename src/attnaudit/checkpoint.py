@@ -20,6 +20,8 @@ a run never executes code from it.
 from __future__ import annotations
 
 import os
+import pickle
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ from attnaudit.config import RunConfig
 from attnaudit.data.prepare import DataConfig
 from attnaudit.data.types import DataError
 from attnaudit.data.vocab import Vocab
+from attnaudit.errors import DamagedFileError
 from attnaudit.models import MODELS, AttentionClassifier
 from attnaudit.utils.io import atomic_path
 
@@ -112,15 +115,24 @@ def load_model_file(
     file = Path(path)
     if not file.is_file():
         raise DataError(f"{file}: no checkpoint (was the run trained?)")
-    payload = torch.load(file, map_location="cpu", weights_only=True)
+    payload = _load(file, fix=(
+        "retrain this model: rerun the 'attnaudit run' command that made it with "
+        "--restart-damaged, or delete its folder and run 'attnaudit train' again"
+    ))
     if payload.get("format") != CHECKPOINT_FORMAT:
         raise DataError(
             f"{file}: checkpoint format {payload.get('format')!r}, this attnaudit reads "
             f"{CHECKPOINT_FORMAT}"
         )
-    model = build_from_checkpoint(payload).to(device)
-    vocab = Vocab.from_dict(payload["vocab"])
-    return model, vocab, list(payload["label_names"]), RunConfig.from_dict(payload["config"])
+    try:
+        model = build_from_checkpoint(payload).to(device)
+        vocab = Vocab.from_dict(payload["vocab"])
+        label_names = list(payload["label_names"])
+        saved = payload["config"]
+    except (KeyError, TypeError, RuntimeError) as err:  # RuntimeError: state_dict does not fit
+        raise DamagedFileError(file, f"{file}: checkpoint is incomplete or damaged ({err!r}); "
+                                     "retrain this model") from None
+    return model, vocab, label_names, RunConfig.from_dict(saved, source=str(file))
 
 
 def load_run(run_dir: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> LoadedRun:
@@ -153,8 +165,30 @@ def load_training_state(run_dir: str | os.PathLike[str]) -> dict[str, Any] | Non
     path = Path(run_dir) / STATE_FILE
     if not path.is_file():
         return None
-    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
-    return state
+    return _load(path, fix=(
+        "run the same command again with --restart-damaged to train this model from scratch "
+        "(finished models beside it are kept)"
+    ))
+
+
+def _load(path: Path, *, fix: str) -> dict[str, Any]:
+    """``torch.load`` of one of our files; a truncated or corrupt one raises DamagedFileError."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise  # not damage: the CLI says which file cannot be read
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile,
+            ValueError, AttributeError, IndexError) as err:
+        # OSError: torch's zip reader reports some truncations as EINVAL.
+        # A kill cannot truncate these files (they are renamed into place whole), so this is a
+        # disk problem or a hand-copied file: say so rather than show torch's zip error.
+        text = str(err).strip()
+        reason = text.splitlines()[0].split(". ")[0][:100] if text else type(err).__name__
+        raise DamagedFileError(path, f"{path} is damaged (truncated or corrupt: {reason}); {fix}") \
+            from None
+    if not isinstance(payload, dict):
+        raise DamagedFileError(path, f"{path} is damaged (not an attnaudit file); {fix}")
+    return payload
 
 
 def is_done(run_dir: str | os.PathLike[str]) -> bool:

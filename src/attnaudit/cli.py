@@ -1,130 +1,575 @@
-"""Command-line interface: ``attnaudit {train,evaluate,audit,run,report,fetch-default}``."""
+"""Command-line interface: attnaudit {fetch-default,train,evaluate,audit,run,report}.
+
+Built with typer from the one configuration tree (:mod:`attnaudit.config`): every command takes
+``--config FILE.toml`` (tables ``[data]``, ``[model]``, ``[train]``, ``[audit]``) and its flags override
+the file. Choices come from the config's fields and from the registries (models, rankings), which are
+imported only when an option is checked or its help is shown, so ``attnaudit report`` never loads torch.
+
+Every failure the user can fix ends in one line, ``attnaudit: error: ...``, naming the file or field
+and what to do, with exit code 2; Ctrl-C exits 130 with a note that the same command resumes.
+"""
 
 from __future__ import annotations
 
-import argparse
+import logging
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
+import typer
+import typer.core
+
+from attnaudit.config import (
+    AuditConfig,
+    ErasurePath,
+    GradientOutput,
+    JSUnit,
+    PipelineConfig,
+    RandomDraw,
+    RunConfig,
+    TrainConfig,
+    load_sections,
+)
 from attnaudit.errors import DataError
 from attnaudit.utils.logging import configure
 
+logger = logging.getLogger(__name__)
 
-def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--data", default=None, help="dataset path, or 'default' for the shipped news set"
+PROG = "attnaudit"
+
+
+# ----------------------------------------------------------------------------------------------
+# Option types
+# ----------------------------------------------------------------------------------------------
+
+
+class Names(tuple[str, ...]):
+    """The value of a comma-separated list option (``--rankings random,attention``)."""
+
+
+def _names(choices: Callable[[], Sequence[str]] | None, what: str) -> Callable[[str], Names]:
+    """A parser for a comma-separated list of names, checked against a registry.
+
+    The registry is read through ``choices`` only when a value is given (or the help is shown, see
+    :func:`_show_choices`): the registries import torch, which ``report`` must not pay for.
+    """
+
+    def parse(value: str) -> Names:
+        names = [v.strip() for v in str(value).split(",") if v.strip()]
+        if not names:
+            raise typer.BadParameter(f"give at least one {what}")
+        if choices is not None:
+            known = list(choices())
+            unknown = [n for n in names if n.lower() not in known]
+            if unknown:
+                raise typer.BadParameter(f"unknown {what} {', '.join(map(repr, unknown))}; "
+                                         f"choose from {', '.join(known)}")
+            names = [n.lower() for n in names]
+        return Names(dict.fromkeys(names))
+
+    return parse
+
+
+def _name(choices: Callable[[], Sequence[str]], what: str) -> Callable[[str], str]:
+    """A parser for one name checked against a registry (read when a value is given)."""
+    many = _names(choices, what)
+
+    def parse(value: str) -> str:
+        names = many(value)
+        if len(names) != 1:
+            raise typer.BadParameter(f"give one {what}")
+        return names[0]
+
+    return parse
+
+
+def _model_names() -> Sequence[str]:
+    from attnaudit.models import MODEL_NAMES
+
+    return MODEL_NAMES
+
+
+def _model_kinds() -> Sequence[str]:
+    from attnaudit.models import MODELS
+
+    return list(MODELS)
+
+
+def _encoders() -> Sequence[str]:
+    from attnaudit.models import ENCODERS
+
+    return list(ENCODERS)
+
+
+def _rankings() -> Sequence[str]:
+    from attnaudit.rankings import RANKINGS
+
+    return list(RANKINGS)
+
+
+# ----------------------------------------------------------------------------------------------
+# Options shared by several commands
+# ----------------------------------------------------------------------------------------------
+
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", help="TOML file with [data], [model], [train] and [audit] tables (and a top-level "
+    "'models' list for 'run'); flags override its values.", dir_okay=False)]
+DataOpt = Annotated[str | None, typer.Option(
+    "--data", help="Dataset file or folder, or 'default' for the shipped news set.")]
+FormatOpt = Annotated[str | None, typer.Option(
+    "--format", help="auto (default), zhang-csv, aclimdb, hf-disk, parquet, jsonl or csv.")]
+TextColumnOpt = Annotated[str | None, typer.Option(
+    "--text-column", help="Text column of a file with named columns.")]
+LabelColumnOpt = Annotated[str | None, typer.Option(
+    "--label-column", help="Label column, e.g. 'rating' for IMDB's star ratings.")]
+MaxTrainOpt = Annotated[int | None, typer.Option(
+    "--max-train-docs", help="Stratified subsample of the training documents.")]
+MaxDevOpt = Annotated[int | None, typer.Option(
+    "--max-dev-docs", help="Stratified subsample of the dev documents.")]
+MaxTestOpt = Annotated[int | None, typer.Option(
+    "--max-test-docs", help="Stratified subsample of the test documents.")]
+EpochsOpt = Annotated[int | None, typer.Option(
+    "--epochs", help="Training epochs, at least 1 (default 3); the best dev epoch is kept.")]
+LrOpt = Annotated[float | None, typer.Option("--lr", help="Adam learning rate (default 2e-3).")]
+SeedOpt = Annotated[int | None, typer.Option(
+    "--seed", help="Fixes the data split, initialisation, batch order and the audit's random "
+    "draws (default 0).")]
+TrainDeviceOpt = Annotated[str | None, typer.Option(
+    "--device", help="cpu, cuda, cuda:N or auto (default: cuda when available).")]
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", help="Torch CPU threads (default 1: more threads collapse when another process "
+    "shares the cores; raise it on a dedicated many-core machine).", min=1)]
+EmbeddingsOpt = Annotated[str | None, typer.Option(
+    "--embeddings", help="Pretrained word vectors: a word2vec-text or GloVe file.")]
+NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="No progress bars.")]
+RestartDamagedOpt = Annotated[bool, typer.Option(
+    "--restart-damaged", help="Train a model whose saved state (state.pt, model.pt) is damaged "
+    "again from scratch; finished models beside it are kept.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Run folder to write, e.g. runs/NAME.")]
+
+RankingsOpt = Annotated[Names | None, typer.Option(
+    "--rankings", parser=_names(_rankings, "ranking"), metavar="NAME[,NAME...]",
+    help="Comma-separated Test 2 rankings, in report order (default: the paper's four).")]
+SitesOpt = Annotated[Names | None, typer.Option(
+    "--sites", parser=_names(None, "site"), metavar="NAME[,NAME...]",
+    help="Comma-separated attention sites: token (FLAN), sentence and word (HAN). Default: every "
+    "site the model declares.")]
+PathOpt = Annotated[ErasurePath | None, typer.Option(
+    "--path",
+    help="fast (default) or naive, the slow reference implementation.")]
+GradientOutputOpt = Annotated[GradientOutput | None, typer.Option(
+    "--gradient-output",
+    help="What the gradient rankings differentiate: the predicted class's probability (default, "
+    "as the paper) or its logit.")]
+RandomDrawOpt = Annotated[RandomDraw | None, typer.Option(
+    "--random-draw",
+    help="Test 1's random item: uniform among the other items (default) or the original code's "
+    "draw.")]
+MaxDocsOpt = Annotated[int | None, typer.Option(
+    "--max-docs", help="Audit a seeded random subset of this many test documents.")]
+ReplaceOpt = Annotated[bool, typer.Option(
+    "--replace", help="Overwrite a complete audit made with other settings (otherwise refused).")]
+JsUnitOpt = Annotated[JSUnit, typer.Option(
+    "--js-unit",
+    help="Unit JS divergences are shown in (results are stored in nats).")]
+
+
+def _data_overrides(data: str | None, data_format: str | None, text_column: str | None,
+                    label_column: str | None, max_train_docs: int | None,
+                    max_dev_docs: int | None, max_test_docs: int | None,
+                    seed: int | None) -> dict[str, Any]:
+    return {"path": data, "fmt": data_format, "text_column": text_column,
+            "label_column": label_column, "max_train_docs": max_train_docs,
+            "max_dev_docs": max_dev_docs, "max_test_docs": max_test_docs,
+            # One seed fixes the whole run: the split as well as training (before, splits always
+            # used seed 0 whatever --seed said).
+            "seed": seed}
+
+
+def _audit_overrides(rankings: Names | None, sites: Names | None,
+                     path: str | None, gradient_output: str | None, random_draw: str | None,
+                     max_docs: int | None, seed: int | None) -> dict[str, Any]:
+    return {"rankings": rankings, "sites": sites, "path": path, "gradient_output": gradient_output,
+            "random_draw": random_draw, "max_docs": max_docs, "seed": seed}
+
+
+def _threads(flag: int | None, sections: Mapping[str, Any], source: Path | None) -> int | None:
+    """``--threads``, else the file's ``[train] threads`` (validated), else the configured default."""
+    if flag is not None:
+        return flag
+    return TrainConfig.from_dict(sections.get("train", {}), source=source).threads
+
+
+def _model_folder(path: Path, command: str) -> Path:
+    """``path`` when it holds a trained model; otherwise a one-line error saying what to give."""
+    if not path.is_dir():
+        raise DataError(f"{path}: no such folder; give a model folder (runs/NAME/models/<model>, "
+                        "or the --out of 'attnaudit train')")
+    if (path / "model.pt").is_file():
+        return path
+    models = sorted(p.name for p in (path / "models").glob("*") if (p / "model.pt").is_file()) \
+        if (path / "models").is_dir() else []
+    if models:
+        raise DataError(
+            f"{path} is a pipeline run, not a model folder: give one of its models, e.g. "
+            f"attnaudit {command} {path / 'models' / models[0]} (models here: {', '.join(models)})"
+        )
+    raise DataError(f"{path}: no checkpoint (model.pt) here; was the model trained? "
+                    f"(attnaudit train --out {path})")
+
+
+def _share(value: Any) -> str:
+    return f"{value:.1%}" if isinstance(value, (int, float)) and math.isfinite(value) else "n/a"
+
+
+def _audit_line(run: Path, summary: Mapping[str, Any], js_unit: str) -> str:
+    """What ``attnaudit audit`` prints per model: per site, the headline numbers of both tests."""
+    parts = []
+    for site, entry in (summary.get("by_site") or {}).items():
+        single = entry.get("single_weight") or {}
+        median = single.get("median_delta_js")
+        js = "n/a"
+        if isinstance(median, (int, float)):
+            value = median / math.log(2) if js_unit == "bits" else median  # stored in nats
+            js = f"{value:.2g} {js_unit}"
+        never = ((entry.get("removal") or {}).get("attention") or {}).get("share_never_flipped")
+        parts.append(
+            f"[{site}] top-weight removal flips {_share((single.get('flip_rate') or {}).get('max'))}, "
+            f"median ΔJS {js}, attention ranking never flips {_share(never)}"
+        )
+    return f"{run}: {'; '.join(parts) or 'audited'}; results in {run / 'audit'}"
+
+
+# ----------------------------------------------------------------------------------------------
+# The commands
+# ----------------------------------------------------------------------------------------------
+
+app = typer.Typer(
+    name=PROG,
+    help="Train attention text classifiers and audit whether their attention is a faithful account "
+    "of what they used (Serrano & Smith, ACL 2019).",
+    add_completion=False,
+    no_args_is_help=True,
+    # Help texts name TOML tables like [data]: rich markup would take them for style tags.
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+
+
+@app.callback()
+def _main_options(
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log debug messages.")] = False,
+) -> None:
+    """Train attention text classifiers and audit their attention (Serrano & Smith, ACL 2019)."""
+    configure(verbose)
+
+
+@app.command("fetch-default")
+def fetch_default_command(
+    data_dir: Annotated[Path, typer.Option(
+        "--data-dir", help="Folder for news_articles.jsonl.")] = Path("data"),
+) -> None:
+    """Fetch the shipped default dataset (the only download attnaudit makes)."""
+    from attnaudit.data.default import fetch_default
+
+    print(fetch_default(data_dir))
+
+
+@app.command("train")
+def train_command(
+    out: OutOpt,
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    data_format: FormatOpt = None,
+    text_column: TextColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    max_train_docs: MaxTrainOpt = None,
+    max_dev_docs: MaxDevOpt = None,
+    max_test_docs: MaxTestOpt = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", parser=_name(_model_kinds, "model kind"), metavar="KIND",
+        help="Model kind (default han).")] = None,
+    encoder: Annotated[str | None, typer.Option(
+        "--encoder", parser=_name(_encoders, "encoder"), metavar="ENCODER",
+        help="Encoder under the attention (default rnn).")] = None,
+    embeddings: EmbeddingsOpt = None,
+    epochs: EpochsOpt = None,
+    lr: LrOpt = None,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", help="Training documents per batch (default 64).")] = None,
+    max_batch_tokens: Annotated[int | None, typer.Option(
+        "--max-batch-tokens", help="Cap on padded tokens per training batch (default 40000).")] = None,
+    patience: Annotated[int | None, typer.Option(
+        "--patience", help="Early-stopping patience in epochs (default 5; 10 with encoder none).")
+    ] = None,
+    seed: SeedOpt = None,
+    device: TrainDeviceOpt = None,
+    threads: ThreadsOpt = None,
+    restart_damaged: RestartDamagedOpt = False,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Train one attention classifier into a run folder (resumes an interrupted one)."""
+    from attnaudit.train import set_threads, train_run
+
+    overrides = {
+        "data": _data_overrides(data, data_format, text_column, label_column, max_train_docs,
+                                max_dev_docs, max_test_docs, seed),
+        "model": {"kind": model, "encoder": encoder, "embeddings": embeddings},
+        "train": {"epochs": epochs, "lr": lr, "batch_size": batch_size,
+                  "max_batch_tokens": max_batch_tokens, "patience": patience, "seed": seed,
+                  "device": device, "threads": threads},
+    }
+    run_config = RunConfig.load_toml(config, overrides)
+    set_threads(run_config.train.threads)
+    metrics = train_run(run_config, out, progress=not no_progress, restart_damaged=restart_damaged)
+    print(
+        f"{metrics['model']}: test accuracy {metrics['test_accuracy']:.4f} "
+        f"(dev {metrics['dev_accuracy']:.4f}, majority {metrics['majority_test_accuracy']:.4f}), "
+        f"{metrics['epochs_trained']} epochs, {metrics['train_seconds']:.0f} s training "
+        f"({metrics['train_docs_per_s']:.1f} docs/s) -> {out}"
     )
-    p.add_argument(
-        "--format",
-        dest="data_format",
-        default=None,
-        help="auto (default), zhang-csv, aclimdb, hf-disk, parquet, jsonl, csv",
-    )
-    p.add_argument("--text-column", default=None, help="text column (named formats)")
-    p.add_argument(
-        "--label-column", default=None, help="label column, e.g. 'rating' for IMDB stars"
-    )
-    p.add_argument("--max-train-docs", type=int, default=None, help="subsample training documents")
-    p.add_argument("--max-test-docs", type=int, default=None, help="subsample test documents")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="attnaudit", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
+@app.command("evaluate")
+def evaluate_command(
+    run: Annotated[Path, typer.Argument(help="Model folder (runs/NAME/models/<model>, or the --out "
+                                             "of 'attnaudit train').")],
+    split: Annotated[Literal["train", "dev", "test"], typer.Option(
+        "--split",
+        help="Split to score.")] = "test",
+    config: ConfigOpt = None,
+    device: Annotated[str, typer.Option(
+        "--device", help="cpu (default), cuda, cuda:N or auto.")] = "cpu",
+    threads: ThreadsOpt = None,
+) -> None:
+    """Accuracy of a trained model on a split."""
+    from attnaudit.train import evaluate_run, set_threads
 
-    p = sub.add_parser(
-        "fetch-default", help="fetch the shipped default dataset (no other download)"
-    )
-    p.add_argument("--data-dir", default="data")
+    set_threads(_threads(threads, load_sections(config), config))
+    folder = _model_folder(run, "evaluate")
+    acc = evaluate_run(folder, split, device=device)
+    print(f"{run}: {split} accuracy {acc:.4f}")
 
-    p = sub.add_parser("train", help="train one attention classifier")
-    _add_data_args(p)
-    p.add_argument("--config", default=None, help="TOML file with the same settings")
-    p.add_argument("--model", default=None, choices=["flan", "han"])
-    p.add_argument("--encoder", default=None, choices=["none", "cnn", "rnn"])
-    p.add_argument("--embeddings", default=None, help="word2vec-text or GloVe vectors file")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--max-dev-docs", type=int, default=None, help="subsample dev documents")
-    p.add_argument("--max-batch-tokens", type=int, default=None,
-                   help="cap on padded tokens per training batch")
-    p.add_argument("--patience", type=int, default=None,
-                   help="early-stopping patience in epochs (default 5; 10 with --encoder none)")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's; 1 is faster on a busy machine)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
 
-    p = sub.add_parser("evaluate", help="accuracy of a trained run on a split")
-    p.add_argument("run", help="run folder")
-    p.add_argument("--split", default="test", choices=["train", "dev", "test"])
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+@app.command("audit")
+def audit_command(
+    runs: Annotated[list[Path], typer.Argument(
+        help="One or more model folders (runs/NAME/models/<model>, or the --out of 'attnaudit "
+        "train').")],
+    config: ConfigOpt = None,
+    rankings: RankingsOpt = None,
+    sites: SitesOpt = None,
+    path: PathOpt = None,
+    gradient_output: GradientOutputOpt = None,
+    random_draw: RandomDrawOpt = None,
+    max_docs: MaxDocsOpt = None,
+    seed: Annotated[int | None, typer.Option(
+        "--seed", help="Seed of the random ranking and Test 1's random item (default: the run's "
+        "training seed).")] = None,
+    device: Annotated[str, typer.Option(
+        "--device", help="cpu (default), cuda or cuda:N.")] = "cpu",
+    threads: ThreadsOpt = None,
+    replace: ReplaceOpt = False,
+    js_unit: JsUnitOpt = "nats",
+    compare_out: Annotated[Path | None, typer.Option(
+        "--compare-out", help="With several runs: folder for a report.html comparing them (it "
+        "links to the runs and draws its figures there; default: 'comparison' beside the first "
+        "run).")] = None,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Attention tests (Test 1 and Test 2) on trained models; results go to each <run>/audit/."""
+    from attnaudit.erasure.audit import audit_run
+    from attnaudit.train import set_threads
 
-    p = sub.add_parser("audit", help="attention tests on trained runs")
-    p.add_argument("runs", nargs="+", help="one or more run folders")
-    p.add_argument("--path", dest="erasure_path", default="fast", choices=["fast", "naive"])
-    p.add_argument("--js-base", default="e", choices=["e", "2"])
-    p.add_argument("--gradient-output", default="probability", choices=["probability", "logit"])
-    p.add_argument("--random-draw", default="uniform", choices=["uniform", "original"])
-    p.add_argument("--max-docs", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--compare-out", default=None, help="where the per-model comparison goes")
+    sections = load_sections(config, {"audit": _audit_overrides(
+        rankings, sites, path, gradient_output, random_draw, max_docs, seed)})
+    audit_config = AuditConfig.from_dict(sections.get("audit", {}), source=config)
+    set_threads(_threads(threads, sections, config))
+    folders = [_model_folder(run, "audit") for run in runs]  # every folder checked before any work
+    for folder in folders:
+        summary = audit_run(folder, audit_config, progress=not no_progress, device=device,
+                            replace=replace)
+        print(_audit_line(folder, summary, js_unit))
+    if len(folders) > 1:
+        target = compare_out or folders[0].parent / "comparison"
+        print(f"comparison report: {_comparison_report(folders, target, js_unit)}")
 
-    p = sub.add_parser("run", help="train, audit and report in one command")
-    _add_data_args(p)
-    p.add_argument("--models", default="flan-none,flan-cnn,flan-rnn,han-none,han-cnn,han-rnn",
-                   help="comma-separated KIND-ENCODER names (default: the paper's six)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 3)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 2e-3)")
-    p.add_argument("--seed", type=int, default=0, help="fixes training, splits and the audit")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's; 1 is much faster on a busy machine)")
-    p.add_argument("--out", required=True)
 
-    p = sub.add_parser("report", help="rebuild report.html from saved results")
-    p.add_argument("run", help="folder written by 'attnaudit run'")
-    return parser
+def _comparison_report(folders: Sequence[Path], target: Path, js_unit: str) -> Path:
+    """A report over several audited models: ``target/models/<name>`` links to each, then the
+    ordinary report of that folder (figures go to ``target/figures``; the models are only read)."""
+    from attnaudit.reports.html import ReportError, build_report
+
+    models = target / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    names: list[str] = []
+    for folder in folders:
+        name = folder.name if folder.name not in names else f"{folder.parent.parent.name}-{folder.name}"
+        link = models / name
+        if link.exists() and not link.is_symlink():
+            raise DataError(f"{link} exists and is not a link made by --compare-out; "
+                            "choose another --compare-out folder")
+        link.unlink(missing_ok=True)
+        link.symlink_to(folder.resolve(), target_is_directory=True)
+        names.append(name)
+    for stale in models.iterdir():  # links of an earlier comparison of other runs
+        if stale.is_symlink() and stale.name not in names:
+            stale.unlink()
+    try:
+        return build_report(target, js_unit=js_unit)
+    except ReportError as err:
+        raise DataError(str(err)) from None
+
+
+@app.command("run")
+def run_command(
+    out: OutOpt,
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    data_format: FormatOpt = None,
+    text_column: TextColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    max_train_docs: MaxTrainOpt = None,
+    max_test_docs: MaxTestOpt = None,
+    models: Annotated[Names | None, typer.Option(
+        "--models", parser=_names(_model_names, "model"), metavar="NAME[,NAME...]",
+        help="Comma-separated KIND-ENCODER names (default: the paper's six).")] = None,
+    embeddings: EmbeddingsOpt = None,
+    epochs: EpochsOpt = None,
+    lr: LrOpt = None,
+    seed: SeedOpt = None,
+    device: TrainDeviceOpt = None,
+    threads: ThreadsOpt = None,
+    rankings: RankingsOpt = None,
+    sites: SitesOpt = None,
+    path: PathOpt = None,
+    gradient_output: GradientOutputOpt = None,
+    random_draw: RandomDrawOpt = None,
+    max_docs: MaxDocsOpt = None,
+    replace: ReplaceOpt = False,
+    restart_damaged: RestartDamagedOpt = False,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Train, audit and report every model in one command; rerun it to resume."""
+    from attnaudit.pipeline import run_pipeline
+    from attnaudit.train import set_threads
+
+    overrides: dict[str, Any] = {
+        "data": _data_overrides(data, data_format, text_column, label_column, max_train_docs,
+                                None, max_test_docs, seed),
+        "models": models,
+        "model": {"embeddings": embeddings},
+        "train": {"epochs": epochs, "lr": lr, "seed": seed, "device": device, "threads": threads},
+        # The audit's seed stays unset: it is the run's seed (--seed) unless [audit] seed says else.
+        "audit": _audit_overrides(rankings, sites, path, gradient_output, random_draw, max_docs,
+                                  None),
+    }
+    sections = load_sections(config, overrides)
+    sections.setdefault("data", {}).setdefault("path", "default")
+    pipeline_config = PipelineConfig.from_dict(
+        sections, source=None if config is None else str(config))
+    set_threads(pipeline_config.train.threads)
+    report = run_pipeline(pipeline_config, out, progress=not no_progress,
+                          restart_damaged=restart_damaged, replace_audit=replace)
+    print(f"report: {report}  (open it in a browser; rebuild with: attnaudit report {out})")
+
+
+@app.command("report")
+def report_command(
+    run: Annotated[Path, typer.Argument(help="Folder written by 'attnaudit run', or a model folder.")],
+    js_unit: JsUnitOpt = "nats",
+) -> None:
+    """Rebuild report.html from saved results (no model is loaded)."""
+    from attnaudit.reports.html import ReportError, build_report
+
+    try:
+        path = build_report(run, js_unit=js_unit)
+    except ReportError as err:
+        raise DataError(str(err)) from None
+    print(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Entry point
+# ----------------------------------------------------------------------------------------------
+
+
+def _error(message: str) -> int:
+    # One line: a message spread over lines (pydantic's, torch's) would hide the part that matters.
+    text = " ".join(message.split()).replace("Value error, ", "")
+    print(f"{PROG}: error: {text}", file=sys.stderr)
+    return 2
+
+
+def _interrupted() -> int:
+    print(f"{PROG}: interrupted; run the same command again to resume", file=sys.stderr)
+    return 130
+
+
+def _os_error(err: OSError) -> str:
+    if isinstance(err, PermissionError):
+        return (f"{err.filename or 'a file'}: permission denied; for an output folder choose one you "
+                "can write to (--out runs/NAME), else fix the permissions")
+    return f"{err.filename}: {err.strerror or err}" if err.filename else f"{err}"
+
+
+#: options whose choices come from a registry: shown in their help as the metavar
+_REGISTRY_OPTIONS: dict[str, tuple[Callable[[], Sequence[str]], bool]] = {
+    "rankings": (_rankings, True),
+    "models": (_model_names, True),
+    "model": (_model_kinds, False),
+    "encoder": (_encoders, False),
+}
+
+
+def _show_choices(command: Any, args: Sequence[str]) -> None:
+    """Put the registries' names into the help of the subcommand in ``args``.
+
+    Done only when that command's help is asked for: the registries import torch (a second or two),
+    which neither the other commands' startup nor ``report`` nor the top-level help should pay.
+    """
+    commands = command.commands if isinstance(command, typer.core.TyperGroup) else {}
+    name = next((a for a in args if a in commands), None)
+    if name is None:
+        return
+    for param in commands[name].params:
+        if param.name in _REGISTRY_OPTIONS:
+            choices, many = _REGISTRY_OPTIONS[param.name]
+            param.metavar = f"[{'|'.join(choices())}]" + (",..." if many else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    configure(args.verbose)
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        args = ["--help"]
+    command = typer.main.get_command(app)
+    if {"-h", "--help"} & set(args):
+        _show_choices(command, args)
     try:
-        if args.command == "fetch-default":
-            from attnaudit.data.default import fetch_default
-
-            print(fetch_default(args.data_dir))
-        elif args.command == "train":
-            from attnaudit.train import cli_train
-
-            cli_train(args)
-        elif args.command == "evaluate":
-            from attnaudit.train import cli_evaluate
-
-            cli_evaluate(args)
-        elif args.command == "audit":
-            from attnaudit.erasure.audit import cli_audit
-
-            cli_audit(args)
-        elif args.command == "run":
-            from attnaudit.pipeline import cli_run
-
-            cli_run(args)
-        elif args.command == "report":
-            from attnaudit.reports.html import cli_report
-
-            cli_report(args)
+        # make_context/invoke instead of the command's main(): errors reach us as they are (main
+        # turns EOFError into "Aborted!" and prints usage errors over several lines).
+        with command.make_context(PROG, args) as ctx:
+            command.invoke(ctx)
+    except typer.Exit as done:  # --help, or a command's own early exit
+        return int(done.exit_code)
+    except typer.Abort:
+        return _interrupted()
+    except typer.TyperException as err:  # a bad flag or value (click's UsageError family)
+        context = getattr(err, "ctx", None)
+        path = context.command_path.partition(" ")[2] if context is not None else ""
+        hint = f" (see: {PROG} {path} --help)" if path else f" (see: {PROG} --help)"
+        message = err.format_message() if hasattr(err, "format_message") else str(err)
+        return _error(f"{message}{hint}")
     except DataError as err:
-        print(f"attnaudit: error: {err}", file=sys.stderr)
-        return 2
+        return _error(str(err))
+    except OSError as err:
+        return _error(_os_error(err))
     except KeyboardInterrupt:
-        print("attnaudit: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+        return _interrupted()
     return 0
 
 

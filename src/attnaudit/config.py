@@ -1,69 +1,210 @@
-"""Run configuration: what data, which model, how to train it.
+"""One validated configuration tree: data, model, training and audit settings.
 
-A run is fully described by a :class:`RunConfig` (saved as ``config.json`` in its run folder). It can
-be written as a TOML file with one table per part::
+A run is fully described by a :class:`RunConfig` (saved as ``config.json`` in its run folder); a
+pipeline (``attnaudit run``) by a :class:`PipelineConfig` (saved in ``run.json``). Every command reads
+the same TOML file (``--config run.toml``), one table per part, and takes the tables it needs::
+
+    models = ["flan-none", "han-rnn"]      # attnaudit run only (default: the paper's six)
 
     [data]
     path = "../shared/data/imdb50k.jsonl.gz"
     max_train_docs = 10000
 
     [model]
-    kind = "flan"
+    kind = "flan"                          # attnaudit train only; run takes kind-encoder from models
     encoder = "rnn"
 
     [train]
     epochs = 2
     lr = 2e-3
 
-and command-line flags override the file's values (:meth:`RunConfig.load_toml`).
+    [audit]
+    rankings = ["random", "attention"]
+
+Command-line flags override the file's values (:func:`load_sections`). A bad value stops with one line
+naming the file, the table and the field (:class:`~attnaudit.errors.DataError`).
 
 Where a default departs from the original system's settings (section 1 of the spec), its comment says so
 and why: in short, the original trained on GPUs to convergence; attnaudit's defaults are chosen to reach
 good accuracy in one to three epochs on a laptop CPU.
+
+This module imports neither torch nor the data layer at import time (the CLI's ``report`` must start
+without torch); the registries that validate names are imported when a value is checked.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Collection, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
-from attnaudit.data.prepare import DataConfig
-from attnaudit.data.types import DataError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
+
+from attnaudit.errors import DataError
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
+if TYPE_CHECKING:
+    from attnaudit.data.batching import Limits
 
-@dataclass
-class ModelConfig:
+    _LimitsField = Limits
+else:
+    # Limits lives in the data layer, which imports torch: pydantic sees Any and the validator below
+    # builds the real Limits lazily, so importing this module stays light.
+    _LimitsField = Any
+
+_Section = TypeVar("_Section", bound="ConfigSection")
+
+#: Settings that may change between a run and its resumption without changing what it computes.
+#: eval_batch_size only changes how dev/test batches are cut.
+RESUMABLE_FIELDS = frozenset({"train.epochs", "train.device", "train.threads", "train.eval_batch_size"})
+
+#: the paper's four rankings, in the order results are reported (kept here, torch-free, for defaults)
+PAPER_RANKINGS = ("random", "attention", "gradient", "attention_x_gradient")
+
+#: Choices of the audit's settings, shared with the CLI (which offers exactly these).
+ErasurePath = Literal["fast", "naive"]
+GradientOutput = Literal["probability", "logit"]
+RandomDraw = Literal["uniform", "original"]
+#: how JS divergences are shown (they are stored in nats): a display option, not an audit setting
+JSUnit = Literal["nats", "bits"]
+
+#: the paper's six variants
+ALL_MODELS = ("flan-none", "flan-cnn", "flan-rnn", "han-none", "han-cnn", "han-rnn")
+
+
+class ConfigSection(BaseModel):
+    """A table of the config file: unknown keys are errors (most likely typos)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: the TOML table this section is read from, for error messages
+    section: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (tuples as lists); :meth:`from_dict` reads it back."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(
+        cls: type[_Section], data: Mapping[str, Any], *, source: str | os.PathLike[str] | None = None
+    ) -> _Section:
+        """Inverse of :meth:`to_dict`; missing keys take their defaults.
+
+        Args:
+            data: the table's values.
+            source: the file they came from, named in error messages.
+        Raises:
+            DataError: an unknown key or a bad value, in one line naming the field (and file).
+        """
+        return _section(cls, data, _source(source))
+
+
+class DataConfig(ConfigSection):
+    """Where the data comes from and how it is split, truncated and indexed."""
+
+    section: ClassVar[str] = "data"
+
+    # A file or folder (see load_documents), or "default" for the shipped news-article set.
+    path: str = "default"
+    # "auto" detects the format from the folder contents or extension.
+    fmt: str = "auto"
+    # None means the format's default ("text" / "label" / "id" when present, else the row number).
+    text_column: str | None = None
+    label_column: str | None = None
+    id_column: str | None = None
+    # Words seen fewer times in the training split map to <unk>; 5 as in the original system.
+    min_count: int = Field(default=5, ge=1)
+    # Optional cap on the vocabulary size (None: every word that passes min_count).
+    max_vocab: int | None = Field(default=None, ge=2)
+    # Length limits (see Limits in data/batching.py for why each default).
+    limits: _LimitsField = Field(default_factory=lambda: _limits({}))
+    # Shares of dev and test when the source has no such split (carved from train when only the
+    # other is missing). 10% each is the common choice for sets of thousands of documents.
+    dev_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    test_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    # Stratified subsamples of the splits for quick runs (None: all documents).
+    max_train_docs: int | None = Field(default=None, ge=1)
+    max_dev_docs: int | None = Field(default=None, ge=0)
+    max_test_docs: int | None = Field(default=None, ge=0)
+    # Seed of every random choice in splitting and subsampling (`--seed` sets it with the training
+    # seed, so one seed fixes the whole run).
+    seed: int = 0
+    # "skip" empty documents (one logged warning) or "error".
+    on_empty: Literal["skip", "error"] = "skip"
+    # Where path="default" stores the fetched news-article set.
+    data_dir: str = "data"
+
+    @field_validator("limits", mode="before")
+    @classmethod
+    def _check_limits(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return _limits(value)
+        from attnaudit.data.batching import Limits
+
+        if not isinstance(value, Limits):
+            raise ValueError("must be a table with max_tokens, max_sentences, max_sentence_tokens")
+        return value
+
+    @field_serializer("limits")
+    def _dump_limits(self, value: Any) -> dict[str, int]:
+        out: dict[str, int] = value.to_dict()
+        return out
+
+
+def _limits(values: Mapping[str, Any]) -> Any:
+    from attnaudit.data.batching import Limits  # the data layer imports torch: only when needed
+
+    try:
+        return Limits.from_dict(values)
+    except (TypeError, ValueError) as err:  # DataError is a ValueError
+        raise ValueError(str(err).removeprefix("limits: ")) from None
+
+
+class ModelConfig(ConfigSection):
     """Which classifier to build (``kind-encoder``, e.g. ``han-rnn``) and its sizes."""
+
+    section: ClassVar[str] = "model"
 
     kind: str = "han"  # "flan" or "han"; HAN is the paper's main model
     encoder: str = "rnn"  # "none", "cnn" or "rnn"; at both levels of a HAN
-    embedding_dim: int = 200  # original: 200-d word2vec vectors
-    hidden: int = 50  # original: 50 GRU units per direction / 50 CNN filters per width
-    dropout: float = 0.3  # original: dropout 0.3 on the CNN's input (no other dropout)
+    embedding_dim: int = Field(default=200, ge=1)  # original: 200-d word2vec vectors
+    # original: 50 GRU units per direction / 50 CNN filters per width
+    hidden: int = Field(default=50, ge=1)
+    dropout: float = Field(default=0.3, ge=0.0, lt=1.0)  # original: dropout 0.3 on the CNN's input only
     # Optional word2vec-text or GloVe file. Original: word2vec (CBOW, window 5, 30 iterations)
     # trained on each data set's own train+dev text. None = random init (N(0, 1/E) per value, so
     # rows have about unit norm like the original's L2-normalised vectors), fine-tuned all the same.
     embeddings: str | None = None
 
-    def __post_init__(self) -> None:
-        from attnaudit.models import ENCODERS, MODELS  # models import torch: keep config light
+    @field_validator("kind")
+    @classmethod
+    def _check_kind(cls, value: str) -> str:
+        from attnaudit.models import MODELS  # models import torch: keep config light
 
-        if self.kind not in MODELS:
-            raise ValueError(f"model kind {self.kind!r} unknown; choose from {sorted(MODELS)}")
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"encoder {self.encoder!r} unknown; choose from {sorted(ENCODERS)}")
-        if self.embedding_dim < 1 or self.hidden < 1:
-            raise ValueError("embedding_dim and hidden must be positive")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if value not in MODELS:
+            raise ValueError(f"unknown model kind {value!r}; choose from {', '.join(sorted(MODELS))}")
+        return value
+
+    @field_validator("encoder")
+    @classmethod
+    def _check_encoder(cls, value: str) -> str:
+        from attnaudit.models import ENCODERS
+
+        if value not in ENCODERS:
+            raise ValueError(f"unknown encoder {value!r}; choose from {', '.join(sorted(ENCODERS))}")
+        return value
 
     @property
     def name(self) -> str:
@@ -71,64 +212,60 @@ class ModelConfig:
         return f"{self.kind}-{self.encoder}"
 
 
-@dataclass
-class TrainConfig:
+class TrainConfig(ConfigSection):
     """Optimisation settings."""
+
+    section: ClassVar[str] = "train"
 
     # Original: trained until early stopping (tens of epochs on a GPU). With the learning rate below,
     # IMDB-sized sets peak on dev after 1-2 epochs and the shipped news set (3,030 articles) after
     # 2-3 for FLAN; HAN is still gaining at 4 there (han-cnn dev 0.41, 0.68, 0.71, 0.79 at lr 5e-3).
-    # The best epoch is kept, so extra epochs cost time, not accuracy. 3 keeps `make demo` near
-    # 20 minutes on 2 cores; the README's results use this default.
-    epochs: int = 3
+    # The best epoch is kept, so extra epochs cost time, not accuracy. The README's results use this
+    # default; `make demo` asks for fewer (see the Makefile) to stay within 10 minutes on 2 cores.
+    epochs: int = Field(default=3, ge=1)
     # Adam learning rate. Original: about 1e-4 to 6e-4, trained for many epochs. 2e-3 is what the
     # README's results use. Measured since, on IMDB polarity, one epoch on 8,000 reviews (test
     # accuracy, lr 2e-3 -> 5e-3): flan-none 0.843 -> 0.846, flan-cnn 0.827 -> 0.869, han-none 0.796 ->
     # 0.844, han-cnn 0.862 -> 0.869, han-rnn 0.847 -> 0.870; flan-rnn on all 22,500 training reviews:
     # 1e-3 0.874, 2e-3 0.875, 5e-3 0.890. So `--lr 5e-3` is better for one-epoch runs; the default
     # stays until the README's results are remeasured with it. Stable either way with the clip.
-    lr: float = 2e-3
-    batch_size: int = 64  # original: 64 documents
+    lr: float = Field(default=2e-3, gt=0.0)
+    batch_size: int = Field(default=64, ge=1)  # original: 64 documents
     # Cap on padded cells (B x T, or B x S x W for HAN) per batch; a batch of long documents is
     # split, bounding memory. Original: a cap of this kind too (AllenNLP's maximum_samples_per_batch).
     # With the data layer's 400-token limit it never splits a FLAN batch; on IMDB it splits 40% of HAN
     # batches (mean 56 documents), which costs little since HAN skips padding (see models/han.py).
     # None = no cap.
-    max_batch_tokens: int | None = 40_000
+    max_batch_tokens: int | None = Field(default=40_000, ge=1)
     # Epochs without a dev-accuracy gain before stopping. None = the original's choice: 5, or 10
     # for models with no encoder (they learn more slowly).
-    patience: int | None = None
-    lr_factor: float = 0.5  # original: halve the learning rate when dev accuracy plateaus
+    patience: int | None = Field(default=None, ge=1)
+    # original: halve the lr when dev accuracy plateaus
+    lr_factor: float = Field(default=0.5, gt=0.0, lt=1.0)
     # Epochs without a dev gain before halving. 0 = halve right after any epoch that did not improve:
     # with a few epochs, waiting longer would mean never halving. (Original value not recorded.)
-    lr_patience: int = 0
-    grad_clip: float = 10.0  # original: gradient-norm clip 10
-    seed: int = 0  # seeds init, dropout and batch order; the data split has its own seed
+    lr_patience: int = Field(default=0, ge=0)
+    grad_clip: float = Field(default=10.0, gt=0.0)  # original: gradient-norm clip 10
+    seed: int = 0  # seeds init, dropout and batch order; `--seed` sets the data split's seed too
     device: str = "auto"  # "cpu", "cuda" or "auto" (cuda when available)
-    eval_batch_size: int = 128  # inference needs no gradients, so larger batches fit
-    # CPU threads for torch (torch.set_num_threads, process-wide); None leaves torch's default.
-    # The GRU's per-step products are too small to gain from threads, and when other processes
-    # share the cores, threads waiting on each other slowed BiGRU training 10-30x in our
-    # measurements: use 1 on a busy machine.
-    threads: int | None = None
+    # inference needs no gradients, so larger batches fit
+    eval_batch_size: int = Field(default=128, ge=1)
+    # CPU threads for torch (torch.set_num_threads, process-wide), set by every command before any
+    # work, resumed runs included. 1, not torch's default of one per core: the GRU's per-step
+    # products are too small to gain from threads, and when another process holds a core, threads
+    # waiting on each other collapse: flan-rnn trained at 6.2 docs/s with torch's default on a
+    # shared 2-core machine vs 74-81 with 1 thread (the issue's numbers; 3.6 vs 147 in the README's
+    # IMDB measurement; remeasured on the news set beside a busy process: 5.7 with 2 threads, 27
+    # with 1). Raise it on a dedicated many-core machine. None (old runs' config.json) = torch's
+    # default; config.json and run.json record the number actually used.
+    threads: int | None = Field(default=1, ge=1)
 
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ValueError("batch sizes must be at least 1")
-        if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
-            raise ValueError("max_batch_tokens must be positive or None")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError("patience must be at least 1 or None")
-        if not 0.0 < self.lr_factor < 1.0:
-            raise ValueError(f"lr_factor must be in (0, 1), got {self.lr_factor}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be at least 1 or None, got {self.threads}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        if value not in ("auto", "cpu", "cuda") and not value.startswith("cuda:"):
+            raise ValueError(f"must be 'auto', 'cpu' or 'cuda[:N]', got {value!r}")
+        return value
 
     def effective_patience(self, encoder: str) -> int:
         """Early-stopping patience: ``patience``, else 10 for ``encoder == "none"`` and 5 otherwise."""
@@ -137,91 +274,395 @@ class TrainConfig:
         return 10 if encoder == "none" else 5
 
 
-@dataclass
-class RunConfig:
-    """Everything that defines a run: data, model and training settings."""
+class AuditConfig(ConfigSection):
+    """Settings of an audit. Every field can change results, so all of them are saved with them.
+
+    JS divergences are stored in nats; the unit shown (``--js-unit``) is a display option of the
+    report and of the audit's printed line, not an audit setting.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    section: ClassVar[str] = "audit"
+
+    # Test 2 rankings, in report order (keys of attnaudit.rankings.RANKINGS). Default: the paper's four.
+    rankings: tuple[str, ...] = PAPER_RANKINGS
+    # Attention sites to manipulate; None = every site the model declares (checked by the engine,
+    # which knows the model: FLAN "token", HAN "sentence" (the paper's) and "word").
+    sites: tuple[str, ...] | None = None
+    path: ErasurePath = "fast"  # "naive" is the slow reference, for checks and benchmarks
+    # The paper differentiates the predicted class's softmax probability; "logit" is the alternative.
+    gradient_output: GradientOutput = "probability"
+    # "uniform" draws Test 1's random item among the items other than i* (the intended test);
+    # "original" reproduces the original code's draw (a raw position in 1..n-1).
+    random_draw: RandomDraw = "uniform"
+    # Fixes the random ranking and Test 1's random item, per document. None = the run's training seed.
+    seed: int | None = None
+    # documents per batch; results do not depend on it (tested)
+    batch_size: int = Field(default=64, ge=1)
+    max_docs: int | None = Field(default=None, ge=1)  # audit a seeded random subset of the test split
+    chunk_docs: int = Field(default=1000, ge=1)  # documents per resumable part under audit/parts/
+
+    @field_validator("rankings", mode="before")
+    @classmethod
+    def _check_rankings(cls, value: Any) -> Any:
+        names = _names(value)
+        if names is None:
+            return value
+        if not names:
+            raise ValueError("give at least one ranking")
+        from attnaudit.rankings import RANKINGS  # rankings import torch: only when checked
+
+        unknown = [n for n in names if n not in RANKINGS]
+        if unknown:
+            raise ValueError(
+                f"unknown ranking(s) {', '.join(unknown)}; choose from {', '.join(RANKINGS)}"
+            )
+        return tuple(dict.fromkeys(names))  # drop repeats, keep the given order
+
+    @field_validator("sites", mode="before")
+    @classmethod
+    def _check_sites(cls, value: Any) -> Any:
+        names = _names(value)
+        if names is None:
+            return value
+        if not names:
+            raise ValueError("give at least one site, or leave it out for every site")
+        return tuple(dict.fromkeys(names))
+
+
+def _names(value: Any) -> list[str] | None:
+    """A comma-separated string or a list of names as a list of stripped names (None: not names)."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    return None
+
+
+class RunConfig(BaseModel):
+    """Everything that defines one trained model: data, model and training settings."""
+
+    model_config = ConfigDict(extra="forbid")
 
     data: DataConfig
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig())
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig())
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable nested dict (``{"data": ..., "model": ..., "train": ...}``)."""
         return {
             "data": self.data.to_dict(),
-            "model": dataclasses.asdict(self.model),
-            "train": dataclasses.asdict(self.train),
+            "model": self.model.to_dict(),
+            "train": self.train.to_dict(),
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """Inverse of :meth:`to_dict`; missing sections and keys take their defaults.
+    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> RunConfig:
+        """Inverse of :meth:`to_dict` (reads every ``config.json`` attnaudit has written); missing
+        sections and keys take their defaults.
 
         Raises:
-            DataError: an unknown section or key (named in the message), or a bad value.
+            DataError: an unknown section or key, or a bad value, in one line naming it.
         """
         unknown = set(data) - {"data", "model", "train"}
         if unknown:
-            raise DataError(f"unknown config section(s) {sorted(unknown)}; use data, model, train")
-        if "data" not in data or not data["data"]:
-            raise DataError("the config has no data settings: give --data or a [data] table")
-        try:
-            return cls(
-                data=DataConfig.from_dict(dict(data["data"])),
-                model=_build(ModelConfig, data.get("model", {}), "model"),
-                train=_build(TrainConfig, data.get("train", {}), "train"),
-            )
-        except (TypeError, ValueError) as err:
-            if isinstance(err, DataError):
-                raise
-            raise DataError(f"bad config: {err}") from err
+            raise DataError(_at(source, f"unknown config section(s) {sorted(unknown)}; "
+                                        "use data, model, train"))
+        if not data.get("data"):
+            raise DataError(_at(source, "no data settings: give --data or a [data] table"))
+        return cls(
+            data=_section(DataConfig, data["data"], source),
+            model=_section(ModelConfig, data.get("model", {}), source),
+            train=_section(TrainConfig, data.get("train", {}), source),
+        )
 
     @classmethod
     def load_toml(
-        cls, path: str | os.PathLike[str] | None, overrides: dict[str, dict[str, Any]] | None = None
+        cls,
+        path: str | os.PathLike[str] | None,
+        overrides: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> RunConfig:
-        """Read a TOML config file and apply ``overrides`` on top.
+        """Read a TOML config file (its ``[audit]`` table and ``models`` key are ignored here) and
+        apply ``overrides`` (``{"section": {"key": value}}``; ``None`` values are ignored) on top.
 
-        Args:
-            path: TOML file with ``[data]``, ``[model]``, ``[train]`` tables, or ``None`` for none.
-            overrides: ``{"section": {"key": value}}``, e.g. from command-line flags; ``None`` values
-                are ignored, so unset flags leave the file's values alone.
         Raises:
-            DataError: the file is missing or not valid TOML, or holds an unknown key.
+            DataError: the file is missing or not valid TOML, or holds an unknown key or bad value.
         """
-        merged: dict[str, dict[str, Any]] = {}
-        if path is not None:
+        sections = load_sections(path, overrides)
+        sections.pop("audit", None)
+        sections.pop("models", None)
+        return cls.from_dict(sections, source=_source(path))
+
+
+class PipelineConfig(BaseModel):
+    """What ``attnaudit run`` does: train every model of ``models``, audit each, report. Saved in
+    ``run.json``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: DataConfig
+    models: tuple[str, ...] = ALL_MODELS  # kind-encoder names, trained and audited in this order
+    # Sizes and embeddings shared by every model (kind and encoder come from each name in models).
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig())
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig())
+    audit: AuditConfig = Field(default_factory=lambda: AuditConfig())
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _check_models(cls, value: Any) -> Any:
+        names = _names(value)
+        if names is None:
+            return value
+        if not names:
+            raise ValueError("give at least one model")
+        from attnaudit.models import MODEL_NAMES, parse_model_name
+
+        out = []
+        for name in names:
             try:
-                with open(path, "rb") as f:
-                    loaded = tomllib.load(f)
-            except FileNotFoundError:
-                raise DataError(f"{path}: config file not found") from None
-            except tomllib.TOMLDecodeError as err:
-                raise DataError(f"{path}: not valid TOML: {err}") from None
-            for section, values in loaded.items():
-                if not isinstance(values, dict):
-                    raise DataError(f"{path}: {section!r} must be a table like [{section}]")
-                merged[section] = dict(values)
-        for section, values in (overrides or {}).items():
-            for key, value in values.items():
-                if value is not None:
-                    merged.setdefault(section, {})[key] = value
+                kind, encoder = parse_model_name(name)
+            except ValueError:
+                raise ValueError(
+                    f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}"
+                ) from None
+            out.append(f"{kind}-{encoder}")
+        return tuple(dict.fromkeys(out))
+
+    def run_config(self, name: str) -> RunConfig:
+        """The training configuration of one of :attr:`models`."""
+        kind, _, encoder = name.partition("-")
+        model = self.model.model_copy(update={"kind": kind, "encoder": encoder})
+        return RunConfig(data=self.data, model=model, train=self.train)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable nested dict (what ``run.json`` stores under ``config``)."""
+        return {
+            "data": self.data.to_dict(),
+            "models": list(self.models),
+            "model": self.model.to_dict(),
+            "train": self.train.to_dict(),
+            "audit": self.audit.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> PipelineConfig:
+        """Build from sections (a TOML file's tables and flags); missing ones take their defaults.
+
+        Raises:
+            DataError: an unknown section or key, or a bad value, in one line naming it.
+        """
+        unknown = set(data) - {"data", "models", "model", "train", "audit"}
+        if unknown:
+            raise DataError(_at(source, f"unknown config section(s) {sorted(unknown)}; "
+                                        "use models, data, model, train, audit"))
+        model = dict(data.get("model", {}))
+        # kind/encoder come from each name in models; a [model] table meant for `train` may name one.
+        model.pop("kind", None)
+        model.pop("encoder", None)
+        parts: dict[str, Any] = {
+            "data": _section(DataConfig, data.get("data") or {}, source),
+            "model": _section(ModelConfig, model, source),
+            "train": _section(TrainConfig, data.get("train", {}), source),
+            "audit": _section(AuditConfig, data.get("audit", {}), source),
+        }
+        if "models" in data:
+            parts["models"] = data["models"]
         try:
-            return cls.from_dict(merged)
-        except DataError as err:
-            raise DataError(f"{path}: {err}" if path is not None else str(err)) from None
+            return cls.model_validate(parts)
+        except ValidationError as err:
+            raise DataError(_at(source, describe_validation_error(err, ""))) from None
+
+    @classmethod
+    def load_toml(
+        cls, path: str | os.PathLike[str] | None, overrides: Mapping[str, Any] | None = None
+    ) -> PipelineConfig:
+        """Read a TOML config file and apply ``overrides`` (see :func:`load_sections`)."""
+        return cls.from_dict(load_sections(path, overrides), source=_source(path))
 
 
-def _build(cls: type[Any], values: dict[str, Any], section: str) -> Any:
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - names
-    if unknown:
-        raise DataError(f"unknown key(s) in [{section}]: {sorted(unknown)}; known: {sorted(names)}")
-    return cls(**values)
+def load_sections(
+    path: str | os.PathLike[str] | None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The tables of a TOML config file with ``overrides`` merged on top.
+
+    Args:
+        path: TOML file with ``[data]``, ``[model]``, ``[train]``, ``[audit]`` tables (and an optional
+            top-level ``models`` list), or ``None`` for none.
+        overrides: ``{"section": {"key": value}}`` (or ``{"models": value}``), e.g. from command-line
+            flags; ``None`` values are ignored, so unset flags leave the file's values alone.
+    Raises:
+        DataError: the file is missing, unreadable or not valid TOML, or a table is not a table.
+    """
+    merged: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                loaded = tomllib.load(f)
+        except FileNotFoundError:
+            raise DataError(f"{path}: config file not found") from None
+        except OSError as err:
+            raise DataError(f"{path}: cannot read the config file ({err.strerror})") from None
+        except tomllib.TOMLDecodeError as err:
+            raise DataError(f"{path}: not valid TOML: {err}") from None
+        for section, values in loaded.items():
+            if section == "models":
+                merged[section] = values
+            elif not isinstance(values, dict):
+                raise DataError(f"{path}: {section!r} must be a table like [{section}]")
+            else:
+                merged[section] = dict(values)
+    for section, values in (overrides or {}).items():
+        if not isinstance(values, Mapping):
+            if values is not None:
+                merged[section] = values
+            continue
+        for key, value in values.items():
+            if value is not None:
+                merged.setdefault(section, {})[key] = value
+    return merged
 
 
 def load_toml(
-    path: str | os.PathLike[str] | None, overrides: dict[str, dict[str, Any]] | None = None
+    path: str | os.PathLike[str] | None, overrides: Mapping[str, Mapping[str, Any]] | None = None
 ) -> RunConfig:
     """Shorthand for :meth:`RunConfig.load_toml`."""
     return RunConfig.load_toml(path, overrides)
+
+
+def _source(path: str | os.PathLike[str] | None) -> str | None:
+    return None if path is None else os.fspath(path)
+
+
+def _at(source: str | None, message: str) -> str:
+    return f"{source}: {message}" if source else message
+
+
+def _section(cls: type[_Section], values: Any, source: str | None) -> _Section:
+    if not isinstance(values, Mapping):
+        raise DataError(_at(source, f"[{cls.section}] must be a table"))
+    try:
+        return cls.model_validate(dict(values))
+    except ValidationError as err:
+        raise DataError(_at(source, describe_validation_error(err, cls.section))) from None
+
+
+def describe_validation_error(err: ValidationError, section: str) -> str:
+    """pydantic's multi-line report as one line: ``[train] epochs: must be >= 1 (got 0)``."""
+    where = f"[{section}] " if section else ""
+    known = ""
+    parts = []
+    for error in err.errors(include_url=False):
+        field = ".".join(str(p) for p in error["loc"]) or "value"
+        if error["type"] == "extra_forbidden":
+            parts.append(f"{where}unknown setting {field!r}")
+            known = _known_fields(err.title)
+            continue
+        message = (str(error["msg"]).removeprefix("Value error, ")
+                   .replace("Input should be greater than or equal to", "must be at least")
+                   .replace("Input should be less than or equal to", "must be at most")
+                   .replace("Input should be", "must be"))
+        value = error.get("input")
+        # Our own validators name the value already; pydantic's messages do not.
+        plain = error["type"] == "value_error" or isinstance(value, Mapping)
+        shown = "" if plain else f" (got {value!r})"
+        parts.append(f"{where}{field}: {message}{shown}")
+    text = "; ".join(parts)
+    return f"{text}; known settings: {known}" if known else text
+
+
+def _known_fields(title: str) -> str:
+    classes = {c.__name__: c for c in (DataConfig, ModelConfig, TrainConfig, AuditConfig,
+                                       RunConfig, PipelineConfig)}
+    cls = classes.get(title)
+    return ", ".join(cls.model_fields) if cls is not None else ""
+
+
+def check_resumable(
+    saved: Mapping[str, Any],
+    new: BaseModel | Mapping[str, Any],
+    *,
+    where: str | os.PathLike[str],
+    sections: Iterable[str] | None = None,
+    prefix: str = "",
+    resumable: Collection[str] = RESUMABLE_FIELDS,
+    fix: str = "use another --out folder, or delete this one to start again",
+) -> None:
+    """Refuse to continue work saved with other settings; say which settings differ.
+
+    Both sides are compared as flattened JSON dicts (``train.lr``, ``data.limits.max_tokens``), so a
+    config saved by an older attnaudit compares like one made now.
+
+    Args:
+        saved: the settings stored with the work (``config.json``, ``run.json``'s ``config``,
+            ``audit_info.json``'s settings).
+        new: the settings asked for now (a config model or its ``to_dict()``).
+        where: the folder or file holding the saved work, named in the message.
+        sections: compare only these top-level keys (default: every key of either side).
+        prefix: prepended to the names of a flat config (e.g. ``"audit"`` for an AuditConfig).
+        resumable: dotted names that may differ (default: train.epochs, train.device,
+            train.threads, train.eval_batch_size).
+        fix: what the user can do, appended to the message.
+    Raises:
+        DataError: one line: the differing fields with both values, which fields may change on
+            resume, and ``fix``.
+    """
+    wanted = dict(new) if isinstance(new, Mapping) else new.to_dict()  # type: ignore[attr-defined]
+    if sections is not None:
+        keep = set(sections)
+        saved = {k: v for k, v in saved.items() if k in keep}
+        wanted = {k: v for k, v in wanted.items() if k in keep}
+    old_flat = _flatten(saved, prefix)
+    new_flat = _flatten(wanted, prefix)
+    differ = [
+        f"{key} {old_flat.get(key, '(unset)')!r} -> {new_flat.get(key, '(unset)')!r}"
+        for key in sorted(set(old_flat) | set(new_flat))
+        if key not in resumable and _normalise(old_flat.get(key)) != _normalise(new_flat.get(key))
+    ]
+    if differ:
+        may = f"; may change on resume: {', '.join(sorted(resumable))}" if resumable else ""
+        raise DataError(
+            f"{os.fspath(where)} holds work made with other settings ({', '.join(differ)}{may}); "
+            f"{fix}"
+        )
+
+
+def _flatten(data: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, name))
+        else:
+            out[name] = value
+    return out
+
+
+def _normalise(value: Any) -> Any:
+    # JSON gives lists where the config has tuples, and ints where a float field holds a whole number.
+    if isinstance(value, (list, tuple)):
+        return [_normalise(v) for v in value]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    return float(value)
+
+
+__all__ = [
+    "ALL_MODELS",
+    "PAPER_RANKINGS",
+    "RESUMABLE_FIELDS",
+    "AuditConfig",
+    "ConfigSection",
+    "DataConfig",
+    "ErasurePath",
+    "GradientOutput",
+    "JSUnit",
+    "ModelConfig",
+    "PipelineConfig",
+    "RandomDraw",
+    "RunConfig",
+    "TrainConfig",
+    "check_resumable",
+    "describe_validation_error",
+    "load_sections",
+    "load_toml",
+]

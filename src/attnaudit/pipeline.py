@@ -13,98 +13,99 @@ so running the same command again skips finished stages, and an interrupted stag
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import dataclasses
 import logging
 import signal
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
-from attnaudit.config import ModelConfig, RunConfig, TrainConfig
-from attnaudit.data.prepare import DataConfig, prepare_data
-from attnaudit.data.types import DataError
-from attnaudit.erasure.audit import AuditConfig, audit_run
-from attnaudit.models import parse_model_name
-from attnaudit.train import train_run
+from attnaudit.config import ALL_MODELS, PipelineConfig, check_resumable
+from attnaudit.data.prepare import PreparedData, prepare_data
+from attnaudit.erasure.audit import audit_run
+from attnaudit.train import resolve_device, set_threads, train_run
 from attnaudit.utils.io import read_json, remove_stale_temp_files, run_info, write_json
 
 logger = logging.getLogger(__name__)
 
-#: the paper's six variants
-ALL_MODELS = ("flan-none", "flan-cnn", "flan-rnn", "han-none", "han-cnn", "han-rnn")
 MODELS_DIR = "models"
 
-
-@dataclass
-class PipelineConfig:
-    """What ``attnaudit run`` does. Every field is saved in ``run.json``."""
-
-    data: DataConfig
-    models: tuple[str, ...] = ALL_MODELS
-    train: TrainConfig = field(default_factory=TrainConfig)
-    audit: AuditConfig = field(default_factory=AuditConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "data": self.data.to_dict(),
-            "models": list(self.models),
-            "train": dataclasses.asdict(self.train),
-            "audit": self.audit.to_dict(),
-        }
+__all__ = ["ALL_MODELS", "MODELS_DIR", "PipelineConfig", "model_dir", "run_pipeline"]
 
 
 def model_dir(run_dir: Path, name: str) -> Path:
+    """Where ``attnaudit run`` keeps model ``name`` (``runs/NAME/models/<kind-encoder>``)."""
     return run_dir / MODELS_DIR / name
 
 
-def run_pipeline(config: PipelineConfig, run_dir: str | Path, *, progress: bool = True) -> Path:
+def _trained_anything(run_dir: Path) -> bool:
+    # Only finished epochs are worth protecting: a run that failed before (bad data, a typo in a
+    # flag, Ctrl-C in the first epoch) must not block its own corrected rerun.
+    models = run_dir / MODELS_DIR
+    return any(models.glob("*/state.pt")) or any(models.glob("*/DONE"))
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    run_dir: str | Path,
+    *,
+    progress: bool = True,
+    restart_damaged: bool = False,
+    replace_audit: bool = False,
+) -> Path:
     """Train, audit and report every model of ``config``; returns the report's path.
 
     Finished stages are reused; a stage interrupted by a crash resumes where it stopped.
+
+    Args:
+        config: data, models, shared model sizes, training and audit settings.
+        run_dir: the pipeline's folder (``runs/NAME``).
+        progress: show progress bars.
+        restart_damaged: train a model again from scratch when its saved state is damaged (the
+            other models are left alone); without it such a model stops the run with an error.
+        replace_audit: redo finished audits made with other audit settings instead of refusing.
+    Raises:
+        DataError: bad settings or data, or ``run_dir`` holds a run with other settings.
     """
     run_dir = Path(run_dir)
-    for name in config.models:
-        parse_model_name(name)  # fail before any work on a typo
+    # Threads first, before any work: finished models skip training, and the audit must still run
+    # on the asked-for count. run.json records the count in use.
+    threads = set_threads(config.train.threads)
+    config = config.model_copy(update={"train": config.train.model_copy(update={"threads": threads})})
     run_json = run_dir / "run.json"
     info = run_info(config.train.seed, config.to_dict())
-    if run_json.exists():
+    if run_json.is_file() and _trained_anything(run_dir):
         previous = read_json(run_json)
-        # Training settings are checked per model by train_run, which lets resumable ones
-        # (more epochs, another device) change; the data must be the same for every model.
-        if previous["config"]["data"] != config.data.to_dict():
-            raise DataError(
-                f"{run_dir} holds a run on other data settings; "
-                "use another --out folder, or delete this one"
-            )
+        # The data must be the same for every model; training settings are also checked per model
+        # by train_run (finding a mismatch here saves loading the data first). Audit settings are
+        # the audit's business (--replace).
+        check_resumable(previous["config"], config, where=run_dir, sections=("data", "train"))
         info["created"] = previous.get("created", info["created"])
         info["resumed"] = [*previous.get("resumed", []), info["command"]]
     stale = remove_stale_temp_files(run_dir)  # left by a run killed mid-write
     if stale:
         logger.info("removed %d temporary file(s) of an interrupted run", len(stale))
+
+    prepared: PreparedData | None = None
+    if not all((model_dir(run_dir, name) / "DONE").exists() for name in config.models):
+        prepared = prepare_data(config.data)  # once, shared by every model
+    # Written once the data has loaded, so a run whose data fails leaves no run.json behind.
     write_json(run_json, info)
 
+    device = str(resolve_device(config.train.device))
     started = time.perf_counter()
-    prepared = None
     with _noting_ctrl_c() as ctrl_c:
         for index, name in enumerate(config.models, start=1):
-            kind, encoder = parse_model_name(name)
             target = model_dir(run_dir, name)
             logger.info("[%d/%d] %s: training", index, len(config.models), name)
-            if prepared is None and not (target / "DONE").exists():
-                prepared = prepare_data(config.data)  # once, shared by every model
-            run_config = RunConfig(
-                data=config.data, model=ModelConfig(kind=kind, encoder=encoder), train=config.train
-            )
-            train_run(run_config, target, prepared=prepared, progress=progress)
+            train_run(config.run_config(name), target, prepared=prepared, progress=progress,
+                      restart_damaged=restart_damaged)
             ctrl_c.check()
             logger.info("[%d/%d] %s: auditing", index, len(config.models), name)
-            audit_run(target, config.audit, progress=progress, prepared=prepared)
+            audit_run(target, config.audit, progress=progress, prepared=prepared, device=device,
+                      replace=replace_audit)
             ctrl_c.check()
 
     from attnaudit.reports.html import build_report
@@ -149,37 +150,3 @@ def _noting_ctrl_c() -> Iterator[_CtrlC]:
         yield ctrl_c
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def config_from_args(args: argparse.Namespace) -> PipelineConfig:
-    """The pipeline configuration from ``attnaudit run``'s flags."""
-    data_options: dict[str, Any] = {"path": args.data or "default"}
-    for key, value in (
-        ("fmt", args.data_format),
-        ("text_column", args.text_column),
-        ("label_column", args.label_column),
-        ("max_train_docs", args.max_train_docs),
-        ("max_test_docs", args.max_test_docs),
-    ):
-        if value is not None:
-            data_options[key] = value
-    train_options: dict[str, Any] = {"seed": args.seed}
-    if args.epochs is not None:
-        train_options["epochs"] = args.epochs
-    if getattr(args, "lr", None) is not None:
-        train_options["lr"] = args.lr
-    if getattr(args, "threads", None) is not None:
-        train_options["threads"] = args.threads
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    return PipelineConfig(
-        data=DataConfig.from_dict(data_options),
-        models=models,
-        train=TrainConfig(**train_options),
-        audit=AuditConfig(seed=args.seed),
-    )
-
-
-def cli_run(args: argparse.Namespace) -> None:
-    """``attnaudit run``: the main job, ending with one line saying where the report is."""
-    report = run_pipeline(config_from_args(args), args.out)
-    print(f"report: {report}  (open it in a browser; rebuild with: attnaudit report {args.out})")

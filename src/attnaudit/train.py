@@ -10,10 +10,10 @@ folder with ``DONE`` is never retrained. The folder's files are described in :mo
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import random
+import shutil
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -32,6 +32,7 @@ from attnaudit.checkpoint import (
     MODEL_FILE,
     RUN_INFO_FILE,
     SPLITS_FILE,
+    STATE_FILE,
     is_done,
     load_model_file,
     load_run,
@@ -39,10 +40,11 @@ from attnaudit.checkpoint import (
     save_checkpoint,
     save_training_state,
 )
-from attnaudit.config import RunConfig
+from attnaudit.config import RunConfig, check_resumable
 from attnaudit.data.batching import make_batches
 from attnaudit.data.prepare import PreparedData, prepare_data
 from attnaudit.data.types import Batch, DataError, EncodedDocument
+from attnaudit.errors import DamagedFileError
 from attnaudit.models import AttentionClassifier, build_model, is_hierarchical
 from attnaudit.models.embeddings import load_embeddings
 from attnaudit.utils.io import read_json, run_info, write_json
@@ -50,8 +52,16 @@ from attnaudit.utils.seeding import seed_everything
 
 logger = logging.getLogger(__name__)
 
-#: settings that may change between a run and its resumption without changing what it computes
-_RESUMABLE_KEYS = {"epochs", "device", "eval_batch_size", "threads"}
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's CPU thread count (process-wide) and return the count now in use.
+
+    ``None`` leaves torch's default. Every command calls this before any work (a resumed run too),
+    because the count changes both speed (see ``TrainConfig.threads``) and float results.
+    """
+    if threads is not None and threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -142,25 +152,29 @@ def _set_rng_states(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _trained_anything(run_dir: Path) -> bool:
+    # A folder where no epoch finished holds nothing worth protecting (e.g. the data failed to
+    # load, or Ctrl-C in the first epoch): a rerun may replace it, with other settings too.
+    return (run_dir / STATE_FILE).is_file() or is_done(run_dir)
+
+
 def _check_same_run(run_dir: Path, config: RunConfig) -> None:
     """Refuse to resume a folder that holds a run with different settings."""
     path = run_dir / CONFIG_FILE
-    if not path.is_file():
+    if not path.is_file() or not _trained_anything(run_dir):
         return
-    saved = read_json(path)
-    wanted = config.to_dict()
-    differ = [
-        f"{section}.{key}"
-        for section in wanted
-        for key in sorted(set(wanted[section]) | set(saved.get(section, {})))
-        if not (section == "train" and key in _RESUMABLE_KEYS)
-        and wanted[section].get(key) != saved.get(section, {}).get(key)
-    ]
-    if differ:
-        raise DataError(
-            f"{run_dir} holds a run with other settings ({', '.join(differ)}); "
-            "use another --out folder, or delete this one to retrain"
-        )
+    check_resumable(read_json(path), config, where=run_dir,
+                    fix="use another --out folder, or delete this one to retrain")
+
+
+def _restart(run_dir: Path, damaged: str) -> None:
+    """Delete what a damaged run left (state, checkpoint, metrics, DONE, its audit), keeping the
+    folder: the model is trained again from scratch, so results of the old one must not remain."""
+    logger.warning("%s is damaged: training %s again from scratch (--restart-damaged)",
+                   damaged, run_dir)
+    for name in (STATE_FILE, MODEL_FILE, METRICS_FILE, DONE_FILE):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "audit", ignore_errors=True)  # erasure.audit.AUDIT_DIR
 
 
 def train_run(
@@ -169,6 +183,7 @@ def train_run(
     *,
     prepared: PreparedData | None = None,
     progress: bool = True,
+    restart_damaged: bool = False,
 ) -> dict[str, Any]:
     """Train one classifier into ``out_dir`` and return its metrics (also in ``metrics.json``).
 
@@ -181,15 +196,29 @@ def train_run(
         prepared: already prepared data for ``config.data`` (saves re-reading it when training
             several models on the same data); ``None`` prepares it here.
         progress: show a tqdm bar with the loss and docs/s.
+        restart_damaged: when ``state.pt`` (or a finished run's ``model.pt``) cannot be read,
+            train this model again from scratch instead of stopping with an error.
     Returns:
         ``{"model", "dev_accuracy", "test_accuracy", "majority_label", "majority_test_accuracy",
         "best_epoch", "epochs_trained", "stopped_early", "history", "train_seconds",
         "train_docs_per_s", ...}``.
     Raises:
         DataError: bad data, or ``out_dir`` holds a run with different settings.
+        DamagedFileError: ``state.pt`` cannot be read and ``restart_damaged`` is off.
     """
     run_dir = Path(out_dir)
+    # Before anything else, finished runs included: the caller's next stage (the audit) runs on
+    # the threads set here, and config.json records the count actually used.
+    threads = set_threads(config.train.threads)
+    config = config.model_copy(
+        update={"train": config.train.model_copy(update={"threads": threads})}
+    )
     _check_same_run(run_dir, config)
+    if is_done(run_dir) and restart_damaged:
+        try:
+            load_model_file(run_dir / MODEL_FILE)
+        except DamagedFileError as err:
+            _restart(run_dir, err.path)
     if is_done(run_dir):
         metrics: dict[str, Any] = read_json(run_dir / METRICS_FILE)
         if metrics["stopped_early"] or config.train.epochs <= metrics["epochs_trained"]:
@@ -206,8 +235,6 @@ def train_run(
         raise DataError("no training documents after preparation")
     hierarchical = is_hierarchical(mc.kind)
     device = resolve_device(tc.device)
-    if tc.threads is not None:
-        torch.set_num_threads(tc.threads)
 
     seed_everything(tc.seed)  # after data preparation, so model init depends on the seed alone
     embeddings = None
@@ -232,7 +259,13 @@ def train_run(
 
     start_epoch, best_dev, best_epoch, bad_epochs = 0, float("-inf"), 0, 0
     history: list[dict[str, Any]] = []
-    state = load_training_state(run_dir)
+    try:
+        state = load_training_state(run_dir)
+    except DamagedFileError as err:
+        if not restart_damaged:
+            raise
+        _restart(run_dir, err.path)
+        state = None
     if state is not None:
         if state["splits"] != prepared.splits:
             raise DataError(
@@ -401,50 +434,3 @@ def evaluate_run(
         max_batch_tokens=run.config.train.max_batch_tokens,
     )
     return accuracy(run.model, batches)
-
-
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The run configuration from ``attnaudit train``'s flags over its optional ``--config`` file."""
-    overrides: dict[str, dict[str, Any]] = {
-        "data": {
-            "path": args.data,
-            "fmt": args.data_format,
-            "text_column": args.text_column,
-            "label_column": args.label_column,
-            "max_train_docs": args.max_train_docs,
-            "max_dev_docs": getattr(args, "max_dev_docs", None),
-            "max_test_docs": args.max_test_docs,
-        },
-        "model": {"kind": args.model, "encoder": args.encoder, "embeddings": args.embeddings},
-        "train": {
-            "epochs": args.epochs,
-            "lr": args.lr,
-            "batch_size": args.batch_size,
-            "max_batch_tokens": getattr(args, "max_batch_tokens", None),
-            "patience": getattr(args, "patience", None),
-            "seed": args.seed,
-            "device": getattr(args, "device", None),
-            "threads": getattr(args, "threads", None),
-        },
-    }
-    return RunConfig.load_toml(args.config, overrides)
-
-
-def cli_train(args: argparse.Namespace) -> None:
-    """``attnaudit train``: train one model and print a one-line summary."""
-    config = config_from_args(args)
-    metrics = train_run(config, args.out, progress=not getattr(args, "no_progress", False))
-    print(
-        f"{metrics['model']}: test accuracy {metrics['test_accuracy']:.4f} "
-        f"(dev {metrics['dev_accuracy']:.4f}, majority {metrics['majority_test_accuracy']:.4f}), "
-        f"{metrics['epochs_trained']} epochs, {metrics['train_seconds']:.0f} s training "
-        f"({metrics['train_docs_per_s']:.1f} docs/s) -> {args.out}"
-    )
-
-
-def cli_evaluate(args: argparse.Namespace) -> None:
-    """``attnaudit evaluate RUN --split test``: print the accuracy."""
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
-    acc = evaluate_run(args.run, args.split, device=getattr(args, "device", None) or "cpu")
-    print(f"{args.run}: {args.split} accuracy {acc:.4f}")

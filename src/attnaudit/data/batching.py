@@ -10,10 +10,19 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import multiprocessing
+import multiprocessing.context
+import os
+import sys
+from array import array
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
-from itertools import chain
-from typing import Any
+from itertools import accumulate, chain, pairwise
+from pickle import PicklingError
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -23,6 +32,8 @@ from attnaudit.data.types import PAD_ID, Batch, DataError, Document, EncodedDocu
 from attnaudit.data.vocab import Vocab
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -85,37 +96,271 @@ def tokenize_document(text: str, limits: Limits) -> list[list[str]]:
     """
     sentences: list[list[str]] = []
     budget = limits.max_tokens
-    for sentence in split_sentences(clean_text(text)):
-        tokens = tokenize(sentence)
+    max_sentence_tokens = limits.max_sentence_tokens
+    max_sentences = limits.max_sentences
+    for tokens in map(tokenize, split_sentences(clean_text(text))):
         if not tokens:  # e.g. a "sentence" of emoji or symbols the tokenizer drops
             continue
-        tokens = tokens[: min(limits.max_sentence_tokens, budget)]
+        if len(tokens) > max_sentence_tokens or len(tokens) > budget:
+            tokens = tokens[: min(max_sentence_tokens, budget)]
         sentences.append(tokens)
         budget -= len(tokens)
-        if budget <= 0 or len(sentences) >= limits.max_sentences:
+        if budget <= 0 or len(sentences) >= max_sentences:
             break
     return sentences
 
 
-def tokenize_documents(
-    docs: Iterable[Document], limits: Limits
-) -> list[tuple[Document, list[list[str]]]]:
-    """:func:`tokenize_document` for each document, dropping (and logging) those left with no token."""
-    result = []
-    dropped: list[str] = []
+# ---------------------------------------------------------------------------------------------------
+# Flat, interned form: many documents' tokens as arrays of indices into one table of distinct token
+# strings. It crosses process boundaries as a few bytes objects instead of millions of small Python
+# objects, lets numpy count the vocabulary and look up ids per token in C, and is what the
+# prepared-data cache stores. Nested per-document lists are built only at the very end.
+
+
+@dataclass
+class InternedTokens:
+    """The tokens of a sequence of documents, flattened and interned.
+
+    Attributes:
+        strings: the distinct token strings, in order of first occurrence.
+        index: per kept token (document after document, sentence after sentence), its position
+            in ``strings``; int32.
+        sentence_lengths: tokens per sentence (all > 0); int32.
+        document_sentences: sentences per input document (0: the document had no token and is to
+            be dropped); int32, one per input text.
+    """
+
+    strings: list[str]
+    index: np.ndarray[Any, np.dtype[np.int32]]
+    sentence_lengths: np.ndarray[Any, np.dtype[np.int32]]
+    document_sentences: np.ndarray[Any, np.dtype[np.int32]]
+
+    def token_strings(self, index: np.ndarray[Any, Any] | None = None) -> list[str]:
+        """The token strings of ``index`` (default: every token), gathered by numpy in C."""
+        table = np.array(self.strings, dtype=object)
+        return list(table[self.index if index is None else index].tolist())
+
+
+# What the kernel returns: the distinct strings joined by "\n" (no token contains whitespace, see
+# text.py) and their count, then the int32 arrays as bytes; all of it pickles in a few copies.
+_Packed = tuple[str, int, bytes, bytes, bytes]
+
+
+def _interner() -> defaultdict[str, int]:
+    """A dict that gives each new key the next integer (0, 1, ...) on first lookup.
+
+    ``map(interner.__getitem__, tokens)`` then interns a whole list in C: the missing-key hook
+    calls ``len`` of the dict itself, with no Python frame per token.
+    """
+    position: defaultdict[str, int] = defaultdict()
+    position.default_factory = position.__len__
+    return position
+
+
+def _tokenize_packed(texts: Sequence[str], limits: Limits) -> _Packed:
+    """:func:`tokenize_document` for each text, interned (the kernel, run serially or in workers)."""
+    position = _interner()
+    index = array("i")
+    sentence_lengths = array("i")
+    document_sentences = array("i")
+    extend_index = index.extend
+    extend_lengths = sentence_lengths.extend
+    lookup = position.__getitem__
     with _gc_paused():
-        for doc in docs:
-            sentences = tokenize_document(doc.text, limits)
-            if sentences:
-                result.append((doc, sentences))
-            else:
-                dropped.append(doc.doc_id)
+        for text in texts:
+            sentences = tokenize_document(text, limits)
+            document_sentences.append(len(sentences))
+            extend_lengths(map(len, sentences))
+            for sentence in sentences:
+                extend_index(map(lookup, sentence))
+    strings = list(position)
+    return (
+        "\n".join(strings), len(strings), index.tobytes(), sentence_lengths.tobytes(),
+        document_sentences.tobytes(),
+    )
+
+
+#: Below this many documents, starting worker processes costs more than it saves.
+PARALLEL_MIN_DOCS = 2000
+_MAX_DEFAULT_WORKERS = 8
+
+
+def default_workers() -> int:
+    """Worker processes for preparation: ``ATTNAUDIT_WORKERS`` if set, else ``min(CPUs, 8)``.
+
+    CPUs are those this process may run on (the affinity mask, e.g. a container's share), not the
+    machine's. More than 8 rarely helps: the parent's share of the work (reading, building the
+    documents) then dominates.
+
+    Raises:
+        DataError: ``ATTNAUDIT_WORKERS`` is not a positive integer.
+    """
+    value = os.environ.get("ATTNAUDIT_WORKERS", "").strip()
+    if value:
+        try:
+            workers = int(value)
+        except ValueError:
+            workers = 0
+        if workers < 1:
+            raise DataError(f"ATTNAUDIT_WORKERS must be a positive integer, got {value!r}")
+        return workers
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, _MAX_DEFAULT_WORKERS))
+
+
+def _process_context() -> multiprocessing.context.BaseContext:
+    # fork starts a worker in milliseconds with every module already imported; spawn (the only
+    # choice on Windows, the default on macOS) re-imports attnaudit and torch in each worker.
+    if "fork" in multiprocessing.get_all_start_methods() and sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()
+
+
+def tokenize_texts(
+    texts: Sequence[str], limits: Limits, *, workers: int | None = None
+) -> InternedTokens:
+    """:func:`tokenize_document` for each text, in interned form, across processes when it pays.
+
+    Args:
+        texts: the raw texts.
+        limits: length limits.
+        workers: processes to use (None: :func:`default_workers`). One process is used anyway
+            below :data:`PARALLEL_MIN_DOCS` texts.
+
+    Returns:
+        The same :class:`InternedTokens` whatever the number of workers: texts are cut into
+        contiguous chunks whose results are merged in order (strings keep first-occurrence order).
+    """
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise DataError(f"workers must be a positive integer, got {workers}")
+    packed: list[_Packed] | None = None
+    if workers > 1 and len(texts) >= PARALLEL_MIN_DOCS:
+        # A few chunks per worker even out documents of different lengths (and a loaded core)
+        # without paying a round trip per handful of documents.
+        num_chunks = min(len(texts), workers * 4)
+        bounds = [len(texts) * i // num_chunks for i in range(num_chunks + 1)]
+        chunks = [texts[a:b] for a, b in pairwise(bounds)]
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=_process_context()) as pool:
+                packed = list(pool.map(_tokenize_packed, chunks, [limits] * len(chunks)))
+        except (OSError, BrokenProcessPool, PicklingError) as err:
+            # A sandbox without fork or /dev/shm, or a worker killed for memory: the serial path
+            # gives the same result, only slower.
+            logger.warning("parallel tokenisation failed (%s); tokenising in this process", err)
+    if packed is None:
+        packed = [_tokenize_packed(texts, limits)]
+    return _merge(packed)
+
+
+def _merge(packed: Sequence[_Packed]) -> InternedTokens:
+    """Concatenate chunk results, re-indexing each chunk's strings into one table."""
+    position = _interner()
+    lookup = position.__getitem__
+    indices, lengths, counts = [], [], []
+    for joined, num_strings, index, sentence_lengths, document_sentences in packed:
+        local = joined.split("\n") if num_strings else []  # "".split("\n") is [""]
+        # One C-level lookup per distinct string of the chunk, then a numpy gather per token.
+        to_global = np.fromiter(map(lookup, local), dtype=np.int32, count=len(local))
+        indices.append(to_global[np.frombuffer(index, dtype=np.int32)])
+        lengths.append(np.frombuffer(sentence_lengths, dtype=np.int32))
+        counts.append(np.frombuffer(document_sentences, dtype=np.int32))
+    return InternedTokens(
+        strings=list(position),
+        index=np.concatenate(indices).astype(np.int32, copy=False),
+        sentence_lengths=np.concatenate(lengths),
+        document_sentences=np.concatenate(counts),
+    )
+
+
+def warn_dropped(dropped: Sequence[str]) -> None:
+    """The one warning for documents left with no token after cleaning (ids in input order)."""
     if dropped:
         logger.warning(
             "dropped %d document(s) with no tokens after cleaning (first: %s)",
             len(dropped), dropped[0],
         )
+
+
+def tokenize_documents(
+    docs: Iterable[Document], limits: Limits, *, workers: int | None = 1
+) -> list[tuple[Document, list[list[str]]]]:
+    """:func:`tokenize_document` for each document, dropping (and logging) those left with no token.
+
+    Args:
+        docs: the documents.
+        limits: length limits.
+        workers: processes (see :func:`tokenize_texts`); 1 by default, as callers of this function
+            tokenise small batches.
+    """
+    docs = list(docs)
+    interned = tokenize_texts([d.text for d in docs], limits, workers=workers)
+    result = []
+    dropped: list[str] = []
+    with _gc_paused():
+        sentences = split_flat(interned.token_strings(), interned.sentence_lengths.tolist())
+        position = 0
+        for doc, count in zip(docs, interned.document_sentences.tolist(), strict=True):
+            if count:
+                result.append((doc, sentences[position : position + count]))
+                position += count
+            else:
+                dropped.append(doc.doc_id)
+    warn_dropped(dropped)
     return result
+
+
+def split_flat(items: list[_T], lengths: Iterable[int]) -> list[list[_T]]:
+    """Cut ``items`` into consecutive lists of the given ``lengths`` (which sum to ``len(items)``)."""
+    return [items[a:b] for a, b in pairwise(accumulate(lengths, initial=0))]
+
+
+def label_indices(docs: Iterable[Document], label_names: Sequence[str]) -> list[int]:
+    """Class index of each document's label.
+
+    Raises:
+        DataError: a document's label is not in ``label_names``.
+    """
+    label_index = {name: i for i, name in enumerate(label_names)}
+    indices = []
+    for doc in docs:
+        try:
+            indices.append(label_index[doc.label])
+        except KeyError:
+            shown = ", ".join(list(label_names)[:10]) + (", ..." if len(label_names) > 10 else "")
+            raise DataError(
+                f"document {doc.doc_id}: label {doc.label!r} is not one of the labels ({shown})"
+            ) from None
+    return indices
+
+
+def documents_from_flat(
+    doc_ids: Sequence[str],
+    labels: Sequence[int],
+    document_sentences: Sequence[int],
+    sentence_lengths: Sequence[int],
+    ids: list[int],
+    tokens: list[str],
+) -> list[EncodedDocument]:
+    """Build :class:`EncodedDocument` objects from the flat form (no document may have 0 sentences).
+
+    ``ids`` and ``tokens`` run in parallel, cut by ``sentence_lengths`` into sentences, which
+    ``document_sentences`` groups into documents. Slicing lists in comprehensions keeps the work
+    per token in C; only documents and sentences cost a Python step.
+    """
+    with _gc_paused():
+        id_sentences = split_flat(ids, sentence_lengths)
+        token_sentences = split_flat(tokens, sentence_lengths)
+        bounds = pairwise(accumulate(document_sentences, initial=0))
+        return [
+            EncodedDocument(
+                doc_id=doc_id, label=label, sentences=id_sentences[a:b], tokens=token_sentences[a:b]
+            )
+            for doc_id, label, (a, b) in zip(doc_ids, labels, bounds, strict=True)
+        ]
 
 
 def index_documents(
@@ -128,26 +373,18 @@ def index_documents(
     Raises:
         DataError: a document's label is not in ``label_names``.
     """
-    label_index = {name: i for i, name in enumerate(label_names)}
-    encoded = []
+    tokenized = list(tokenized)
+    labels = label_indices((doc for doc, _ in tokenized), label_names)
     with _gc_paused():
-        for doc, sentences in tokenized:
-            try:
-                label = label_index[doc.label]
-            except KeyError:
-                shown = ", ".join(list(label_names)[:10]) + (", ..." if len(label_names) > 10 else "")
-                raise DataError(
-                    f"document {doc.doc_id}: label {doc.label!r} is not one of the labels ({shown})"
-                ) from None
-            encoded.append(
-                EncodedDocument(
-                    doc_id=doc.doc_id,
-                    label=label,
-                    sentences=[vocab.encode(s) for s in sentences],
-                    tokens=sentences,
-                )
+        return [
+            EncodedDocument(
+                doc_id=doc.doc_id,
+                label=label,
+                sentences=[vocab.encode(s) for s in sentences],
+                tokens=sentences,
             )
-    return encoded
+            for (doc, sentences), label in zip(tokenized, labels, strict=True)
+        ]
 
 
 def encode_documents(

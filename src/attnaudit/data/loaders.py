@@ -7,14 +7,22 @@ Formats (``fmt``):
   joined with line breaks. A folder with ``train.csv``/``test.csv`` gives those splits.
 - ``aclimdb``: the ``aclImdb/{train,test}/{pos,neg}/ID_RATING.txt`` folders (``unsup`` is ignored).
   Labels ``pos``/``neg``, or the star rating with ``label_column="rating"``.
+- ``folders``: one folder per label holding one text file per document, the label being the folder
+  name: scikit-learn's ``load_files`` layout ``<root>/<label>/<file>`` (no split), or that layout
+  inside split folders, ``<root>/train/<label>/<file>`` or 20 Newsgroups' ``20news-bydate-train/``
+  and ``20news-bydate-test/`` (the split word may be anywhere in the folder name). Files need no
+  extension; hidden files are skipped.
 - ``hf-disk``: a Hugging Face ``datasets`` folder written by ``save_to_disk`` (a ``DatasetDict`` or a
   single ``Dataset``), read with pyarrow alone. ``ClassLabel`` ids become their names.
 - ``parquet``, ``jsonl`` (also ``.jsonl.gz``, ``.ndjson``, JSON-lines ``.json``), ``csv`` (with a
   header; ``.tsv`` is tab-separated): named text, label and optional id columns, and a ``split``
   column if present.
 
-A folder of ``parquet``/``jsonl``/``csv`` files takes each file's split from its name
-(``train*``, ``validation*``/``valid*``/``dev*``, ``test*``, as in Hugging Face hub exports).
+A folder of ``parquet``/``jsonl``/``csv`` files takes each file's split from a split word anywhere in
+its name (``train``/``training``, ``dev``/``val``/``valid``/``validation``, ``test``/``testing``, as a
+word of its own: ``train-00000-of-00002.parquet``, ``drugsComTrain_raw.tsv``), or else from the name of
+the sub-folder holding it (``default/train/0000.parquet``). Several files of one split are read
+together only when they are numbered shards of it; files naming no split are skipped with a warning.
 
 Every problem with the input raises :class:`DataError` with a one-line message that names the file and
 the line (or row, or field). Loaders only read; nothing is written.
@@ -42,7 +50,7 @@ from attnaudit.data.types import DataError, Document
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("auto", "zhang-csv", "aclimdb", "hf-disk", "parquet", "jsonl", "csv")
+FORMATS = ("auto", "zhang-csv", "aclimdb", "folders", "hf-disk", "parquet", "jsonl", "csv")
 
 _EXTENSIONS = {
     "parquet": (".parquet",),
@@ -59,7 +67,13 @@ _SPLIT_NAMES = {
     "test": "test",
     "testing": "test",
 }
-_SPLIT_PREFIX_RE = re.compile(r"^(train|training|dev|valid|validation|val|test|testing)(?=$|[^a-z])")
+# The words of a file or folder name: runs of letters, also cut where camelCase starts a new word
+# ("drugsComTrain_raw" -> drugs, Com, Train, raw; "IMDBTest" -> IMDB, Test). A split word must be a
+# whole word so that "latest.csv", "contest/" or "restrained.tsv" do not name a split.
+_NAME_WORD_RE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+# Runs of digits and hex letters holding a digit: shard numbers and the hashes Hugging Face appends
+# (train-00000-of-00002-5b4a1c9e.parquet), masked to tell shards of one split from distinct files.
+_SHARD_PART_RE = re.compile(r"[0-9a-f]*[0-9][0-9a-f]*")
 _INT_LIKE_RE = re.compile(r"[+-]?\d+(?:\.0*)?")
 _ACLIMDB_NAME_RE = re.compile(r"^(\d+)_(\d+)\.txt$")
 _ZHANG_FIELDS = (2, 3, 4)  # label,text | label,title,text | yahoo: label,title,content,answer
@@ -127,7 +141,8 @@ def load_documents(
             extension, and tells a headerless Zhang CSV from a CSV with a header by its first row.
         text_column: text column of named-column formats (default ``"text"``).
         label_column: label column (default ``"label"``); for ``aclimdb``, ``"rating"`` gives the
-            star rating instead of pos/neg.
+            star rating instead of pos/neg. ``folders`` takes neither column option (labels are
+            the folder names).
         id_column: id column; default ``"id"`` when present, else the row number within its split.
             Documents with a split get ids ``"{split}/{id}"``; when those repeat (IMDB's ids restart in
             each split and label folder), ``"{split}/{label}/{id}"``; if even those repeat, error.
@@ -138,9 +153,10 @@ def load_documents(
         Documents in file order; ``split`` is set when the source fixes it.
 
     Raises:
-        DataError: missing path, unknown format, malformed row, invalid JSON, non-UTF-8 bytes, missing
-            column, unknown or missing label, duplicate id, or (with ``on_empty="error"``) an empty
-            document. The message names the file and line/row/field.
+        DataError: missing path, unknown format, malformed row, invalid JSON, non-UTF-8 bytes (for
+            ``folders``: a binary file), missing column, unknown or missing label, duplicate id, a
+            file or folder name giving two splits or two files/folders giving one split, or (with
+            ``on_empty="error"``) an empty document. The message names the file and line/row/field.
     """
     if on_empty not in ("skip", "error"):
         raise DataError(f"on_empty must be 'skip' or 'error', got {on_empty!r}")
@@ -160,6 +176,8 @@ def load_documents(
     sink = _Sink(labels, on_empty)
     if fmt == "aclimdb":
         _read_aclimdb(path, label_column, sink)
+    elif fmt == "folders":
+        _read_folders(path, text_column, label_column, sink)
     elif fmt == "hf-disk":
         _read_hf_disk(path, columns, sink)
     else:
@@ -190,7 +208,10 @@ def detect_format(path: str | Path, *, text_column: str = "text", label_column: 
     if path.is_dir():
         if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
             return "hf-disk"
-        if _aclimdb_root(path) is not None:
+        # Before the folder-per-label layout, which aclImdb also is: its ID_RATING.txt names (and the
+        # rating label they allow) make it aclimdb. Other pos/neg folders (e.g. Pang & Lee's
+        # txt_sentoken/{pos,neg}/cv000_29416.txt) fall through to "folders".
+        if _is_aclimdb(path):
             return "aclimdb"
         kinds = {kind for kind in _EXTENSIONS if _files_with(path, kind)}
         if not kinds:
@@ -201,13 +222,17 @@ def detect_format(path: str | Path, *, text_column: str = "text", label_column: 
                 f"{path}: folder holds {', '.join(sorted(kinds))} files; pass the format explicitly"
             )
         if not kinds:
+            # Last: a folder per label can hold anything, so any data files found above win.
+            if _label_folder_roots(path) is not None:
+                return "folders"
             raise DataError(
                 f"{path}: no data found (expected dataset_dict.json/state.json, an aclImdb layout, "
-                "or .csv/.tsv/.jsonl/.parquet files)"
+                "one folder per label with a text file per document, or .csv/.tsv/.jsonl/.parquet "
+                "files)"
             )
         kind = kinds.pop()
         if kind == "csv":
-            first = _data_files(path, "csv")[0][0]
+            first = _data_files(path, "csv", warn=False)[0][0]
             return "zhang-csv" if _looks_like_zhang(first, columns) else "csv"
         return kind
     file_kind = _kind_of(path)
@@ -351,13 +376,48 @@ def _subdirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _split_from_name(file: Path) -> str | None:
-    match = _SPLIT_PREFIX_RE.match(file.name.lower())
-    return _SPLIT_NAMES[match.group(1)] if match else None
+def split_in_name(path: Path) -> str | None:
+    """The split a file or folder name gives (``"train"``, ``"dev"``, ``"test"``), or None.
+
+    A split word (see :data:`_SPLIT_NAMES`) counts anywhere in the name, in any case, when it is a
+    word of its own: ``20news-bydate-train``, ``drugsComTrain_raw.tsv``, ``TEST.csv``, ``train2``.
+
+    Raises:
+        DataError: the name holds words of two different splits (e.g. ``train_test.csv``).
+    """
+    words = {w.lower() for w in _NAME_WORD_RE.findall(path.name)}
+    found = sorted({_SPLIT_NAMES[w] for w in words if w in _SPLIT_NAMES})
+    if len(found) > 1:
+        raise DataError(
+            f"{path}: the name gives {len(found)} splits ({', '.join(found)}); rename it so that "
+            "it names one of train, dev/validation, test"
+        )
+    return found[0] if found else None
 
 
-def _data_files(path: Path, kind: str) -> list[tuple[Path, str | None]]:
-    """The files to read with their split: a single file has none, a folder's come from the names."""
+def _split_of_file(root: Path, file: Path) -> str | None:
+    """The split of a data file: from its name, else from the sub-folder of ``root`` holding it."""
+    split = split_in_name(file)
+    if split is None and file.parent != root:
+        split = split_in_name(file.parent)
+    return split
+
+
+def _shard_key(root: Path, file: Path) -> str:
+    """``file``'s path under ``root`` with shard numbers and hashes masked (equal for shards)."""
+    return _SHARD_PART_RE.sub("#", file.relative_to(root).as_posix().lower())
+
+
+def _data_files(path: Path, kind: str, *, warn: bool = True) -> list[tuple[Path, str | None]]:
+    """The files to read with their split: a single file has none, a folder's come from the names.
+
+    ``warn=False`` keeps quiet about skipped files (format detection looks before the reader does).
+
+    Raises:
+        DataError: no such files; no file names a split; a name names two splits; or two files
+            that are not numbered shards of one split both give that split (reading both would
+            mix, e.g., a full and a sample training set).
+    """
     if path.is_file():
         return [(path, None)]
     files = _files_with(path, kind)
@@ -366,18 +426,34 @@ def _data_files(path: Path, kind: str) -> list[tuple[Path, str | None]]:
     if not files:
         exts = "/".join(_EXTENSIONS[kind])
         raise DataError(f"{path}: no {exts} files")
-    if len(files) == 1:
-        return [(files[0], _split_from_name(files[0]))]
-    result: list[tuple[Path, str | None]] = []
-    for file in files:
-        split = _split_from_name(file)
+    named = [(file, _split_of_file(path, file)) for file in files]
+    if len(named) == 1:
+        return named
+    unsplit = [file for file, split in named if split is None]
+    if len(unsplit) == len(named):
+        raise DataError(
+            f"{files[0]}: cannot tell its split; put train, dev/validation or test in the file "
+            "names (e.g. drugsComTrain_raw.tsv, drugsComTest_raw.tsv), or pass a single file"
+        )
+    if unsplit and warn:
+        # Companions of the data such as sample_submission.csv or an unlabelled "unsupervised"
+        # split: reading them into a split would be wrong, refusing the folder unhelpful.
+        logger.warning(
+            "%s: skipping %d file(s) whose name gives no split (train, dev/validation, test): %s",
+            path, len(unsplit), ", ".join(str(f.relative_to(path)) for f in unsplit),
+        )
+    first_of: dict[str, Path] = {}
+    for file, split in named:
         if split is None:
+            continue
+        first = first_of.setdefault(split, file)
+        if _shard_key(path, first) != _shard_key(path, file):
             raise DataError(
-                f"{file}: cannot tell its split; name the files of a folder train*, "
-                "validation*/dev*, test*, or pass a single file"
+                f"{path}: {first.relative_to(path)} and {file.relative_to(path)} both give the "
+                f"{split} split; keep one of them in the folder or pass a single file (only "
+                "numbered shards such as train-00000-of-00002 are read together)"
             )
-        result.append((file, split))
-    return result
+    return [(file, split) for file, split in named if split is not None]
 
 
 def _open_binary(file: Path) -> IO[bytes]:
@@ -710,6 +786,24 @@ def _aclimdb_root(path: Path) -> Path | None:
     return None
 
 
+def _is_aclimdb(path: Path) -> bool:
+    """An aclImdb layout whose pos/neg folders hold ``ID_RATING.txt`` reviews.
+
+    One matching name is enough (so a stray file is reported by the reader, not missed by
+    detection); a real aclImdb folder answers at its first file.
+    """
+    root = _aclimdb_root(path)
+    if root is None:
+        return False
+    label_dirs = [root / p for p in ("pos", "neg")]
+    label_dirs += [root / s / p for s in ("train", "test") for p in ("pos", "neg")]
+    return any(
+        _ACLIMDB_NAME_RE.match(f.name) is not None
+        for d in label_dirs if d.is_dir()
+        for f in d.iterdir()
+    )
+
+
 def _read_aclimdb(path: Path, label_column: str | None, sink: _Sink) -> None:
     if label_column not in (None, "label", "rating"):
         raise DataError(
@@ -735,7 +829,10 @@ def _read_aclimdb(path: Path, label_column: str | None, sink: _Sink) -> None:
                     continue
                 match = _ACLIMDB_NAME_RE.match(file.name)
                 if match is None:
-                    raise DataError(f"{file}: file name is not ID_RATING.txt")
+                    raise DataError(
+                        f"{file}: file name is not ID_RATING.txt (for other files in one folder "
+                        "per label, use --format folders)"
+                    )
                 entries.append((int(match.group(1)), match.group(2), file))
             entries.sort()
             for _, rating, file in entries:
@@ -748,3 +845,116 @@ def _read_aclimdb(path: Path, label_column: str | None, sink: _Sink) -> None:
                 # The id keeps the folder path so it says where the review is, e.g. train/pos/12_8.
                 doc_id = f"{polarity}/{file.stem}"
                 sink.add(text, label, doc_id, split, str(file))
+
+
+# ---------------------------------------------------------------------------------------------------
+# One folder per label, one text file per document (20 Newsgroups, scikit-learn's load_files)
+
+
+def _document_files(folder: Path) -> list[Path]:
+    """The non-hidden files of ``folder`` (.DS_Store and editor files are skipped), in natural order.
+
+    Natural order (``2`` before ``10``) only makes the order readable; splits do not depend on it.
+    """
+    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    return sorted(files, key=_natural_key)
+
+
+def _natural_key(path: Path) -> list[int | str]:
+    # re.split with a group alternates text and digit runs, so positions never compare int to str.
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def _label_folder_roots(path: Path) -> list[tuple[str | None, Path]] | None:
+    """The folders holding one folder per label, each with its split; None if not such a layout.
+
+    When sub-folders of ``path`` name a split (``train``, ``20news-bydate-test``) and hold folders,
+    those are the label roots; otherwise ``path`` itself is, if a sub-folder holds files, and its own
+    name gives the split (``20news-bydate-train`` alone is the train split; a scikit-learn
+    ``load_files`` root normally names none).
+
+    Raises:
+        DataError: a folder name names two splits, or two folders name the same split.
+    """
+    subdirs = _subdirs(path)
+    split_roots: dict[str, Path] = {}
+    for sub in subdirs:
+        if not _subdirs(sub):
+            continue
+        split = split_in_name(sub)
+        if split is None:
+            continue
+        if split in split_roots:
+            raise DataError(
+                f"{path}: folders {split_roots[split].name} and {sub.name} both give the {split} "
+                "split; keep one of them or point at one"
+            )
+        split_roots[split] = sub
+    if split_roots:
+        order = ("train", "dev", "test")
+        return [(split, split_roots[split]) for split in order if split in split_roots]
+    if any(_has_document_file(sub) for sub in subdirs):
+        return [(split_in_name(path.resolve()), path)]
+    return None
+
+
+def _has_document_file(folder: Path) -> bool:
+    return any(p.is_file() and not p.name.startswith(".") for p in folder.iterdir())
+
+
+def _read_text_file(file: Path) -> str:
+    """A document file's text: UTF-8, else Latin-1.
+
+    20 Newsgroups posts (1990s Usenet) are mostly ASCII with some Latin-1 bytes and are no valid
+    UTF-8; Latin-1 maps every byte to a character, so such a file always reads. A NUL byte means a
+    binary file (or UTF-16), which Latin-1 would turn into garbage, so that is refused.
+    """
+    try:
+        raw = file.read_bytes()
+    except OSError as err:
+        raise DataError(f"{file}: cannot read ({err.strerror})") from None
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise DataError(
+            f"{file}: not a text file (NUL byte at offset {nul}); remove it from "
+            "the label folder or re-encode it as UTF-8"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return text.removeprefix("\ufeff")  # a BOM, as Windows editors write
+
+
+def _read_folders(
+    path: Path, text_column: str | None, label_column: str | None, sink: _Sink
+) -> None:
+    if not path.is_dir():
+        raise DataError(f"{path}: the folders format reads a folder, not a file")
+    if text_column not in (None, "text") or label_column not in (None, "label"):
+        raise DataError(
+            f"{path}: the folders format takes labels from folder names and text from whole files; "
+            "drop --text-column/--label-column"
+        )
+    roots = _label_folder_roots(path)
+    if roots is None:
+        raise DataError(
+            f"{path}: no folder per label found (expected <label>/<file>, or train/<label>/<file> "
+            "and test/<label>/<file>)"
+        )
+    if roots[0][1] != path:
+        ignored = sorted({sub.name for sub in _subdirs(path)} - {root.name for _, root in roots})
+        if ignored:
+            logger.warning(
+                "%s: ignoring folder(s) that name no split or hold no label folders: %s",
+                path, ", ".join(ignored),
+            )
+    elif roots[0][0] is not None:
+        logger.info("%s: all documents are in the %s split (from the folder name)", path, roots[0][0])
+    for split, root in roots:
+        for label_dir in _subdirs(root):
+            for file in _document_files(label_dir):
+                # The id keeps the label folder (file names repeat across newsgroups), e.g.
+                # train/sci.space/61116 once the split is added.
+                doc_id = f"{label_dir.name}/{file.name}"
+                sink.add(_read_text_file(file), label_dir.name, doc_id, split, str(file))

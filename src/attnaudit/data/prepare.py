@@ -2,77 +2,49 @@
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
+import hashlib
+import json
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attnaudit.data.batching import Limits, index_documents, tokenize_documents
+import numpy as np
+
+from attnaudit.config import DataConfig as _DataConfig
+from attnaudit.data.batching import (
+    documents_from_flat,
+    label_indices,
+    tokenize_texts,
+    warn_dropped,
+)
+from attnaudit.data.cache import (
+    CorruptEntry,
+    Entry,
+    FlatSplit,
+    IntArray,
+    cache_key,
+    cache_root,
+    data_digest,
+    load_entry,
+    remove_entry,
+    save_entry,
+)
 from attnaudit.data.loaders import load_documents
 from attnaudit.data.splits import SPLITS, apply_splits, assign_splits, subsample
-from attnaudit.data.types import DataError, EncodedDocument
+from attnaudit.data.types import DataError, Document, EncodedDocument
 from attnaudit.data.vocab import Vocab
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class DataConfig:
-    """Where the data comes from and how it is split, truncated and indexed."""
-
-    # A file or folder (see load_documents), or "default" for the shipped news-article set.
-    path: str = "default"
-    # "auto" detects the format from the folder contents or extension.
-    fmt: str = "auto"
-    # None means the format's default ("text" / "label" / "id" when present, else the row number).
-    text_column: str | None = None
-    label_column: str | None = None
-    id_column: str | None = None
-    # Words seen fewer times in the training split map to <unk>; 5 as in the original system.
-    min_count: int = 5
-    # Optional cap on the vocabulary size (None: every word that passes min_count).
-    max_vocab: int | None = None
-    # Length limits (see Limits for why each default).
-    limits: Limits = field(default_factory=Limits)
-    # Shares of dev and test when the source has no such split (carved from train when only the
-    # other is missing). 10% each is the common choice for sets of thousands of documents.
-    dev_fraction: float = 0.1
-    test_fraction: float = 0.1
-    # Stratified subsamples of the splits for quick runs (None: all documents).
-    max_train_docs: int | None = None
-    max_dev_docs: int | None = None
-    max_test_docs: int | None = None
-    # Seed of every random choice in splitting and subsampling.
-    seed: int = 0
-    # "skip" empty documents (one logged warning) or "error".
-    on_empty: str = "skip"
-    # Where path="default" stores the fetched news-article set.
-    data_dir: str = "data"
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable form (limits as a nested dict)."""
-        data = dataclasses.asdict(self)
-        data["limits"] = self.limits.to_dict()
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DataConfig:
-        """Inverse of :meth:`to_dict`; missing keys take their defaults.
-
-        Raises:
-            DataError: an unknown key (most likely a typo).
-        """
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise DataError(f"data config: unknown setting(s) {', '.join(sorted(unknown))}")
-        values = dict(data)
-        if isinstance(values.get("limits"), Mapping):
-            values["limits"] = Limits.from_dict(values["limits"])
-        return cls(**values)
+# The data settings are part of the one validated config tree (attnaudit.config); the data layer
+# and its users import DataConfig from here, so it is re-exported under its old name.
+DataConfig = _DataConfig
 
 
 @dataclass
@@ -107,6 +79,49 @@ def sort_labels(labels: Iterable[str]) -> list[str]:
     return sorted(set(labels), key=_label_key)
 
 
+def labels_missing_from_train(
+    labels_per_split: Mapping[str, Iterable[str]],
+) -> dict[str, dict[str, int]]:
+    """Labels of the other splits that the ``"train"`` split never has, with their document counts.
+
+    Args:
+        labels_per_split: the label of each document, per split name.
+
+    Returns:
+        ``{label: {split: number of documents}}`` for each such label, labels in
+        :func:`sort_labels` order; empty when training covers every label.
+    """
+    in_train = set(labels_per_split.get("train", ()))
+    missing: dict[str, dict[str, int]] = {}
+    for split, labels in labels_per_split.items():
+        if split == "train":
+            continue
+        for label in labels:
+            if label not in in_train:
+                counts = missing.setdefault(label, {})
+                counts[split] = counts.get(split, 0) + 1
+    return {label: missing[label] for label in sort_labels(missing)}
+
+
+def _warn_labels_missing_from_train(path: Path, missing: Mapping[str, Mapping[str, int]]) -> None:
+    if not missing:
+        return
+    described = []
+    for label, counts in missing.items():
+        per_split = ", ".join(f"{n} {split}" for split, n in sorted(counts.items(), key=_split_rank))
+        described.append(f"{label!r} ({per_split} document(s))")
+    # A warning, not an error: the rest of the data still trains and evaluates, and a rare class
+    # can simply miss the training split of a small set; but those documents can only be errors.
+    logger.warning(
+        "%s: label(s) never seen in the training split: %s; the model can never predict them",
+        path, ", ".join(described),
+    )
+
+
+def _split_rank(item: tuple[str, int]) -> tuple[int, str]:
+    return (SPLITS.index(item[0]) if item[0] in SPLITS else len(SPLITS), item[0])
+
+
 def _resolve_path(config: DataConfig) -> Path:
     if config.path == "default":
         from attnaudit.data.default import fetch_default  # only the default set needs pip
@@ -115,14 +130,78 @@ def _resolve_path(config: DataConfig) -> Path:
     return Path(config.path)
 
 
+class _WarningRecorder(logging.Handler):
+    """Collects the warnings the data layer logs while preparing, to replay them on a cache hit.
+
+    Only records of this thread: another thread logging at the same time is not part of this
+    preparation.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.thread = threading.get_ident()
+        self.records: list[tuple[str, int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.records.append((record.name, record.levelno, record.getMessage()))
+
+
+@contextlib.contextmanager
+def _recording_warnings() -> Iterator[_WarningRecorder]:
+    recorder = _WarningRecorder()
+    root = logging.getLogger("attnaudit")
+    root.addHandler(recorder)  # a handler only listens: records still propagate as before
+    try:
+        yield recorder
+    finally:
+        root.removeHandler(recorder)
+
+
+def _key_material(
+    config: DataConfig,
+    path: Path,
+    root: Path,
+    vocab: Vocab | None,
+    label_names: Sequence[str] | None,
+    splits: Mapping[str, Sequence[str]] | None,
+) -> dict[str, Any]:
+    settings = config.to_dict()
+    # The resolved path stands in for these two; every other setting may change the result (a
+    # setting added later that does not only costs a needless miss).
+    settings.pop("path", None)
+    settings.pop("data_dir", None)
+
+    def digest(value: Any) -> str:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    return {
+        # The path is part of the key besides the content: document ids and the replayed warnings
+        # name it, and the format is detected from the file name.
+        "path": str(path.resolve()),
+        "data": data_digest(path, root),
+        "settings": settings,
+        "vocab": None if vocab is None else digest(vocab.itos),
+        "label_names": None if label_names is None else list(label_names),
+        "splits": None if splits is None else digest({k: list(v) for k, v in splits.items()}),
+    }
+
+
 def prepare_data(
     config: DataConfig,
     *,
     vocab: Vocab | None = None,
     label_names: Sequence[str] | None = None,
     splits: Mapping[str, Sequence[str]] | None = None,
+    workers: int | None = None,
+    cache: bool = True,
 ) -> PreparedData:
     """Load, split, subsample, tokenise and index the data described by ``config``.
+
+    The result is cached on disk (see :mod:`attnaudit.data.cache`): a second call on the same data
+    content, settings, vocabulary, labels and splits reads it back instead of preparing again,
+    with the same documents, vocabulary, labels and splits, and the same warnings logged.
 
     Args:
         config: the data configuration.
@@ -130,14 +209,156 @@ def prepare_data(
         label_names: reuse these labels; data with any other label is then an error.
         splits: reuse these document ids per split (e.g. a run's saved splits) instead of
             assigning splits from the seed; no subsampling is applied on top.
+        workers: processes that tokenise (None: ``$ATTNAUDIT_WORKERS`` or ``min(CPUs, 8)``); the
+            result does not depend on it.
+        cache: False: neither read nor write the cache (also off with ``ATTNAUDIT_CACHE=off``).
 
     Returns:
         The encoded splits with their vocabulary, label names and document ids.
 
+    Logs a warning naming any label of dev/test that training never has (see
+    :func:`labels_missing_from_train`).
+
     Raises:
-        DataError: bad input data (see :func:`load_documents`), unknown labels, no training data.
+        DataError: bad input data (see :func:`load_documents`), unknown labels, a single class
+            (unless ``label_names`` is given), no training data.
     """
     path = _resolve_path(config)
+    root = cache_root() if cache else None
+    key = None
+    if root is not None:
+        try:
+            material = _key_material(config, path, root, vocab, label_names, splits)
+        except OSError as err:  # e.g. the data cannot be read: loading reports that properly
+            logger.debug("no prepared-data cache key for %s: %s", path, err)
+        else:
+            key = cache_key(material)
+            prepared = _from_cache(root, key, vocab)
+            if prepared is None and (vocab, label_names, splits) != (None, None, None):
+                # Evaluating or auditing a run passes the vocabulary, labels and splits that its
+                # training preparation produced: that entry is then this call's result too.
+                base = cache_key({**material, "vocab": None, "label_names": None, "splits": None})
+                prepared = _from_cache(
+                    root, base, vocab, same_as=(vocab, label_names, splits)
+                )
+            if prepared is not None:
+                _log_summary(path, prepared)
+                return prepared
+    with _recording_warnings() as recorder:
+        flat, strings, vocab, names = _prepare_flat(
+            config, path, vocab, label_names, splits, workers
+        )
+    if root is not None and key is not None:
+        entry = Entry(splits=flat, strings=strings, vocab=list(vocab.itos), label_names=names,
+                      warnings=recorder.records)
+        try:
+            stored = save_entry(root, key, entry)
+        except OSError as err:  # a full disk or read-only home must not fail the run
+            logger.warning("could not store prepared data in the cache %s: %s", root, err)
+        else:
+            logger.debug("prepared data stored in cache %s", stored)
+    prepared = _to_prepared(flat, strings, vocab, names)
+    _log_summary(path, prepared)
+    return prepared
+
+
+def _from_cache(
+    root: Path,
+    key: str,
+    vocab: Vocab | None,
+    *,
+    same_as: tuple[Vocab | None, Sequence[str] | None, Mapping[str, Sequence[str]] | None]
+    | None = None,
+) -> PreparedData | None:
+    """The cached result under ``key``, or None (no entry, or an unreadable one, then removed).
+
+    With ``same_as`` (a vocabulary, label names and splits given to :func:`prepare_data`), ``key``
+    is the entry of the same data and settings prepared with none of them given, and it is used
+    only if it is what preparing with them would give: its vocabulary, labels and document ids
+    equal the given ones (each one that is given). Preparing with them then runs the same steps
+    on the same documents: the loader only checks labels that are all allowed, saved splits list
+    the documents that the seed chose and kept, the vocabulary is the one training built.
+    """
+    try:
+        entry = load_entry(root, key, SPLITS)
+    except CorruptEntry as err:
+        logger.warning(
+            "ignoring unreadable prepared-data cache entry %s (%s); preparing again", root / key, err
+        )
+        remove_entry(root, key)
+        return None
+    if entry is None:
+        return None
+    warnings = entry.warnings
+    if same_as is not None:
+        given_vocab, given_labels, given_splits = same_as
+        if given_vocab is not None and given_vocab.itos != entry.vocab:
+            return None
+        if given_labels is not None and list(given_labels) != entry.label_names:
+            return None
+        if given_splits is not None:
+            if not set(given_splits) <= set(SPLITS) or any(
+                list(given_splits.get(name, ())) != entry.splits[name].doc_ids for name in SPLITS
+            ):
+                return None
+            # Saved splits list only the documents that kept a token: none is dropped this time.
+            warnings = [w for w in warnings if not _is_dropped_warning(w)]
+    for name, level, message in warnings:
+        logging.getLogger(name).log(level, "%s", message)
+    logger.info("prepared data reused from cache %s", root / key)
+    # A given vocabulary is returned as itself, as when preparing (its contents are in the key).
+    return _to_prepared(entry.splits, entry.strings, vocab or Vocab(entry.vocab), entry.label_names)
+
+
+def _is_dropped_warning(warning: tuple[str, int, str]) -> bool:
+    name, _, message = warning
+    return name == "attnaudit.data.batching" and message.startswith("dropped ")
+
+
+def _to_prepared(
+    flat: Mapping[str, FlatSplit], strings: list[str], vocab: Vocab, names: list[str]
+) -> PreparedData:
+    # An object array lets numpy gather each split's token strings by index in C; the lists then
+    # share the table's string objects instead of holding a copy per token.
+    table = np.array(strings, dtype=object)
+    encoded = {
+        name: documents_from_flat(
+            split.doc_ids,
+            split.labels.tolist(),
+            split.document_sentences.tolist(),
+            split.sentence_lengths.tolist(),
+            split.ids.tolist(),
+            table[np.asarray(split.token_index)].tolist(),
+        )
+        for name, split in flat.items()
+    }
+    return PreparedData(
+        train=encoded["train"],
+        dev=encoded["dev"],
+        test=encoded["test"],
+        vocab=vocab,
+        label_names=names,
+        splits={name: list(split.doc_ids) for name, split in flat.items()},
+    )
+
+
+def _log_summary(path: Path, prepared: PreparedData) -> None:
+    logger.info(
+        "%s: %d train / %d dev / %d test documents, %d labels, vocabulary %d",
+        path, len(prepared.train), len(prepared.dev), len(prepared.test),
+        len(prepared.label_names), len(prepared.vocab),
+    )
+
+
+def _prepare_flat(
+    config: DataConfig,
+    path: Path,
+    vocab: Vocab | None,
+    label_names: Sequence[str] | None,
+    splits: Mapping[str, Sequence[str]] | None,
+    workers: int | None,
+) -> tuple[dict[str, FlatSplit], list[str], Vocab, list[str]]:
+    """The preparation itself, in flat form: what the cache stores."""
     docs = load_documents(
         path,
         fmt=config.fmt,
@@ -147,6 +368,15 @@ def prepare_data(
         labels=label_names,
         on_empty=config.on_empty,
     )
+    if label_names is None:
+        distinct = {d.label for d in docs}
+        if len(distinct) < 2:
+            # Caught here, before splitting and training, where it would surface as an odd error or
+            # as a "perfect" model; a wrong --label-column is the usual cause.
+            raise DataError(
+                f"{path}: every document has the label {distinct.pop()!r}; a classifier needs at "
+                "least two classes (check --label-column and the data)"
+            )
     if splits is not None:
         parts = apply_splits(docs, splits)
     else:
@@ -158,26 +388,61 @@ def prepare_data(
                 "test": config.max_test_docs}
         parts = {name: subsample(parts[name], caps[name], config.seed) for name in parts}
     names = list(label_names) if label_names is not None else sort_labels(d.label for d in docs)
-    tokenized = {name: tokenize_documents(parts[name], config.limits) for name in SPLITS}
-    if not tokenized["train"]:
+    # All splits in one pass, so that the worker processes start once and share the work evenly.
+    ordered = [doc for name in SPLITS for doc in parts[name]]
+    interned = tokenize_texts([d.text for d in ordered], config.limits, workers=workers)
+    all_counts = interned.document_sentences
+    # Where each document's sentences and each sentence's tokens start (with the end appended).
+    sentence_starts = np.concatenate([[0], np.cumsum(all_counts, dtype=np.int64)])
+    token_starts = np.concatenate([[0], np.cumsum(interned.sentence_lengths, dtype=np.int64)])
+    kept: dict[str, tuple[list[Document], IntArray, IntArray, IntArray]] = {}
+    doc_pos = 0
+    for name in SPLITS:
+        # Cut this split's documents, sentence counts and tokens out of the flat result, dropping
+        # documents without a token (with the same one warning per split as before).
+        docs_here = parts[name]
+        counts = all_counts[doc_pos : doc_pos + len(docs_here)]
+        has_tokens = counts > 0
+        warn_dropped([d.doc_id for d, keep in zip(docs_here, has_tokens.tolist(), strict=True)
+                      if not keep])
+        split_docs = [d for d, keep in zip(docs_here, has_tokens.tolist(), strict=True) if keep]
+        first_sentence = int(sentence_starts[doc_pos])
+        last_sentence = int(sentence_starts[doc_pos + len(docs_here)])
+        first_token, last_token = int(token_starts[first_sentence]), int(token_starts[last_sentence])
+        kept[name] = (
+            split_docs,
+            counts[has_tokens],
+            interned.sentence_lengths[first_sentence:last_sentence],
+            interned.index[first_token:last_token],
+        )
+        doc_pos += len(docs_here)
+    if not kept["train"][0]:
         raise DataError(f"{path}: no training document has any token")
     if vocab is None:
-        vocab = Vocab.build(
-            (sentence for _, sentences in tokenized["train"] for sentence in sentences),
-            min_count=config.min_count,
-            max_size=config.max_vocab,
+        # numpy counts the training tokens per distinct string; same counts as a Counter over them.
+        counts_per_string = np.bincount(kept["train"][3], minlength=len(interned.strings))
+        frequent = np.flatnonzero(counts_per_string >= config.min_count).tolist()
+        vocab = Vocab.from_counts(
+            {interned.strings[i]: int(counts_per_string[i]) for i in frequent},
+            min_count=config.min_count, max_size=config.max_vocab,
         )
-    encoded = {name: index_documents(tokenized[name], vocab, names) for name in tokenized}
-    logger.info(
-        "%s: %d train / %d dev / %d test documents, %d labels, vocabulary %d",
-        path, len(encoded["train"]), len(encoded["dev"]), len(encoded["test"]), len(names),
-        len(vocab),
+    # Ids per distinct string once, then gathered per token by numpy.
+    string_ids = np.array(vocab.encode(interned.strings), dtype=np.int32)
+    result: dict[str, FlatSplit] = {}
+    for name in SPLITS:
+        split_docs, counts, lengths, index = kept[name]
+        result[name] = FlatSplit(
+            doc_ids=[d.doc_id for d in split_docs],
+            labels=np.array(label_indices(split_docs, names), dtype=np.int64),
+            document_sentences=counts,
+            sentence_lengths=lengths,
+            ids=string_ids[index],
+            token_index=index,
+        )
+    _warn_labels_missing_from_train(
+        path,
+        labels_missing_from_train(
+            {name: [names[i] for i in split.labels.tolist()] for name, split in result.items()}
+        ),
     )
-    return PreparedData(
-        train=encoded["train"],
-        dev=encoded["dev"],
-        test=encoded["test"],
-        vocab=vocab,
-        label_names=names,
-        splits={name: [d.doc_id for d in docs_] for name, docs_ in encoded.items()},
-    )
+    return result, interned.strings, vocab, names

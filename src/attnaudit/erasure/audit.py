@@ -32,6 +32,7 @@ from attnaudit.data.types import DataError, EncodedDocument
 from attnaudit.erasure.engine import AuditPlan, BatchColumns, audit_batch
 from attnaudit.models.base import AttentionClassifier, item_texts
 from attnaudit.rankings import RANKINGS
+from attnaudit.utils.distributed import World, world
 from attnaudit.utils.io import atomic_path, read_json, remove_stale_temp_files, run_info, write_json
 
 if TYPE_CHECKING:
@@ -142,8 +143,11 @@ def audit_documents(
     by_id = {doc.doc_id: doc for doc in docs}
     batches = make_batches(list(docs), hierarchical=model.hierarchical, batch_size=batch_size)
     collected = BatchColumns()
+    # cuDNN runs GRUs in TF32 by default: 1e-4 off the CPU's logits (measured on an H100), 5e-6
+    # without it. The audit compares tiny output changes, so it keeps full float32.
     for batch in tqdm(batches, desc=f"audit {model_name}", disable=not progress, unit="batch"):
-        columns = audit_batch(model, batch.to(device), plan, label_names)
+        with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
+            columns = audit_batch(model, batch.to(device), plan, label_names)
         batch_docs = [by_id[i] for i in batch.doc_ids]
         for single, items in zip(columns.single_weight, columns.items, strict=True):
             items["text"] = _texts(model, items["site"], batch_docs, single["anchor"],
@@ -254,7 +258,8 @@ def audit_run(
     config = config or default_config()
     run_dir = Path(run_dir)
     out = run_dir / AUDIT_DIR
-    loaded = load_run(run_dir, device=device)
+    here = world(device)
+    loaded = load_run(run_dir, device=here.device(device))
     model, label_names = loaded.model, loaded.label_names
     model_name = run_dir.name
     plan = make_plan(model, config, run_seed=loaded.config.train.seed)
@@ -269,23 +274,64 @@ def audit_run(
     doc_ids = [d.doc_id for d in docs]
     settings = _settings(plan, config)
     fingerprint = _fingerprint(settings, run_dir / "model.pt", doc_ids)
-    with audit_lock(out):
-        if (out / "summary.json").exists():
-            info = read_json(out / "audit_info.json")
-            if info.get("fingerprint") == fingerprint:
-                logger.info("%s: audit already complete, reusing %s", model_name, out)
-                summary: dict[str, Any] = read_json(out / "summary.json")
-                return summary
-            if not replace:
-                before = info.get("config", {})
-                changed = sorted(k for k in settings if before.get(k) != _jsonable(settings[k]))
-                raise DataError(
-                    f"{out} holds a complete audit of {info.get('n_docs', '?')} documents made "
-                    f"with other settings ({', '.join(changed) or 'model or documents'}); "
-                    "pass --replace to overwrite it, or audit a copy of the run folder"
-                )
+    with contextlib.ExitStack() as stack:
+        # Rank 0 (the only process when run alone) holds the lock and decides; the others follow.
+        decision: tuple[str, Any] = ("audit", None)
+        if here.is_main:
+            try:
+                stack.enter_context(audit_lock(out))
+                summary = _complete_audit(out, fingerprint, settings, replace=replace)
+                if summary is not None:
+                    logger.info("%s: audit already complete, reusing %s", model_name, out)
+                    decision = ("done", summary)
+                else:
+                    _reset_parts(out, fingerprint)
+            except DataError as err:
+                decision = ("error", str(err))
+        kind, value = here.broadcast(decision)
+        if kind == "error":
+            raise DataError(value)
+        if kind == "done":
+            return dict(value)
         return _audit_chunks(out, model, docs, label_names, plan, config, model_name,
-                             fingerprint, settings, progress)
+                             fingerprint, settings, progress, here)
+
+
+def _complete_audit(
+    out: Path, fingerprint: str, settings: dict[str, Any], *, replace: bool
+) -> dict[str, Any] | None:
+    """The saved summary when a complete audit with these settings exists; None when there is none
+    (or ``replace`` allows redoing one with other settings).
+
+    Raises:
+        DataError: a complete audit with other settings exists and ``replace`` is False.
+    """
+    if not (out / "summary.json").exists():
+        return None
+    info = read_json(out / "audit_info.json")
+    if info.get("fingerprint") == fingerprint:
+        summary: dict[str, Any] = read_json(out / "summary.json")
+        return summary
+    if replace:
+        return None
+    before = info.get("config", {})
+    changed = sorted(k for k in settings if before.get(k) != _jsonable(settings[k]))
+    raise DataError(
+        f"{out} holds a complete audit of {info.get('n_docs', '?')} documents made "
+        f"with other settings ({', '.join(changed) or 'model or documents'}); "
+        "pass --replace to overwrite it, or audit a copy of the run folder"
+    )
+
+
+def _reset_parts(out: Path, fingerprint: str) -> None:
+    """Keep ``parts/`` only if it holds chunks of this very audit (fingerprint), else start afresh."""
+    remove_stale_temp_files(out)  # left by an audit killed mid-write
+    parts_dir = out / "parts"
+    marker = parts_dir / "fingerprint.txt"
+    if parts_dir.exists() and (not marker.exists() or marker.read_text() != fingerprint):
+        shutil.rmtree(parts_dir)  # parts of another model or config must not be mixed in
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(fingerprint)
 
 
 def _jsonable(value: Any) -> Any:
@@ -303,31 +349,55 @@ def _audit_chunks(
     fingerprint: str,
     settings: dict[str, Any],
     progress: bool,
+    here: World,
 ) -> dict[str, Any]:
-    """Audit chunk by chunk (reusing finished parts), then write tables and summary."""
-    remove_stale_temp_files(out)  # left by an audit killed mid-write
-    parts_dir = out / "parts"
-    marker = parts_dir / "fingerprint.txt"
-    if parts_dir.exists() and (not marker.exists() or marker.read_text() != fingerprint):
-        shutil.rmtree(parts_dir)  # parts of another model or config must not be mixed in
-    parts_dir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(fingerprint)
+    """Audit this rank's chunks (reusing finished parts); rank 0 then writes tables and summary.
 
+    Under torchrun chunk ``i`` belongs to rank ``i mod world size``; chunks are the resumable unit
+    either way, so the merged tables equal a one-process audit's exactly.
+    """
+    parts_dir = out / "parts"
+    here.barrier()  # rank 0 has prepared parts/
     chunks = [docs[i : i + config.chunk_docs] for i in range(0, len(docs), config.chunk_docs)]
-    bar = tqdm(total=len(docs), desc=f"audit {model_name}", unit="doc", disable=not progress)
-    for index, chunk in enumerate(chunks):
+    mine = [i for i in range(len(chunks)) if i % here.size == here.rank]
+    bar = tqdm(total=sum(len(chunks[i]) for i in mine), desc=f"audit {model_name}", unit="doc",
+               disable=not progress)
+    for index in mine:
         paths = {t: parts_dir / f"{t}-{index:05d}.parquet" for t in TABLES}
         if not all(p.exists() for p in paths.values()):
-            frames = audit_documents(model, chunk, label_names, plan, model_name=model_name,
-                                     batch_size=config.batch_size)
+            frames = audit_documents(model, chunks[index], label_names, plan,
+                                     model_name=model_name, batch_size=config.batch_size)
             _write_parquet(frames.items, paths["items"])
             _write_parquet(frames.removal, paths["removal"])
             _write_parquet(frames.single_weight, paths["single_weight"])  # last: marks the chunk done
-        bar.update(len(chunk))
+        bar.update(len(chunks[index]))
     bar.close()
+    here.barrier()  # every chunk is on disk
+    if here.is_main:
+        summary = _write_results(out, model, plan, config, model_name, fingerprint, settings,
+                                 n_docs=len(docs), n_chunks=len(chunks), world_size=here.size)
+    here.barrier()  # rank 0 has written the results
+    return summary if here.is_main else dict(read_json(out / "summary.json"))
+
+
+def _write_results(
+    out: Path,
+    model: AttentionClassifier,
+    plan: AuditPlan,
+    config: AuditConfig,
+    model_name: str,
+    fingerprint: str,
+    settings: dict[str, Any],
+    *,
+    n_docs: int,
+    n_chunks: int,
+    world_size: int,
+) -> dict[str, Any]:
+    """Merge the parts into the final tables, then audit_info.json and summary.json (last)."""
+    parts_dir = out / "parts"
     tables = {
-        t: pd.concat([pd.read_parquet(parts_dir / f"{t}-{i:05d}.parquet")
-                      for i in range(len(chunks))], ignore_index=True)
+        t: pd.concat([pd.read_parquet(parts_dir / f"{t}-{i:05d}.parquet") for i in range(n_chunks)],
+                     ignore_index=True)
         for t in TABLES
     }
     for name, frame in tables.items():
@@ -342,9 +412,10 @@ def _audit_chunks(
     if warning:
         logger.warning("%s: %s", model_name, warning)
     info = run_info(plan.seed, _jsonable(settings))
-    info.update(fingerprint=fingerprint, n_docs=len(docs), threads=torch.get_num_threads(),
+    info.update(fingerprint=fingerprint, n_docs=n_docs, threads=torch.get_num_threads(),
                 device=str(next(model.parameters()).device), batch_size=config.batch_size,
-                chunk_docs=config.chunk_docs)
+                chunk_docs=config.chunk_docs, processes=world_size,
+                rankings_meta=rankings_meta(plan), sites_meta=sites_meta(model, plan))
     write_json(out / "audit_info.json", info)
     write_json(out / "summary.json", summary)  # last: marks the audit complete
     return summary

@@ -19,7 +19,7 @@ from typing import Literal
 
 import torch
 
-from attnaudit.models.base import AttentionClassifier, ModelOutput
+from attnaudit.models.base import AttentionClassifier, ModelOutput, tie_key
 
 ErasurePath = Literal["fast", "naive"]
 #: ``remove``: erase the first k ranked items; ``keep``: erase all but the first k
@@ -45,7 +45,7 @@ def erase(weights: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
 
 
 def removal_order(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Item indices by decreasing score, padding last; ties broken by position (stable).
+    """Item indices by decreasing score, padding last; ties (:func:`tie_key`) broken by position.
 
     Args:
         scores: ``(B, n)`` importance scores.
@@ -53,7 +53,7 @@ def removal_order(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(B, n)`` long indices; the first ``n_b`` of row ``b`` are its real items.
     """
-    keyed = scores.masked_fill(~mask, float("-inf"))
+    keyed = tie_key(scores).masked_fill(~mask, float("-inf"))
     # Real items whose score is -inf must still come before padding.
     keyed = torch.where(mask & torch.isneginf(keyed), torch.finfo(keyed.dtype).min, keyed)
     return torch.sort(keyed, dim=1, descending=True, stable=True).indices

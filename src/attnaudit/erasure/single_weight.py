@@ -18,7 +18,7 @@ import torch
 
 from attnaudit.erasure.interventions import erase
 from attnaudit.erasure.metrics import js_divergence
-from attnaudit.models.base import AttentionClassifier, ModelOutput
+from attnaudit.models.base import AttentionClassifier, ModelOutput, tie_key
 from attnaudit.utils.seeding import doc_rng
 
 #: the removals every Test 1 makes, before the selected rankings' top items
@@ -70,7 +70,8 @@ def choose_items(
     Returns:
         ``(B, R)``; rows with fewer than two items are skipped by the caller.
     """
-    by_weight = weights.masked_fill(~mask, float("-inf")).argsort(dim=1, descending=True, stable=True)
+    key = tie_key(weights)  # near-equal weights count as tied: first position wins
+    by_weight = key.masked_fill(~mask, float("-inf")).argsort(dim=1, descending=True, stable=True)
     top = by_weight[:, 0]
     lengths = mask.sum(dim=1).tolist()
     top_list = top.tolist()
@@ -83,12 +84,12 @@ def choose_items(
     chosen = {
         "max": top,
         "second": by_weight[:, 1] if by_weight.shape[1] > 1 else top,
-        "min": weights.masked_fill(~mask, float("inf")).argmin(dim=1),
+        "min": key.masked_fill(~mask, float("inf")).argmin(dim=1),
         "random": torch.tensor(randoms, dtype=torch.long, device=weights.device),
     }
     for name in removals:
         if name not in chosen:
-            chosen[name] = scores[name].argmax(dim=1)
+            chosen[name] = tie_key(scores[name]).argmax(dim=1)
     return torch.stack([chosen[name] for name in removals], dim=1)  # (B, R)
 
 

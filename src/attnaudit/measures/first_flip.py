@@ -13,7 +13,9 @@ Conventions (named in summary.json and on every figure):
 * ``flip_curve``: share of ALL documents flipped after removing at most a fraction ``f`` of items
   (never-flipped documents stay in the denominator);
 * ``cannot_flip``: removing every item leaves the unmodified prediction (at a pooling site the head's
-  bias alone), so no ranking can flip this document.
+  bias alone), so the end of every ranking's curve is no flip: a ranking flips such a document only
+  part way, if at all. Every never-flipped document is one of them, so this share bounds how much of
+  "never flips" says anything about the ranking.
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ class LinearReadout:
 
 
 def item_texts(site: Site, doc: EncodedDocument, anchor: int) -> list[str]:
-    """The text of each item of ``site`` in ``doc``: tokens, sentences, or the anchor sentence's words."""
+    """Text of each item of ``site`` in ``doc``: tokens, sentences, or the anchor sentence's words."""
     if site.item == "token":
         return [token for sentence in doc.tokens for token in sentence]
     if site.item == "sentence":
@@ -133,6 +133,23 @@ def item_texts(site: Site, doc: EncodedDocument, anchor: int) -> list[str]:
     if site.item == "word":
         return list(doc.tokens[anchor]) if 0 <= anchor < len(doc.tokens) else []
     raise ValueError(f"site {site.name!r} has unknown item kind {site.item!r}")
+
+
+#: low mantissa bits of a float32 score ignored when ordering items: 8 of 23, so scores equal to within
+#: about 2**-15 (relative) count as tied and go by position. Float rounding makes mathematically equal
+#: weights (the same token twice under a no-encoder model) differ in their last bits depending on the
+#: padded length of the batch (vectorised and scalar kernels round differently), which would make the
+#: chosen item depend on batching.
+TIE_BITS = 8
+
+
+def tie_key(scores: torch.Tensor) -> torch.Tensor:
+    """``scores`` as float32 with the :data:`TIE_BITS` lowest mantissa bits cleared (same shape).
+
+    Truncation keeps the order of scores that differ by more than the tie tolerance, and +-inf.
+    """
+    as_int = scores.detach().to(torch.float32).contiguous().view(torch.int32)
+    return (as_int & ~((1 << TIE_BITS) - 1)).view(torch.float32)
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -270,7 +287,7 @@ class AttentionClassifier(nn.Module):
         return self.classify(torch.einsum("bkn,bnd->bkd", weights.to(h.dtype), h))  # (B, k, C)
 
     def linear_readout(self, output: ModelOutput, site: str) -> LinearReadout | None:
-        """The fast path's capability where ``site`` is the linear pooling feeding the head; else None."""
+        """The fast path's capability where ``site`` is a linear pooling feeding the head, else None."""
         if site != self.pooling_site:
             return None
         h = output.site(site).cache["states"]  # (B, n, d)

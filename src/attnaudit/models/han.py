@@ -15,13 +15,20 @@ padded sentences nor the padding of short sentences cost work (2-2.5x faster tra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
 from attnaudit.data.types import PAD_ID, Batch
-from collections.abc import Sequence
-
-from attnaudit.models.base import AdditiveAttention, AttentionClassifier, ModelOutput, Site, SiteOutput
+from attnaudit.models.base import (
+    AdditiveAttention,
+    AttentionClassifier,
+    ModelOutput,
+    Site,
+    SiteOutput,
+    tie_key,
+)
 from attnaudit.models.encoders import build_encoder
 
 
@@ -166,7 +173,7 @@ class HierarchicalAttentionClassifier(AttentionClassifier):
         inside the batch (up to float rounding, tested by the conformance suite).
         """
         rows = torch.arange(batch.token_ids.shape[0], device=batch.token_ids.device)  # (B,)
-        anchor = sentence_attention.argmax(dim=1)  # (B,) first maximum
+        anchor = tie_key(sentence_attention).argmax(dim=1)  # (B,) first maximum, near-ties tied
         ids = batch.token_ids[rows, anchor]  # (B, W)
         mask = ids != PAD_ID  # (B, W)
         hw = self.word_encoder(self.embedding(ids), mask)  # (B, W, dw)

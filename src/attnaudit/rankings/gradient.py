@@ -41,7 +41,7 @@ def decision_gradient(
     out = output.site(site)
     weights = out.attention.detach().clone().requires_grad_(True)  # (B, n)
     predicted = output.logits.detach().argmax(dim=-1)  # (B,)
-    with torch.enable_grad():
+    with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):  # cuDNN RNN: no eval backward
         logits = model.logits_with(output, site, weights[:, None, :])[:, 0]  # (B, C)
         values = torch.softmax(logits, dim=-1) if wrt == "probability" else logits
         chosen = values.gather(1, predicted[:, None]).sum()  # rows are independent: sum is safe

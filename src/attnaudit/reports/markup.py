@@ -1,23 +1,16 @@
-"""Small HTML builders shared by the report's page (:mod:`.html`) and its example documents
-(:mod:`.examples_html`): escaping, number formatting and tables. Every value is escaped here or by
-the caller; cells passed to :func:`table` are already-rendered markup.
+"""Number formatting for the report: the Jinja filters of :mod:`.render` and the helpers of
+:mod:`.context`. Every function returns plain text; the templates escape it (autoescape is on).
 """
 
 from __future__ import annotations
 
-import html
 import math
 import re
-from collections.abc import Iterable, Sequence
 from typing import Any
 
-#: Units of the Jensen-Shannon divergence per log base.
-JS_UNITS: dict[str, str] = {"e": "nats", "2": "bits"}
-
-
-def esc(value: Any) -> str:
-    """``value`` as text that is safe in element content and in quoted attributes."""
-    return html.escape(str(value), quote=True)
+#: JS units the report can display; the tables store nats
+JS_UNITS: tuple[str, ...] = ("nats", "bits")
+_COLOR = re.compile(r"#[0-9A-Fa-f]{3,8}|[A-Za-z]{3,20}")
 
 
 def is_num(value: Any) -> bool:
@@ -35,32 +28,41 @@ def num(value: Any, fmt: str = ".3g") -> str:
     return format(value, fmt) if is_num(value) else "—"
 
 
+def sig(value: Any, digits: int = 3) -> str:
+    """``digits`` significant digits (0.000012 -> "1.2e-05", never "0.0000"); a dash if missing."""
+    if not is_num(value):
+        return "—"
+    return "0" if value == 0 else format(value, f".{digits}g")
+
+
+def signed(value: Any, digits: int = 3) -> str:
+    """Like :func:`sig` with an explicit sign (scores that push toward or away from the class)."""
+    if not is_num(value):
+        return "—"
+    return "0" if value == 0 else format(value, f"+.{digits}g")
+
+
+def share_of(k: int, n: int) -> str:
+    """``k / n`` as a percentage with 3 significant digits: 1 of 400 is "0.25%", not "0%"."""
+    if n <= 0:
+        return "—"
+    return f"{100 * k / n:.3g}%"
+
+
+def js_value(nats: Any, unit: str) -> float | None:
+    """A JS value stored in nats, in the display ``unit`` (``"nats"`` or ``"bits"``)."""
+    if not is_num(nats):
+        return None
+    return float(nats) / math.log(2.0) if unit == "bits" else float(nats)
+
+
 def slug(name: str) -> str:
     """``name`` reduced to characters that are safe in file names, ids and class names."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-") or "model"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-") or "x"
 
 
-def table(
-    head: Sequence[str],
-    rows: Iterable[Sequence[str]],
-    *,
-    cls: str = "",
-    groups: Sequence[tuple[str, int]] = (),
-) -> str:
-    """A table from pre-rendered cells.
-
-    ``head`` entries may carry a tooltip as ``"label|tip"``; ``groups`` adds a header row above of
-    ``(label, columns spanned)``.
-    """
-    group_row = "".join(f'<th colspan="{n}" class="group">{esc(label)}</th>'
-                        for label, n in groups)
-    ths = "".join(_th(h) for h in head)
-    thead = (f"<tr>{group_row}</tr>" if groups else "") + f"<tr>{ths}</tr>"
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="{cls}"><thead>{thead}</thead><tbody>{body}</tbody></table>'
-
-
-def _th(head: str) -> str:
-    label, _, tip = head.partition("|")
-    title = f' title="{esc(tip)}"' if tip else ""
-    return f"<th{title}>{esc(label)}</th>"
+def safe_color(value: Any, default: str = "#6b7280") -> str:
+    """A CSS colour from metadata, or ``default``: only ``#hex`` or a colour name reaches a style
+    attribute (metadata is data, never CSS)."""
+    text = str(value) if value is not None else ""
+    return text if _COLOR.fullmatch(text) else default

@@ -34,8 +34,8 @@
   function cell(tr, content, title){
     var td=tr.insertCell(); if(content.nodeType){td.appendChild(content);} else {
       td.textContent=content;} if(title!==undefined){td.title=title;} return td;}
-  function exact(v){return v===null?undefined:String(v);}
-  function signed(v){return v===null?'—':(v>=0?'+':'')+v.toExponential(2);}
+  // Payload: w = weights, s = one list per score view, r = one rank list per ranking (1-based),
+  // all numbers pre-formatted to significant digits by the report (no "0.0000" for tiny weights).
   function fillItems(body){
     if(body.dataset.done) return; body.dataset.done='1';
     var d=JSON.parse(body.dataset.rows), steps=JSON.parse(body.dataset.steps);
@@ -45,13 +45,13 @@
       var tr=body.insertRow(), st=items[i].style;
       cell(tr, String(i+1));
       var it=document.createElement('span'); it.className='it'; it.textContent=items[i].textContent;
-      it.style.background=st.getPropertyValue('--a'); cell(tr, it);
-      cell(tr, d[0][i]===null?'—':d[0][i].toFixed(4), exact(d[0][i]));
-      [[1,'--g'],[2,'--x']].forEach(function(k){
-        var s=document.createElement('span'); s.className='cell'; s.textContent=signed(d[k[0]][i]);
-        s.style.background=st.getPropertyValue(k[1]); cell(tr, s, exact(d[k[0]][i]));});
+      it.style.background=st.getPropertyValue('--v0'); cell(tr, it);
+      cell(tr, d.w[i], d.w[i]);
+      for(var k=0;k<d.s.length;k++){
+        var s=document.createElement('span'); s.className='cell'; s.textContent=d.s[k][i];
+        s.style.background=st.getPropertyValue('--v'+(k+1)); cell(tr, s, d.s[k][i]);}
       for(var r=0;r<steps.length;r++){
-        var rank=d[3+r][i], gone=rank!==null&&steps[r]!==null&&rank<=steps[r];
+        var rank=d.r[r][i], gone=rank!==null&&steps[r]!==null&&rank<=steps[r];
         var c=document.createElement('span'); c.textContent=rank===null?'—':String(rank);
         if(gone){c.className='gone'; c.style.setProperty('--c', colors[r]);} cell(tr, c);}
     }

@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
+from attnaudit.errors import DataError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -76,8 +78,17 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
+    """The JSON value in ``path``.
+
+    Raises:
+        DataError: the file is not valid JSON (damaged, or edited by hand), naming it.
+    """
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise DataError(f"{os.fspath(path)} is damaged (not valid JSON: {err}); delete it "
+                            "or restore it, then run the command again") from None
 
 
 def _json_default(obj: Any) -> Any:

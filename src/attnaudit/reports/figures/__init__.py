@@ -1,0 +1,138 @@
+"""The report's figures, drawn from saved results only (matplotlib Agg, no torch).
+
+* :mod:`.test1`: ΔJS against Δa (symlog ΔJS axis), the flip rates and the paper's Table 2;
+* :mod:`.test2`: fraction and mass removed at the first flip (boxes), never-flipped shares,
+  attention vs gradient;
+* :mod:`.curves`: the decision-flip curve;
+* :mod:`.common`: style, deterministic PNGs, labels and colours from summary.json's metadata.
+
+:data:`FIGURES` lists every figure with its title and caption; :func:`draw_figure` draws one from a
+list of :class:`Panel` (one per model, or one per site), so the report's per-site figures and its
+cross-model comparison share one code path. Per-document distributions (heat map, boxes) are drawn
+from the tables; every share (flip rates, never flipped, flip curve) from the summary.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from attnaudit.reports.figures.common import RankingsMeta, removal_label
+from attnaudit.reports.figures.curves import CONVENTION, plot_flip_curve
+from attnaudit.reports.figures.test1 import plot_delta_js_vs_delta_a, plot_flip_table
+from attnaudit.reports.figures.test2 import (
+    plot_attention_vs_gradient,
+    plot_never_flipped,
+    plot_removal_boxes,
+)
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure of the report: its key (file name), title, caption and where it appears.
+
+    ``test``: ``"test1"`` or ``"test2"`` (the section of a site it belongs to); ``per_site``: drawn
+    for each model's sites (else only in the comparison across models).
+    """
+
+    key: str
+    title: str
+    caption: str
+    test: str
+    per_site: bool = True
+
+
+FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec("delta_js_vs_delta_a", "ΔJS against Δa",
+               "Each cell counts documents (log colour scale); the ΔJS axis is symmetric-log, "
+               "linear near zero, so negative ΔJS (removing a random item moved the output more "
+               "than removing the top weight) stays visible below the dashed zero line. The "
+               "paper found ΔJS mostly tiny, and large Δa often with small ΔJS.", "test1"),
+    FigureSpec("flip_table", "Decisions flipped by one removal",
+               "Left: the paper's Table 2, how often removing the top weight i* and a random "
+               "item r flip the decision. Right: the flip rate of every single-item removal.",
+               "test1"),
+    FigureSpec("flip_curve", "Decision-flip curve",
+               f"Share of all documents (two or more items) whose decision flipped after removing "
+               f"at most a fraction f of their items, per ranking; {CONVENTION}, so a curve ends "
+               "below 100% by the share that never flips. Higher and further left = the ranking "
+               "finds what the decision rests on sooner.", "test2"),
+    FigureSpec("fraction_removed", "Fraction removed before the decision flips",
+               "Items are removed most-important-first by each ranking until the predicted label "
+               "changes; boxes over the documents that flip (the paper's convention). Further "
+               "left = the ranking found the decisive items sooner.", "test2"),
+    FigureSpec("mass_removed", "Attention mass removed before the decision flips",
+               "Sum of the original attention weights of the removed items, documents that flip. "
+               "The attention ranking removes the most mass per item by construction.", "test2"),
+    FigureSpec("never_flipped", "Documents whose decision never flips",
+               "Share of documents (two or more items) whose label survives removing every item, "
+               "per ranking; the axis is scaled to the data.", "test2", per_site=False),
+    FigureSpec("attention_vs_gradient", "Attention or gradient: which flips sooner?",
+               "Per document, which ranking needed fewer removals. Never flipping counts as the "
+               "most removals; both never flipping is a tie.", "test2", per_site=False),
+)
+SPECS: dict[str, FigureSpec] = {s.key: s for s in FIGURES}
+
+
+@dataclass
+class Panel:
+    """What one model's site contributes to a figure: its rows and its summary.json entry."""
+
+    title: str
+    summary: Mapping[str, Any]
+    single: pd.DataFrame | None = None
+    removal: pd.DataFrame | None = None
+
+
+def draw_figure(
+    key: str,
+    panels: Sequence[Panel],
+    rankings: RankingsMeta,
+    path: str | os.PathLike[str],
+    *,
+    js_unit: str = "nats",
+) -> Path | None:
+    """Draw figure ``key`` over ``panels``; ``None`` when no panel has what it needs."""
+    if key == "delta_js_vs_delta_a":
+        frames = {p.title: p.single for p in panels if p.single is not None}
+        return plot_delta_js_vs_delta_a(frames, path, js_unit=js_unit) if frames else None
+    if key == "flip_table":
+        tests = {p.title: p.summary.get("single_weight") or {} for p in panels}
+        keys: list[str] = []
+        for t in tests.values():
+            keys += [k for k in (t.get("flip_rate") or {}) if k not in keys]
+        return plot_flip_table(tests, {k: removal_label(k, rankings) for k in keys}, path)
+    if key in ("fraction_removed", "mass_removed"):
+        frames = {p.title: p.removal for p in panels if p.removal is not None}
+        return plot_removal_boxes(frames, rankings, path, column=key) if frames else None
+    if key == "flip_curve":
+        curves = {p.title: p.summary.get("flip_curve") or {} for p in panels}
+        return plot_flip_curve(curves, rankings, path)
+    if key == "never_flipped":
+        shares = {p.title: {r: (s or {}).get("share_never_flipped")
+                            for r, s in (p.summary.get("removal") or {}).items()} for p in panels}
+        return plot_never_flipped(shares, rankings, path)
+    if key == "attention_vs_gradient":
+        versus = {p.title: p.summary.get("attention_vs_gradient") or {} for p in panels}
+        return plot_attention_vs_gradient(versus, rankings, path)
+    raise ValueError(f"unknown figure {key!r}; known: {', '.join(SPECS)}")
+
+
+__all__ = [
+    "FIGURES",
+    "SPECS",
+    "FigureSpec",
+    "Panel",
+    "draw_figure",
+    "plot_attention_vs_gradient",
+    "plot_delta_js_vs_delta_a",
+    "plot_flip_curve",
+    "plot_flip_table",
+    "plot_never_flipped",
+    "plot_removal_boxes",
+]

@@ -1,0 +1,331 @@
+"""Every summary of an audit, computed from its saved tables: ``summary.json`` and the report.
+
+The audit writes :func:`summarize`'s result as ``summary.json``; the report reads that file (or calls
+:func:`summarize` itself when it is missing), so a number in the report is the number in the file.
+Torch-free: per-ranking Test 2 figures come from the measure registry (:data:`attnaudit.measures.
+MEASURES`, numpy/pandas only); the cross-ranking figures (``share_beats_random``,
+``attention_vs_gradient``) and Test 1 are computed here.
+
+Structure (``schema_version`` 2; every share is a fraction in [0, 1], JS values in nats)::
+
+    {"schema_version": 2, "model", "n_docs", "js_unit": "nats",
+     "rankings": {name: {"label", "color"}},            # report order
+     "sites": {name: {"label", "item", "paper", ...}},
+     "prediction": {"n_docs", "class_shares", "majority_share", "degenerate", "warning"},
+     "by_site": {site: {"n_docs", "n_single_item", "share_cannot_flip",
+                        "single_weight": {"n", "share_delta_js_positive", "median_delta_js",
+                                          "median_js_max", "flip_rate": {removal: share},
+                                          "table2": {"both", "only_max", "only_random", "neither"}},
+                        "removal": {ranking: {<every measure's summary>, "share_beats_random"}},
+                        "flip_curve": {"fractions": [0, 0.05, ..., 1], ranking: [share, ...]},
+                        "attention_vs_gradient": {"attention_fewer", "gradient_fewer", "tie"},
+                        "conventions": {name: sentence}}}}
+
+``None`` (JSON null) means "no documents to compute this over"; no NaN reaches the file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from attnaudit.results.tables import (
+    flag,
+    in_order,
+    measured,
+    multi_item,
+    of_site,
+    rankings_of,
+    single_removals,
+    sites_of,
+)
+
+SCHEMA_VERSION = 2
+#: A model predicting one class for at least this share of the audited documents is called degenerate:
+#: erasing attention can hardly change a (nearly) constant decision, so Test 1 and 2 say little.
+#: 95% leaves room for a genuinely skewed test set while catching collapsed models.
+DEGENERATE_SHARE = 0.95
+#: x values of the decision-flip curve (fraction of a document's items removed)
+FLIP_CURVE_FRACTIONS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(21))
+
+#: The conventions every site's numbers follow, written into summary.json beside them.
+CONVENTIONS: dict[str, str] = {
+    "population": "Test 1 and Test 2 summaries cover documents with two or more items at the site; "
+                  "one-item documents are counted in n_single_item.",
+    "js_unit": "Jensen-Shannon divergences are in nats (natural log, at most ln 2).",
+    "flips": "A flip is a change of the model's own prediction (never judged against the gold "
+             "label).",
+    "median_fraction": "The paper's convention: median fraction of items removed at the first flip, "
+                       "over the documents that flip (never-flipped documents left out).",
+    "median_fraction_censored": "Median over all documents, a never-flipped document counted as "
+                                "needing n + 1 of its n items (fraction (n + 1) / n, above 1).",
+    "flip_curve": "Share of ALL documents whose decision flipped after removing at most a fraction f "
+                  "of their items; never-flipped documents stay in the denominator.",
+    "cannot_flip": "Removing every item leaves the unmodified prediction (at a pooling site the "
+                   "head's bias alone): a ranking can flip such a document only part way, never "
+                   "by removing everything; every never-flipped document is one of them.",
+    "share_beats_random": "Share of documents where the ranking needs fewer removals than the random "
+                          "ranking; never flipping counts as infinitely many removals.",
+    "attention_vs_gradient": "Per document, which of the attention and gradient rankings needs fewer "
+                             "removals; never flipping counts as infinitely many, both never "
+                             "flipping is a tie.",
+}
+
+
+def summarize(
+    single: pd.DataFrame,
+    removal: pd.DataFrame,
+    *,
+    model: str,
+    rankings_meta: Mapping[str, Mapping[str, Any]],
+    sites_meta: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """The ``summary.json`` of one model's audit (structure: module docstring).
+
+    Args:
+        single: ``single_weight.parquet`` rows, one per (document, site).
+        removal: ``removal.parquet`` rows, one per (document, site, ranking).
+        model: the model's name.
+        rankings_meta: ranking name -> ``{"label", "color"}``, in report order (from the ranking
+            registry); rankings the tables hold but this omits get a default entry.
+        sites_meta: site name -> ``{"label", "item", "paper", ...}``; likewise completed.
+
+    Returns:
+        A JSON-ready dict (plain floats, ``None`` for "no data").
+    """
+    rankings = complete_rankings_meta(rankings_meta, rankings_of(removal))
+    sites = complete_sites_meta(sites_meta, sites_of(single, removal))
+    present = set(sites_of(single, removal)) or set(sites)
+    by_site: dict[str, Any] = {}
+    for site in in_order(present, list(sites)):
+        site_single = of_site(single, site)
+        site_removal = of_site(removal, site)
+        assert site_single is not None and site_removal is not None  # frames in, frames out
+        by_site[site] = summarize_site(site_single, site_removal, list(rankings))
+    doc_ids = pd.concat([single.get("doc_id", pd.Series(dtype=object)),
+                         removal.get("doc_id", pd.Series(dtype=object))]).astype(str)
+    return _clean({
+        "schema_version": SCHEMA_VERSION,
+        "model": model,
+        "n_docs": int(doc_ids.nunique()),
+        "js_unit": "nats",
+        "rankings": rankings,
+        "sites": sites,
+        "prediction": summarize_prediction(single if len(single) else removal),
+        "by_site": by_site,
+    })
+
+
+def summarize_site(single: pd.DataFrame, removal: pd.DataFrame, rankings: list[str]) -> dict[str, Any]:
+    """One site's entry of ``by_site`` (``rankings``: report order of the ranking names)."""
+    multi = multi_item(removal)
+    per_doc = multi.drop_duplicates("doc_id") if "doc_id" in multi.columns else multi
+    n_docs = single["doc_id"].nunique() if "doc_id" in single.columns else 0
+    if not n_docs and "doc_id" in removal.columns:
+        n_docs = removal["doc_id"].nunique()
+    n_single = (len(single) - len(measured(single))) if "skipped" in single.columns else (
+        removal.loc[flag(removal["single_item"]), "doc_id"].nunique()
+        if "single_item" in removal.columns else 0)
+    per_ranking = summarize_removal(removal, rankings)
+    curve: dict[str, Any] = {"fractions": list(FLIP_CURVE_FRACTIONS)}
+    for ranking, stats in per_ranking.items():
+        curve[ranking] = stats.get("flip_curve") or flip_curve(
+            multi[multi["ranking"].astype(str) == ranking])
+    return {
+        "n_docs": int(n_docs),
+        "n_single_item": int(n_single),
+        "share_cannot_flip": _share(flag(per_doc["cannot_flip"]))
+        if "cannot_flip" in per_doc.columns else None,
+        "single_weight": summarize_single_weight(single, rankings),
+        "removal": per_ranking,
+        "flip_curve": curve,
+        "attention_vs_gradient": attention_vs_gradient(removal),
+        "conventions": dict(CONVENTIONS),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Test 1
+# ----------------------------------------------------------------------------------------------
+
+
+def summarize_single_weight(single: pd.DataFrame, rankings: list[str] | tuple[str, ...] = ()
+                            ) -> dict[str, Any]:
+    """Test 1 over documents with two or more items: ΔJS, flip rates, the paper's Table 2."""
+    used = measured(single)
+    removals = single_removals(single, rankings)
+    out: dict[str, Any] = {
+        "n": len(used),
+        "share_delta_js_positive": _share(used["delta_js"].dropna() > 0)
+        if "delta_js" in used else None,
+        "median_delta_js": _quantile(used.get("delta_js"), 0.5),
+        "median_js_max": _quantile(used.get("js_max"), 0.5),
+        "flip_rate": {r: _share(flag(used[f"flip_{r}"])) for r in removals},
+    }
+    if {"flip_max", "flip_random"} <= set(used.columns):
+        top, rand = flag(used["flip_max"]), flag(used["flip_random"])
+        out["table2"] = {"both": _share(top & rand), "only_max": _share(top & ~rand),
+                         "only_random": _share(~top & rand), "neither": _share(~top & ~rand)}
+    else:
+        out["table2"] = {k: None for k in ("both", "only_max", "only_random", "neither")}
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Test 2
+# ----------------------------------------------------------------------------------------------
+
+
+def summarize_removal(removal: pd.DataFrame, rankings: list[str] | tuple[str, ...] = ()
+                      ) -> dict[str, dict[str, Any]]:
+    """Per ranking (report order): every registered measure's summary merged, plus
+    ``share_beats_random`` (None for the random ranking itself, or without one)."""
+    from attnaudit.measures import MEASURES  # torch-free registry (numpy and pandas only)
+
+    multi = multi_item(removal)
+    names = in_order(rankings_of(removal), list(rankings))
+    random_steps = _steps(multi, "random") if "random" in names else None
+    out: dict[str, dict[str, Any]] = {}
+    for ranking in names:
+        rows = multi[multi["ranking"].astype(str) == ranking]
+        entry: dict[str, Any] = {}
+        for measure in MEASURES.values():
+            entry.update(measure.summarize(rows))
+        beats = None
+        if random_steps is not None and ranking != "random":
+            steps = _steps(multi, ranking)
+            beats = _share(steps < random_steps.reindex(steps.index).fillna(np.inf))
+        entry["share_beats_random"] = beats
+        out[ranking] = entry
+    return out
+
+
+def flip_curve(rows: pd.DataFrame, fractions: tuple[float, ...] = FLIP_CURVE_FRACTIONS
+               ) -> list[float | None]:
+    """F(f): share of ALL ``rows`` (multi-item documents of one ranking) flipped after removing at
+    most a fraction ``f`` of items; never-flipped documents stay in the denominator.
+
+    Used when no registered measure supplies ``flip_curve`` (the ``first_flip`` measure does).
+    """
+    if not len(rows):
+        return [None for _ in fractions]
+    never = flag(rows["never_flipped"]).to_numpy()
+    fraction = rows["fraction_removed"].to_numpy(dtype=np.float64)
+    # 1e-12: a step k/n equal to a grid value must count at that value despite float rounding.
+    return [float(np.mean(~never & (fraction <= f + 1e-12))) for f in fractions]
+
+
+def _steps(multi: pd.DataFrame, ranking: str) -> pd.Series:
+    """Items removed at the first flip per document (index ``doc_id``), ``inf`` where never."""
+    rows = multi[multi["ranking"].astype(str) == ranking]
+    steps = rows.set_index(rows["doc_id"].astype(str))["removed_at_flip"].astype(float)
+    return steps.fillna(np.inf)
+
+
+def attention_vs_gradient(removal: pd.DataFrame) -> dict[str, float | None]:
+    """Per document: did ``attention`` or ``gradient`` need fewer removals (never = infinitely many)?"""
+    multi = multi_item(removal)
+    if not {"attention", "gradient"} <= set(rankings_of(multi)):
+        return {"attention_fewer": None, "gradient_fewer": None, "tie": None}
+    attention = _steps(multi, "attention")
+    gradient = _steps(multi, "gradient").reindex(attention.index).fillna(np.inf)
+    return {"attention_fewer": _share(attention < gradient),
+            "gradient_fewer": _share(gradient < attention),
+            "tie": _share(attention == gradient)}
+
+
+# ----------------------------------------------------------------------------------------------
+# The model's predictions
+# ----------------------------------------------------------------------------------------------
+
+
+def summarize_prediction(rows: pd.DataFrame) -> dict[str, Any]:
+    """Class shares of the model's predictions over the audited documents (one per document), and
+    whether one class takes at least :data:`DEGENERATE_SHARE` of them, with a warning sentence."""
+    if "prediction" not in rows.columns or not len(rows):
+        return {"n_docs": 0, "class_shares": {}, "majority_share": None, "degenerate": False,
+                "warning": None}
+    per_doc = rows.drop_duplicates("doc_id") if "doc_id" in rows.columns else rows
+    shares = per_doc["prediction"].astype(str).value_counts(normalize=True, sort=True)
+    majority, top = str(shares.index[0]), float(shares.iloc[0])
+    degenerate = top >= DEGENERATE_SHARE
+    warning = None
+    if degenerate:
+        warning = (f"the model predicts '{majority}' for {_percent_text(top)} of documents: an "
+                   "attention audit of a (nearly) constant model means little")
+    return {"n_docs": len(per_doc), "class_shares": {str(k): float(v) for k, v in shares.items()},
+            "majority_share": top, "degenerate": bool(degenerate), "warning": warning}
+
+
+def _percent_text(share: float) -> str:
+    """98%, 99.6% (not a rounded-up 100% for a model that is not quite constant)."""
+    text = f"{100 * share:.0f}"
+    if share < 1 and text == "100":
+        text = f"{100 * share:.1f}"
+    return text + "%"
+
+
+# ----------------------------------------------------------------------------------------------
+# Metadata defaults and JSON hygiene
+# ----------------------------------------------------------------------------------------------
+
+#: Okabe-Ito colours (distinguishable with the common colour-vision deficiencies), for rankings the
+#: registry's metadata does not cover (a summary recomputed from tables alone).
+DEFAULT_COLORS: tuple[str, ...] = ("#999999", "#E69F00", "#0072B2", "#CC79A7", "#009E73",
+                                   "#D55E00", "#56B4E9", "#F0E442")
+
+
+def complete_rankings_meta(meta: Mapping[str, Mapping[str, Any]], names: list[str]
+                           ) -> dict[str, dict[str, Any]]:
+    """``meta`` (in its order) plus a default entry for every ranking in ``names`` it lacks."""
+    out = {str(k): {"label": str(v.get("label", k)), **dict(v)} for k, v in meta.items()}
+    for name in names:
+        if name not in out:
+            out[name] = {"label": name.replace("_x_", " × ").replace("_", " ")}
+    for i, entry in enumerate(out.values()):
+        entry.setdefault("color", DEFAULT_COLORS[i % len(DEFAULT_COLORS)])
+    return out
+
+
+def complete_sites_meta(meta: Mapping[str, Mapping[str, Any]], names: list[str]
+                        ) -> dict[str, dict[str, Any]]:
+    """``meta`` plus a default entry (label = name, paper unknown = False) for unlisted sites."""
+    out = {str(k): dict(v) for k, v in meta.items()}
+    for name in names:
+        out.setdefault(name, {"label": name, "item": "item", "paper": len(names) == 1})
+    for name, entry in out.items():
+        entry.setdefault("label", name)
+        entry.setdefault("item", "item")
+        entry.setdefault("paper", False)
+    return out
+
+
+def _share(mask: pd.Series | np.ndarray) -> float | None:
+    values = np.asarray(mask, dtype=bool)
+    return float(values.mean()) if values.size else None
+
+
+def _quantile(values: pd.Series | None, q: float) -> float | None:
+    if values is None:
+        return None
+    clean = pd.Series(values, dtype=float).dropna()
+    return float(clean.quantile(q)) if len(clean) else None
+
+
+def _clean(obj: Any) -> Any:
+    """Plain JSON values: numpy scalars to Python, NaN and infinities to None."""
+    if isinstance(obj, Mapping):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(float(obj)) else None
+    return obj

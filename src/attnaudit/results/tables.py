@@ -1,0 +1,126 @@
+"""Reading an audit folder's tables, and the row selections every summary and figure shares.
+
+Torch-free (pandas only): the report and the summary both import this module. Table schemas are in
+``docs/architecture.md``:
+
+* ``single_weight.parquet``: one row per (document, site), Test 1 (``skipped`` for one-item documents);
+* ``removal.parquet``: one row per (document, site, ranking), Test 2 and every registered measure;
+* ``items.parquet``: one row per (document, site, item): ``text``, ``weight``, ``score_R``, ``rank_R``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SINGLE_WEIGHT = "single_weight.parquet"
+REMOVAL = "removal.parquet"
+ITEMS = "items.parquet"
+SUMMARY = "summary.json"
+AUDIT_INFO = "audit_info.json"
+
+#: Test 1 removals that are not rankings, in report order (column suffixes of single_weight.parquet)
+FIXED_REMOVALS: tuple[str, ...] = ("max", "second", "min", "random")
+
+
+@dataclass
+class AuditTables:
+    """What an audit folder holds; each piece is ``None`` when its file is absent or unreadable.
+
+    ``problems`` names every file that could not be read, and why (for the report to show).
+    """
+
+    single: pd.DataFrame | None = None
+    removal: pd.DataFrame | None = None
+    items: pd.DataFrame | None = None
+    summary: dict[str, Any] | None = None
+    audit_info: dict[str, Any] | None = None
+    problems: dict[str, str] = field(default_factory=dict)
+
+
+def read_audit(audit_dir: str | os.PathLike[str]) -> AuditTables:
+    """Read ``audit_dir``'s tables and JSON files; a missing or bad file is recorded, not raised."""
+    folder = Path(audit_dir)
+    out = AuditTables()
+    for name, attr in ((SINGLE_WEIGHT, "single"), (REMOVAL, "removal"), (ITEMS, "items")):
+        path = folder / name
+        if path.is_file():
+            try:
+                setattr(out, attr, pd.read_parquet(path))
+            except (OSError, ValueError) as err:  # pyarrow errors are ValueErrors / OSErrors
+                out.problems[name] = str(err)
+    for name, attr in ((SUMMARY, "summary"), (AUDIT_INFO, "audit_info")):
+        path = folder / name
+        if path.is_file():
+            try:
+                obj = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as err:
+                out.problems[name] = str(err)
+                continue
+            if isinstance(obj, dict):
+                setattr(out, attr, obj)
+            else:
+                out.problems[name] = "not a JSON object"
+    return out
+
+
+def flag(series: pd.Series) -> pd.Series:
+    """A boolean column that may hold nulls (skipped rows) as plain bool; null counts as False."""
+    return series.astype("boolean").fillna(False).astype(bool)
+
+
+def measured(single: pd.DataFrame) -> pd.DataFrame:
+    """Test 1 rows that were measured (documents with two or more items)."""
+    if "skipped" not in single.columns:
+        return single
+    return single[~flag(single["skipped"])]
+
+
+def multi_item(removal: pd.DataFrame) -> pd.DataFrame:
+    """Test 2 rows of documents with two or more items (the summaries' population)."""
+    if "single_item" not in removal.columns:
+        return removal
+    return removal[~flag(removal["single_item"])]
+
+
+def of_site(df: pd.DataFrame | None, site: str) -> pd.DataFrame | None:
+    """Rows of one site (all rows when the table has no ``site`` column)."""
+    if df is None or "site" not in df.columns:
+        return df
+    return df[df["site"].astype(str) == site]
+
+
+def in_order(present: set[str] | list[str], order: list[str] | tuple[str, ...]) -> list[str]:
+    """``present`` in ``order``, then whatever ``order`` does not name, sorted (stable output)."""
+    have = set(present)
+    return [x for x in order if x in have] + sorted(have - set(order))
+
+
+def sites_of(*frames: pd.DataFrame | None) -> list[str]:
+    """Site names in order of first appearance over ``frames``."""
+    seen: list[str] = []
+    for df in frames:
+        if df is not None and "site" in df.columns:
+            for s in pd.unique(df["site"].astype(str)):
+                if s not in seen:
+                    seen.append(str(s))
+    return seen
+
+
+def rankings_of(removal: pd.DataFrame | None) -> list[str]:
+    """Ranking names in order of first appearance in ``removal``."""
+    if removal is None or "ranking" not in removal.columns:
+        return []
+    return [str(r) for r in pd.unique(removal["ranking"].astype(str))]
+
+
+def single_removals(single: pd.DataFrame, rankings: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Test 1 removals that ``single`` holds (``flip_R`` columns): the fixed four, then rankings in
+    ``rankings`` order, then any others."""
+    present = [c[len("flip_"):] for c in single.columns if c.startswith("flip_")]
+    return in_order(present, [*FIXED_REMOVALS, *rankings])
