@@ -113,8 +113,22 @@ def _texts(model: AttentionClassifier, site: str, docs: Sequence[EncodedDocument
     return texts
 
 
-def _frame(parts: list[dict[str, Any]]) -> pd.DataFrame:
-    return pd.concat([pd.DataFrame(p) for p in parts], ignore_index=True)
+def _frame(parts: list[dict[str, Any]], keys: list[np.ndarray]) -> pd.DataFrame:
+    """One DataFrame from per-batch column dicts, rows ordered by ``keys`` (stable).
+
+    Columns are concatenated as arrays first (a scalar such as the site's name is broadcast), so
+    pandas builds each column once rather than a frame per batch and site.
+    """
+    lengths = [len(p["doc_id"]) for p in parts]
+    order = np.argsort(np.concatenate(keys), kind="stable")
+    columns = {}
+    for name in parts[0]:
+        values = [
+            np.full(n, p[name], dtype=object) if np.isscalar(p[name]) else np.asarray(p[name])
+            for p, n in zip(parts, lengths, strict=True)
+        ]
+        columns[name] = np.concatenate(values)[order]
+    return pd.DataFrame(columns)
 
 
 def audit_documents(
@@ -143,30 +157,40 @@ def audit_documents(
     by_id = {doc.doc_id: doc for doc in docs}
     batches = make_batches(list(docs), hierarchical=model.hierarchical, batch_size=batch_size)
     collected = BatchColumns()
-    # cuDNN runs GRUs in TF32 by default: 1e-4 off the CPU's logits (measured on an H100), 5e-6
-    # without it. The audit compares tiny output changes, so it keeps full float32.
+    # Row order of the tables: documents as given; within one, sites (then rankings or items) as
+    # computed. Keys are integers built per batch, so no string column is mapped afterwards.
+    position = {doc.doc_id: i for i, doc in enumerate(docs)}
+    n_sites = len(plan.sites)
+    keys: dict[str, list[np.ndarray]] = {"single_weight": [], "removal": [], "items": []}
     for batch in tqdm(batches, desc=f"audit {model_name}", disable=not progress, unit="batch"):
+        # cuDNN runs GRUs in TF32 by default: 1e-4 off the CPU's logits (measured on an H100),
+        # 5e-6 without it. The audit compares tiny output changes, so it keeps full float32.
         with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
             columns = audit_batch(model, batch.to(device), plan, label_names)
         batch_docs = [by_id[i] for i in batch.doc_ids]
-        for single, items in zip(columns.single_weight, columns.items, strict=True):
-            items["text"] = _texts(model, items["site"], batch_docs, single["anchor"],
-                                   single["n_items"])
+        doc_keys = np.asarray([position[i] for i in batch.doc_ids], dtype=np.int64) * n_sites
+        for site_index, (test1, item_columns) in enumerate(
+            zip(columns.single_weight, columns.items, strict=True)
+        ):
+            item_columns["text"] = _texts(model, item_columns["site"], batch_docs, test1["anchor"],
+                                   test1["n_items"])
+            keys["single_weight"].append(doc_keys + site_index)
+            keys["items"].append(doc_keys[item_columns.pop("row")] + site_index)
+        for part in columns.removal:
+            keys["removal"].append(doc_keys + plan.sites.index(part["site"]))
         collected.single_weight += columns.single_weight
         collected.removal += columns.removal
         collected.items += columns.items
-    order = {doc.doc_id: i for i, doc in enumerate(docs)}
-    site_order = {s: i for i, s in enumerate(plan.sites)}
     frames = []
-    for parts in (collected.single_weight, collected.removal, collected.items):
-        frame = _frame(parts)
+    for name, parts in (("single_weight", collected.single_weight),
+                        ("removal", collected.removal), ("items", collected.items)):
+        frame = _frame(parts, keys[name])
         frame.insert(0, "model", model_name)
-        # Documents in their given order; within one, sites (then rankings or items) as computed.
-        key = frame["doc_id"].map(order) * len(site_order) + frame["site"].map(site_order)
-        frames.append(frame.iloc[np.argsort(key.to_numpy(), kind="stable")].reset_index(drop=True))
+        frames.append(frame)
     single, removal, items = frames
     for name in [c for c in single.columns if c.startswith("flip_")]:
-        single[name] = single[name].map({1.0: True, 0.0: False}).astype("boolean")
+        values = single[name].to_numpy(dtype=np.float64)  # 1.0 / 0.0, NaN where skipped
+        single[name] = pd.arrays.BooleanArray(values == 1.0, np.isnan(values))
     return AuditFrames(single, removal, items)
 
 

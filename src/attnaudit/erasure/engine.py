@@ -129,15 +129,14 @@ def audit_batch(
                                     seed=plan.seed, random_draw=plan.random_draw)
         columns.single_weight.append({**common, **single})
         ranks = {}
+        readout = model.linear_readout(output, site) if plan.path == "fast" else None
         for ranking in plan.rankings:
             order = removal_order(scores[ranking], mask)  # (B, n)
             ranks[ranking] = torch.argsort(order, dim=1)  # (B, n): 0 = removed first
             with torch.no_grad():
-                curves = {"remove": erasure_curve(model, output, site, order, "remove",
-                                                  path=plan.path)}
-                if plan.keep_curves:
-                    curves["keep"] = erasure_curve(model, output, site, order, "keep",
-                                                   path=plan.path)
+                curves = {kind: erasure_curve(model, output, site, order, kind, path=plan.path,
+                                              readout=readout)
+                          for kind in (("remove", "keep") if plan.keep_curves else ("remove",))}
             arrays = _curve_arrays(curves, predicted, base_prob, weights.gather(1, order), lengths)
             measured: dict[str, Any] = {}
             for name in plan.measures:
@@ -161,6 +160,7 @@ def _item_columns(
     rows, positions = mask.nonzero(as_tuple=True)  # (N,), (N,): row-major, items in order
     rows_np = _host(rows)
     out: dict[str, Any] = {
+        "row": rows_np,  # which document of the batch (dropped once the rows are ordered)
         "site": site,
         "doc_id": np.asarray(doc_ids, dtype=object)[rows_np],
         "item": _host(positions),

@@ -19,7 +19,7 @@ from typing import Literal
 
 import torch
 
-from attnaudit.models.base import AttentionClassifier, ModelOutput, tie_key
+from attnaudit.models.base import AttentionClassifier, LinearReadout, ModelOutput, tie_key
 
 ErasurePath = Literal["fast", "naive"]
 #: ``remove``: erase the first k ranked items; ``keep``: erase all but the first k
@@ -85,7 +85,13 @@ def linear_curve(
     linear = model.linear_readout(output, site)
     if linear is None:
         return None
-    weights = output.site(site).attention  # (B, n)
+    return readout_curve(linear, output.site(site).attention, order, kind)
+
+
+def readout_curve(
+    linear: LinearReadout, weights: torch.Tensor, order: torch.Tensor, kind: CurveKind
+) -> torch.Tensor:
+    """:func:`linear_curve` from a site's readout (computed once per batch, shared by rankings)."""
     ranked_weights = weights.gather(1, order)  # (B, n)
     values = linear.values
     ranked = values.gather(1, order[:, :, None].expand(-1, -1, values.shape[2]))  # (B, n, m)
@@ -127,14 +133,22 @@ def erasure_curve(
     kind: CurveKind,
     *,
     path: ErasurePath = "fast",
+    readout: LinearReadout | None = None,
 ) -> torch.Tensor:
-    """``(B, n + 1, C)`` logits of every erasure step: the fast path where the site offers it."""
+    """``(B, n + 1, C)`` logits of every erasure step: the fast path where the site offers it.
+
+    Args:
+        readout: the site's :meth:`AttentionClassifier.linear_readout`, when the caller already has
+            it (it is the same for every ranking of a batch); None asks the model.
+    """
     if path == "naive":
         return naive_curve(model, output, site, order, kind)
     if path != "fast":
         raise ValueError(f"path must be 'fast' or 'naive', got {path!r}")
-    fast = linear_curve(model, output, site, order, kind)
-    return fast if fast is not None else batched_curve(model, output, site, order, kind)
+    linear = readout if readout is not None else model.linear_readout(output, site)
+    if linear is None:
+        return batched_curve(model, output, site, order, kind)
+    return readout_curve(linear, output.site(site).attention, order, kind)
 
 
 def naive_curve(
