@@ -93,3 +93,36 @@ def test_two_processes_under_torchrun_give_the_one_process_tables(
     info = pd.read_json(sharded / AUDIT_DIR / "audit_info.json", typ="series")
     assert info["processes"] == 2
     assert len(list((sharded / AUDIT_DIR / "parts").glob("single_weight-*.parquet"))) == 6
+
+
+def test_a_han_run_audited_at_both_sites_with_two_rankings(
+    imdb_slice: Path, tmp_path: Path
+) -> None:
+    """The command a user types: ``attnaudit audit RUN --rankings attention,gradient --sites
+    sentence,word`` on a HAN run, and the report built from what it wrote."""
+    run = tmp_path / "han-none"
+    trained = _cli("train", "--data", str(imdb_slice), "--model", "han", "--encoder", "none",
+                   "--epochs", "1", "--out", str(run), "--no-progress")
+    assert trained.returncode == 0, trained.stderr
+    done = _cli("audit", str(run), "--rankings", "attention,gradient", "--sites", "sentence,word",
+                "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert "[sentence]" in done.stdout and "[word]" in done.stdout
+    removal = pd.read_parquet(run / AUDIT_DIR / "removal.parquet")
+    assert sorted(set(zip(removal["site"], removal["ranking"], strict=True))) == [
+        ("sentence", "attention"), ("sentence", "gradient"), ("word", "attention"),
+        ("word", "gradient")]
+    items = pd.read_parquet(run / AUDIT_DIR / "items.parquet")
+    words = items[items["site"] == "word"]
+    assert {"score_attention", "score_gradient", "rank_attention", "rank_gradient"} <= set(words)
+    # A word item's text is one word of the anchor sentence, which is a sentence item's text.
+    first = words.iloc[0]
+    anchor = int(removal[(removal["doc_id"] == first["doc_id"]) & (removal["site"] == "word")]
+                 ["anchor"].iloc[0])
+    sentence = items[(items["site"] == "sentence") & (items["doc_id"] == first["doc_id"])
+                     & (items["item"] == anchor)]["text"].iloc[0]
+    assert first["text"] in sentence.split()
+    unknown = _cli("audit", str(run), "--sites", "token", "--replace", "--no-progress")
+    assert unknown.returncode == 2 and "choose from sentence, word" in unknown.stderr
+    assert _cli("report", str(run)).returncode == 0
+    assert "word attention in the top sentence" in (run / "report.html").read_text()
