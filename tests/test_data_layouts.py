@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -318,3 +319,15 @@ def test_file_naming_no_split_is_skipped_with_a_warning(
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "skipping 1 file(s) whose name gives no split" in warning
     assert "sample_submission.csv" in warning
+
+
+def test_the_readmes_bad_csv_example_is_the_message_printed(tmp_path: Path) -> None:
+    """The README quotes the error a ragged CSV gives; it must be the one the loader prints."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    quoted = re.search(r"`(reviews\.csv, line 17: [^`]+)`", readme)
+    assert quoted is not None, "the README no longer quotes the bad-CSV example"
+    rows = [f'{1 + i % 2},"review number {i}"' for i in range(16)] + ["1,a,b,c,d"]
+    (tmp_path / "reviews.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        load_documents(tmp_path / "reviews.csv")
+    assert str(err.value).endswith(quoted.group(1)), str(err.value)
