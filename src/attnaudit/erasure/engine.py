@@ -47,6 +47,11 @@ class AuditPlan:
         """Whether any selected measure reads ``keep`` curves (computed only then)."""
         return any("keep" in MEASURES[m].needs for m in self.measures)
 
+    @property
+    def probabilities(self) -> bool:
+        """Whether any selected measure reads ``p_ŷ`` along the curves (computed only then)."""
+        return any("probabilities" in MEASURES[m].needs for m in self.measures)
+
 
 @dataclass
 class BatchColumns:
@@ -67,9 +72,14 @@ def _curve_arrays(
     base_prob: torch.Tensor,
     ranked_weights: torch.Tensor,
     lengths: torch.Tensor,
+    *,
+    probabilities: bool,
 ) -> CurveArrays:
-    """Host copies of what measures read from ``(B, n + 1, C)`` curve logits."""
-    def pred_prob(curve: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Host copies of what measures read from ``(B, n + 1, C)`` curve logits (``p_ŷ`` per step only
+    when a measure needs it)."""
+    def pred_prob(curve: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        if not probabilities:
+            return _host(curve.argmax(-1)), None
         probs = torch.softmax(curve.double(), dim=-1)  # (B, n+1, C)
         chosen = probs.gather(2, predicted[:, None, None].expand(-1, curve.shape[1], 1))[..., 0]
         return _host(curve.argmax(-1)), _host(chosen)
@@ -137,7 +147,8 @@ def audit_batch(
                 curves = {kind: erasure_curve(model, output, site, order, kind, path=plan.path,
                                               readout=readout)
                           for kind in (("remove", "keep") if plan.keep_curves else ("remove",))}
-            arrays = _curve_arrays(curves, predicted, base_prob, weights.gather(1, order), lengths)
+            arrays = _curve_arrays(curves, predicted, base_prob, weights.gather(1, order), lengths,
+                                   probabilities=plan.probabilities)
             measured: dict[str, Any] = {}
             for name in plan.measures:
                 measured.update(MEASURES[name].columns(arrays))

@@ -13,8 +13,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-#: which curves a measure reads: ``remove`` (erase the first k ranked items) and/or ``keep`` (keep only
-#: the first k ranked items)
+#: what a measure reads: ``remove`` (erase the first k ranked items) and/or ``keep`` (keep only the
+#: first k ranked items) curves, and ``probabilities`` (p_ŷ along them, not only the predictions)
 CurveKind = str
 
 
@@ -32,7 +32,8 @@ class CurveArrays:
         ranked_weights: ``(B, n)`` float64, the site's original attention weights in removal order
             (0 on padding).
         remove_pred: ``(B, n + 1)`` int, prediction after removing the first ``k`` ranked items.
-        remove_prob: ``(B, n + 1)`` float64, ``p_ŷ`` after removing the first ``k`` ranked items.
+        remove_prob: ``(B, n + 1)`` float64, ``p_ŷ`` after removing the first ``k`` ranked items;
+            None unless a selected measure declares ``"probabilities"`` in its ``needs``.
         keep_pred: ``(B, n + 1)`` int or None, prediction keeping only the first ``k`` ranked items.
         keep_prob: ``(B, n + 1)`` float64 or None, ``p_ŷ`` keeping only the first ``k`` items.
     """
@@ -42,7 +43,7 @@ class CurveArrays:
     base_prob: np.ndarray
     ranked_weights: np.ndarray
     remove_pred: np.ndarray
-    remove_prob: np.ndarray
+    remove_prob: np.ndarray | None
     keep_pred: np.ndarray | None = None
     keep_prob: np.ndarray | None = None
 
@@ -51,8 +52,9 @@ class CurveArrays:
 class Measure(Protocol):
     """A registered function of erasure curves.
 
-    ``name`` is the registry key, ``label`` the display name, ``needs`` the curves it reads (the
-    audit computes ``keep`` curves only when a selected measure needs them).
+    ``name`` is the registry key, ``label`` the display name, ``needs`` what it reads: ``"remove"``
+    and/or ``"keep"`` curves, and ``"probabilities"`` for ``p_ŷ`` along them (the audit computes
+    ``keep`` curves and probabilities only when a selected measure needs them).
     """
 
     name: ClassVar[str]

@@ -84,6 +84,9 @@ class ModelOutput:
 
     logits: torch.Tensor
     sites: dict[str, SiteOutput]
+    #: quantities derived from this pass and shared by its users (e.g. the decision gradient, which
+    #: two rankings read); keyed by who computed them
+    memo: dict[Any, torch.Tensor] = field(default_factory=dict, repr=False)
 
     def index(self, rows: torch.Tensor | Sequence[int]) -> ModelOutput:
         """The same output for a subset of the documents (every cache tensor is batch-first)."""

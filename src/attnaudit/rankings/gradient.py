@@ -38,6 +38,15 @@ def decision_gradient(
     """
     if wrt not in ("probability", "logit"):
         raise ValueError(f"wrt must be 'probability' or 'logit', got {wrt!r}")
+    key = ("decision_gradient", site, wrt)  # gradient and attention_x_gradient share one pass
+    if key not in output.memo:
+        output.memo[key] = _decision_gradient(model, output, site, wrt)
+    return output.memo[key]
+
+
+def _decision_gradient(
+    model: AttentionClassifier, output: ModelOutput, site: str, wrt: GradientOutput
+) -> torch.Tensor:
     out = output.site(site)
     weights = out.attention.detach().clone().requires_grad_(True)  # (B, n)
     predicted = output.logits.detach().argmax(dim=-1)  # (B,)
