@@ -113,21 +113,31 @@ def _texts(model: AttentionClassifier, site: str, docs: Sequence[EncodedDocument
     return texts
 
 
-def _frame(parts: list[dict[str, Any]], keys: list[np.ndarray]) -> pd.DataFrame:
+def _frame(parts: list[dict[str, Any]], keys: list[np.ndarray], model_name: str) -> pd.DataFrame:
     """One DataFrame from per-batch column dicts, rows ordered by ``keys`` (stable).
 
-    Columns are concatenated as arrays first (a scalar such as the site's name is broadcast), so
-    pandas builds each column once rather than a frame per batch and site.
+    Columns are concatenated as arrays first, so pandas builds each column once rather than a frame
+    per batch and site. A column that is one value per part (the site, the ranking) is built from
+    codes into its few distinct strings: materialising it as an object array cost as much as the
+    rest of the table on the items table (~0.1 s per 1,000 documents).
     """
     lengths = [len(p["doc_id"]) for p in parts]
     order = np.argsort(np.concatenate(keys), kind="stable")
-    columns = {}
+    columns: dict[str, Any] = {"model": pd.Series(model_name, index=pd.RangeIndex(len(order)),
+                                                  dtype="str")}
     for name in parts[0]:
-        values = [
-            np.full(n, p[name], dtype=object) if np.isscalar(p[name]) else np.asarray(p[name])
-            for p, n in zip(parts, lengths, strict=True)
-        ]
-        columns[name] = np.concatenate(values)[order]
+        if all(np.isscalar(p[name]) for p in parts):
+            values = [p[name] for p in parts]
+            distinct = list(dict.fromkeys(values))
+            codes = np.repeat([distinct.index(v) for v in values], lengths)[order]
+            columns[name] = pd.array(distinct, dtype="str").take(codes)
+        else:
+            # Lists (texts, ids, label names) stay object arrays: numpy's fixed-width unicode
+            # would copy every character, and pandas converts to strings once anyway.
+            columns[name] = np.concatenate([
+                np.asarray(p[name], dtype=object if isinstance(p[name], list) else None)
+                for p in parts
+            ])[order]
     return pd.DataFrame(columns)
 
 
@@ -184,9 +194,7 @@ def audit_documents(
     frames = []
     for name, parts in (("single_weight", collected.single_weight),
                         ("removal", collected.removal), ("items", collected.items)):
-        frame = _frame(parts, keys[name])
-        frame.insert(0, "model", model_name)
-        frames.append(frame)
+        frames.append(_frame(parts, keys[name], model_name))
     single, removal, items = frames
     for name in [c for c in single.columns if c.startswith("flip_")]:
         values = single[name].to_numpy(dtype=np.float64)  # 1.0 / 0.0, NaN where skipped
