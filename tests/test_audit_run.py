@@ -3,6 +3,7 @@ replacement of a complete audit, and several processes under torchrun giving one
 
 from __future__ import annotations
 
+import html
 import os
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from attnaudit.config import AuditConfig, DataConfig, ModelConfig, RunConfig, TrainConfig
 from attnaudit.data.types import DataError
@@ -126,3 +128,26 @@ def test_a_han_run_audited_at_both_sites_with_two_rankings(
     assert unknown.returncode == 2 and "choose from sentence, word" in unknown.stderr
     assert _cli("report", str(run)).returncode == 0
     assert "word attention in the top sentence" in (run / "report.html").read_text()
+
+
+def test_a_constant_model_is_flagged_in_the_log_summary_and_report(
+    trained: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An audit of a model that predicts one class for every document says so loudly."""
+    import logging
+
+    from attnaudit.checkpoint import load_run, save_checkpoint
+
+    run = _copy(trained, tmp_path, "constant")
+    loaded = load_run(run)
+    with torch.no_grad():  # the head ignores the document: always class 1
+        loaded.model.classifier.weight.zero_()
+        loaded.model.classifier.bias.copy_(torch.tensor([0.0, 5.0]))
+    save_checkpoint(run, loaded.model, loaded.vocab, loaded.label_names, loaded.config)
+    with caplog.at_level(logging.WARNING, logger="attnaudit.erasure.audit"):
+        summary = audit_run(run, AuditConfig(max_docs=40), progress=False)
+    assert summary["prediction"]["degenerate"] is True
+    warning = summary["prediction"]["warning"]
+    assert warning and warning in caplog.text
+    assert _cli("report", str(run)).returncode == 0
+    assert warning in html.unescape((run / "report.html").read_text())
