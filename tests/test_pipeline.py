@@ -129,12 +129,18 @@ def assert_same_results(a: Path, b: Path) -> None:
         assert_same_audit(ma / "audit", mb / "audit")
 
 
+def _ctrl_c_as_a_terminal_gives_it() -> None:
+    # A shell starts background jobs with SIGINT ignored, and children inherit that; the tests
+    # send Ctrl-C as a user at a terminal would, so the child gets Python's usual handling.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     """Start ``python ARGS`` with its output in ``log``."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log, "wb") as f:
         return subprocess.Popen([sys.executable, *args], stdout=f, stderr=subprocess.STDOUT,
-                                env=env, cwd=log.parent)
+                                env=env, cwd=log.parent, preexec_fn=_ctrl_c_as_a_terminal_gives_it)
 
 
 def wait_for(path: Path, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -256,21 +262,27 @@ def test_ctrl_c_swallowed_by_a_finaliser_still_stops_the_pipeline() -> None:
         def __del__(self) -> None:
             signal.raise_signal(signal.SIGINT)  # Ctrl-C while Python finalises an object
 
-    with _noting_ctrl_c() as ctrl_c:
-        ProgressBar()  # Python prints the KeyboardInterrupt raised in __del__ and goes on
-        assert ctrl_c.pressed
-        with pytest.raises(KeyboardInterrupt):
-            ctrl_c.check()  # what the pipeline does between stages
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal
+    try:
+        with _noting_ctrl_c() as ctrl_c:
+            ProgressBar()  # Python prints the KeyboardInterrupt raised in __del__ and goes on
+            assert ctrl_c.pressed
+            with pytest.raises(KeyboardInterrupt):
+                ctrl_c.check()  # what the pipeline does between stages
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
-AUDIT_SCRIPT = ("import sys; from attnaudit.config import AuditConfig; "
+# One thread, as the pipeline's own audit (the CLI's default): float results depend on the count.
+AUDIT_SCRIPT = ("import sys, torch; torch.set_num_threads(1); "
+                "from attnaudit.config import AuditConfig; "
                 "from attnaudit.erasure.audit import audit_run; "
                 "audit_run(sys.argv[1], AuditConfig(chunk_docs=int(sys.argv[2])), progress=False)")
 
 
 def test_killed_audit_resumes_from_its_finished_parts(
-    pipeline_run: PipelineRun, tmp_path: Path
+    pipeline_run: PipelineRun, tmp_path: Path, one_thread: None
 ) -> None:
     chunk = 10  # 120 test documents: 12 parts
     trained = pipeline_run.path / "models" / MODELS[0]
