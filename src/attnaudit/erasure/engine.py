@@ -139,6 +139,7 @@ def audit_batch(
                                     seed=plan.seed, random_draw=plan.random_draw)
         columns.single_weight.append({**common, **single})
         ranks = {}
+        # The fast path's per-item values are the same for every ranking: computed once per site.
         readout = model.linear_readout(output, site) if plan.path == "fast" else None
         for ranking in plan.rankings:
             order = removal_order(scores[ranking], mask)  # (B, n)
@@ -167,7 +168,7 @@ def _item_columns(
     scores: dict[str, torch.Tensor],
     ranks: dict[str, torch.Tensor],
 ) -> dict[str, Any]:
-    """One row per real item: weight, each ranking's score and rank (texts are added per chunk)."""
+    """One row per real item: weight, each ranking's score and rank (the audit adds the texts)."""
     rows, positions = mask.nonzero(as_tuple=True)  # (N,), (N,): row-major, items in order
     rows_np = _host(rows)
     out: dict[str, Any] = {
