@@ -46,20 +46,18 @@ def run_argv(data: Path, out: Path) -> list[str]:
 
 @dataclass
 class PipelineRun:
-    """A finished ``attnaudit run``: its folder, its command-line arguments and how long it took."""
+    """A finished ``attnaudit run``: its folder and its command-line arguments."""
 
     path: Path
     argv: list[str]
-    seconds: float
 
 
 @pytest.fixture(scope="module")
 def pipeline_run(imdb_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
     out = tmp_path_factory.mktemp("pipeline") / "run"
     argv = run_argv(imdb_slice, out)
-    started = time.perf_counter()
     assert main(argv) == 0
-    return PipelineRun(out, argv, time.perf_counter() - started)
+    return PipelineRun(out, argv)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -187,14 +185,11 @@ def test_second_run_reuses_every_stage(pipeline_run: PipelineRun,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     models = pipeline_run.path / "models"
     before = snapshot(models)
-    started = time.perf_counter()
     assert main(pipeline_run.argv) == 0
-    seconds = time.perf_counter() - started
-    # Nothing trained or audited again: every file of every model untouched, down to the mtime.
+    # Nothing trained or audited again: every file of every model untouched, down to the mtime
+    # (a check of what ran, not of how long it took: timings belong in benchmarks).
     assert snapshot(models) == before
     assert f"report: {pipeline_run.path / 'report.html'}" in capsys.readouterr().out
-    # What is left is reading the data and drawing the report: well under the first run's time.
-    assert seconds < 0.8 * pipeline_run.seconds, (seconds, pipeline_run.seconds)
 
 
 def test_report_command_rebuilds_from_saved_results_without_torch(
