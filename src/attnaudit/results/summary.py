@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from attnaudit.measures.first_flip import FLIP_CURVE_FRACTIONS
 from attnaudit.results.tables import (
     flag,
     in_order,
@@ -49,8 +50,6 @@ SCHEMA_VERSION = 2
 #: erasing attention can hardly change a (nearly) constant decision, so Test 1 and 2 say little.
 #: 95% leaves room for a genuinely skewed test set while catching collapsed models.
 DEGENERATE_SHARE = 0.95
-#: x values of the decision-flip curve (fraction of a document's items removed)
-FLIP_CURVE_FRACTIONS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(21))
 
 #: The conventions every site's numbers follow, written into summary.json beside them.
 CONVENTIONS: dict[str, str] = {
@@ -133,8 +132,7 @@ def summarize_site(single: pd.DataFrame, removal: pd.DataFrame, rankings: list[s
     per_ranking = summarize_removal(removal, rankings)
     curve: dict[str, Any] = {"fractions": list(FLIP_CURVE_FRACTIONS)}
     for ranking, stats in per_ranking.items():
-        curve[ranking] = stats.get("flip_curve") or flip_curve(
-            multi[multi["ranking"].astype(str) == ranking])
+        curve[ranking] = stats.get("flip_curve")  # from the first_flip measure
     return {
         "n_docs": int(n_docs),
         "n_single_item": int(n_single),
@@ -202,21 +200,6 @@ def summarize_removal(removal: pd.DataFrame, rankings: list[str] | tuple[str, ..
         entry["share_beats_random"] = beats
         out[ranking] = entry
     return out
-
-
-def flip_curve(rows: pd.DataFrame, fractions: tuple[float, ...] = FLIP_CURVE_FRACTIONS
-               ) -> list[float | None]:
-    """F(f): share of ALL ``rows`` (multi-item documents of one ranking) flipped after removing at
-    most a fraction ``f`` of items; never-flipped documents stay in the denominator.
-
-    Used when no registered measure supplies ``flip_curve`` (the ``first_flip`` measure does).
-    """
-    if not len(rows):
-        return [None for _ in fractions]
-    never = flag(rows["never_flipped"]).to_numpy()
-    fraction = rows["fraction_removed"].to_numpy(dtype=np.float64)
-    # 1e-12: a step k/n equal to a grid value must count at that value despite float rounding.
-    return [float(np.mean(~never & (fraction <= f + 1e-12))) for f in fractions]
 
 
 def _steps(multi: pd.DataFrame, ranking: str) -> pd.Series:
