@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from typing import Any
 import pytest
 import torch
 import typer
+from test_checkpoint_training import write_dataset as shared_dataset
 
 import attnaudit.erasure.audit as audit_module
 import attnaudit.pipeline as pipeline_module
@@ -41,21 +41,14 @@ from attnaudit.config import (
 )
 from attnaudit.errors import DataError
 
-FILLER = ["the", "film", "was", "a", "story", "about", "it", "and", "some", "people", "with", "time"]
 MODELS = ("flan-none", "han-none")
 
 
 def write_dataset(path: Path, n: int = 200) -> Path:
-    """A tiny separable JSONL set: "pos" documents say "great", "neg" ones say "awful"."""
-    rng = random.Random(0)
-    with open(path, "w", encoding="utf-8") as f:
-        for i in range(n):
-            label = "pos" if i % 2 == 0 else "neg"
-            sentences = [rng.choices(FILLER, k=rng.randint(3, 7)) for _ in range(rng.randint(1, 3))]
-            rng.choice(sentences).insert(rng.randint(0, 2), "great" if label == "pos" else "awful")
-            text = " ".join(" ".join(s).capitalize() + "." for s in sentences)
-            f.write(json.dumps({"id": i, "text": text, "label": label}) + "\n")
-    return path
+    """The training tests' tiny separable set, 200 documents by default."""
+    return shared_dataset(path, n=n)
+
+
 
 
 def write_config(path: Path, data: Path, *, extra: str = "") -> Path:

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+from test_data_loaders import write
 
 from attnaudit.data import DataConfig, prepare_data
 from attnaudit.data.loaders import detect_format, load_documents, split_in_name
@@ -40,15 +41,6 @@ POSTS = {
         "Launch costs dominate everything else in the budget.\n"
     ),
 }
-
-
-def write(path: Path, text: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
 
 
 def make_20news(root: Path) -> Path:
