@@ -546,3 +546,22 @@ def test_float32_forward_on_cuda_equals_the_cpu(name: str) -> None:
             pytest.xfail("src bug: cuDNN runs the GRUs in TF32 (torch.backends.cudnn.allow_tf32 is "
                          "True by default): logits differ from the CPU's by ~4e-4, attention ~1e-4")
         raise
+
+
+@pytest.mark.parametrize(("name", "site"), SITE_CASES, ids=SITE_IDS)
+def test_token_items_map_each_item_to_its_tokens(name: str, site: str) -> None:
+    """``token_items`` (the bridge for attributions and input erasure): every real item of the site
+    owns at least one token, no padding is an item, and the items' token counts match the input."""
+    model = random_model(name, seed=3)
+    batch = random_batch(name, seed=4, lengths=[5, 2, 7])
+    output = model.run(batch)
+    index = model.token_items(batch, output, site)  # like token_ids
+    assert index.shape == batch.token_ids.shape
+    assert bool((index[batch.token_ids == 0] == -1).all())
+    out = output.site(site)
+    for b in range(len(batch)):
+        owned = set(index[b][index[b] >= 0].tolist())
+        assert owned == set(range(int(out.mask[b].sum())))
+        if site == "word":  # the anchor sentence's words, one token each
+            sentence = batch.token_ids[b, int(out.anchor[b])]
+            assert (index[b] >= 0).sum() == (sentence != 0).sum()

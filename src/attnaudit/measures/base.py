@@ -36,6 +36,10 @@ class CurveArrays:
             None unless a selected measure declares ``"probabilities"`` in its ``needs``.
         keep_pred: ``(B, n + 1)`` int or None, prediction keeping only the first ``k`` ranked items.
         keep_prob: ``(B, n + 1)`` float64 or None, ``p_ŷ`` keeping only the first ``k`` items.
+        steps: None when column ``k`` of every curve is step ``k`` (every step computed, the
+            attention-level curves); else ``(B, K)`` int, the number of removed (kept) items of each
+            column, increasing along a row, starting at 0 and ending at ``lengths[b]`` (a step
+            schedule, the input-level curves: the curves then have ``K`` columns, not ``n + 1``).
     """
 
     lengths: np.ndarray
@@ -46,6 +50,21 @@ class CurveArrays:
     remove_prob: np.ndarray | None
     keep_pred: np.ndarray | None = None
     keep_prob: np.ndarray | None = None
+    steps: np.ndarray | None = None
+
+    def step_grid(self) -> np.ndarray:
+        """``(B, K)`` int: the step ``k`` of each curve column (``0..n`` on every row when every step
+        was computed)."""
+        if self.steps is not None:
+            return self.steps
+        columns = self.remove_pred.shape[1]
+        return np.broadcast_to(np.arange(columns), (len(self.lengths), columns))
+
+    def column_of(self, k: np.ndarray) -> np.ndarray:
+        """``(B,)`` column index of step ``k[b]`` in row ``b``: the first computed step >= ``k[b]``
+        (exactly ``k[b]`` when it was computed; every schedule holds the ERASER bins' steps)."""
+        grid = self.step_grid()
+        return (grid < np.asarray(k)[:, None]).sum(axis=1)
 
 
 @runtime_checkable

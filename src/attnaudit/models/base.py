@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from attnaudit.data.types import Batch, EncodedDocument
+from attnaudit.data.types import PAD_ID, Batch, EncodedDocument
 from attnaudit.models.embeddings import make_embedding
 
 
@@ -288,6 +288,35 @@ class AttentionClassifier(nn.Module):
             raise ValueError(f"{self.kind} cannot recompute site {site!r}")
         h = output.site(site).cache["states"]  # (B, n, d)
         return self.classify(torch.einsum("bkn,bnd->bkd", weights.to(h.dtype), h))  # (B, k, C)
+
+    def token_items(self, batch: Batch, output: ModelOutput, site: str) -> torch.Tensor:
+        """Which item of ``site`` each input token belongs to: the bridge from input-level methods
+        (token attributions, input erasure) to a site's items.
+
+        Args:
+            batch: the batch ``output`` was computed from.
+            output: its unmodified pass (the word site's anchor sentence comes from it).
+            site: a site name.
+        Returns:
+            long tensor shaped like ``batch.token_ids`` (``(B, T)`` or ``(B, S, W)``): the item index
+            ``0..n-1`` of each token at the site, -1 for padding and for tokens that are no item of
+            the site (the words outside the anchor sentence at HAN's word site).
+        """
+        ids = batch.token_ids
+        real = ids != PAD_ID
+        kind = self.site(site).item
+        if kind == "token" and ids.dim() == 2:  # (B, T): the token's position
+            index = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)
+        elif kind == "sentence" and ids.dim() == 3:  # (B, S, W): the token's sentence
+            index = torch.arange(ids.shape[1], device=ids.device)[None, :, None].expand_as(ids)
+        elif kind == "word" and ids.dim() == 3:  # (B, S, W): the word's position in the anchor
+            anchor = output.site(site).anchor  # (B,)
+            sentences = torch.arange(ids.shape[1], device=ids.device)  # (S,)
+            real = real & (sentences[None, :, None] == anchor[:, None, None])
+            index = torch.arange(ids.shape[2], device=ids.device)[None, None, :].expand_as(ids)
+        else:
+            raise ValueError(f"site {site!r} ({kind} items) does not map onto {ids.dim()}-d token ids")
+        return torch.where(real, index, torch.full_like(index, -1))
 
     def linear_readout(self, output: ModelOutput, site: str) -> LinearReadout | None:
         """The fast path's capability where ``site`` is a linear pooling feeding the head, else None."""
