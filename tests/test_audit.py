@@ -4,7 +4,6 @@ the tables are tested with the results layer)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pandas as pd
@@ -23,11 +22,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def _config(**settings: Any) -> Any:
-    """The fields of an audit config that make_plan reads (no dependency on the pydantic model)."""
-    defaults: dict[str, Any] = {"sites": None, "rankings": ["random", "attention", "gradient"],
-                                "path": "fast", "gradient_output": "probability",
-                                "random_draw": "uniform", "seed": None}
-    return SimpleNamespace(**{**defaults, **settings})
+    """An audit config with ``settings`` set unvalidated (so make_plan's own checks are reached)."""
+    from attnaudit.config import AuditConfig
+
+    base = AuditConfig(rankings=("random", "attention", "gradient"))
+    return base.model_copy(update=settings)
 
 
 def test_make_plan_resolves_sites_and_seed() -> None:

@@ -15,6 +15,7 @@ import logging
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,7 @@ from attnaudit.config import (
     AuditConfig,
     ErasurePath,
     GradientOutput,
+    InputErasure,
     JSUnit,
     PipelineConfig,
     RandomDraw,
@@ -167,6 +169,41 @@ RandomDrawOpt = Annotated[RandomDraw | None, typer.Option(
     "--random-draw",
     help="Test 1's random item: uniform among the other items (default) or the original code's "
     "draw.")]
+ErasureOpt = Annotated[Names | None, typer.Option(
+    "--erasure", parser=_names(lambda: ("attention", "input"), "erasure level"),
+    metavar="LEVEL[,LEVEL]",
+    help="Erasure levels the measures read: attention (default: zero a site's weights, "
+    "renormalise) and/or input (erase the items' tokens, recompute the whole model).")]
+InputErasureOpt = Annotated[InputErasure | None, typer.Option(
+    "--input-erasure", help="Input-level erasure: delete the tokens (default) or replace them "
+    "with the unk token.")]
+BootstrapOpt = Annotated[int | None, typer.Option(
+    "--bootstrap", min=0, help="Bootstrap resamples over documents for every interval (default "
+    "1000; 0: no intervals).")]
+PermutationsOpt = Annotated[int | None, typer.Option(
+    "--permutations", min=0, help="Random permutations of a site's weights per document for the "
+    "permutation test (default 100; 0: skip).")]
+SamplesOpt = Annotated[int | None, typer.Option(
+    "--attribution-samples", min=1, help="Perturbation samples per document for LIME and "
+    "KernelSHAP (default 200).")]
+
+
+@dataclass(frozen=True)
+class MeasureOptions:
+    """The audit options beyond the paper's, shared by ``audit`` and ``run``."""
+
+    erasure: Names | None = None
+    input_erasure: str | None = None
+    bootstrap: int | None = None
+    permutations: int | None = None
+    attribution_samples: int | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return {"erasure": self.erasure, "input_erasure": self.input_erasure,
+                "bootstrap": self.bootstrap, "permutations": self.permutations,
+                "attribution_samples": self.attribution_samples}
+
+
 MaxDocsOpt = Annotated[int | None, typer.Option(
     "--max-docs", help="Audit a seeded random subset of this many test documents.")]
 ReplaceOpt = Annotated[bool, typer.Option(
@@ -190,9 +227,11 @@ def _data_overrides(data: str | None, data_format: str | None, text_column: str 
 
 def _audit_overrides(rankings: Names | None, sites: Names | None,
                      path: str | None, gradient_output: str | None, random_draw: str | None,
-                     max_docs: int | None, seed: int | None) -> dict[str, Any]:
+                     max_docs: int | None, seed: int | None, measures: MeasureOptions
+                     ) -> dict[str, Any]:
     return {"rankings": rankings, "sites": sites, "path": path, "gradient_output": gradient_output,
-            "random_draw": random_draw, "max_docs": max_docs, "seed": seed}
+            "random_draw": random_draw, "max_docs": max_docs, "seed": seed,
+            **measures.overrides()}
 
 
 def _threads(flag: int | None, sections: Mapping[str, Any], source: Path | None) -> int | None:
@@ -373,6 +412,11 @@ def audit_command(
         "--device", help="cpu (default), cuda or cuda:N.")] = "cpu",
     threads: ThreadsOpt = None,
     replace: ReplaceOpt = False,
+    erasure: ErasureOpt = None,
+    input_erasure: InputErasureOpt = None,
+    bootstrap: BootstrapOpt = None,
+    permutations: PermutationsOpt = None,
+    attribution_samples: SamplesOpt = None,
     js_unit: JsUnitOpt = "nats",
     compare_out: Annotated[Path | None, typer.Option(
         "--compare-out", help="With several runs: folder for a report.html comparing them (it "
@@ -385,7 +429,8 @@ def audit_command(
     from attnaudit.train import set_threads
 
     sections = load_sections(config, {"audit": _audit_overrides(
-        rankings, sites, path, gradient_output, random_draw, max_docs, seed)})
+        rankings, sites, path, gradient_output, random_draw, max_docs, seed,
+        MeasureOptions(erasure, input_erasure, bootstrap, permutations, attribution_samples))})
     audit_config = AuditConfig.from_dict(sections.get("audit", {}), source=config)
     set_threads(_threads(threads, sections, config))
     folders = [_model_folder(run, "audit") for run in runs]  # every folder checked before any work
@@ -450,6 +495,11 @@ def run_command(
     random_draw: RandomDrawOpt = None,
     max_docs: MaxDocsOpt = None,
     replace: ReplaceOpt = False,
+    erasure: ErasureOpt = None,
+    input_erasure: InputErasureOpt = None,
+    bootstrap: BootstrapOpt = None,
+    permutations: PermutationsOpt = None,
+    attribution_samples: SamplesOpt = None,
     restart_damaged: RestartDamagedOpt = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
@@ -465,7 +515,8 @@ def run_command(
         "train": {"epochs": epochs, "lr": lr, "seed": seed, "device": device, "threads": threads},
         # The audit's seed stays unset: it is the run's seed (--seed) unless [audit] seed says else.
         "audit": _audit_overrides(rankings, sites, path, gradient_output, random_draw, max_docs,
-                                  None),
+                                  None, MeasureOptions(erasure, input_erasure, bootstrap,
+                                                       permutations, attribution_samples)),
     }
     sections = load_sections(config, overrides)
     sections.setdefault("data", {}).setdefault("path", "default")

@@ -77,6 +77,17 @@ PAPER_RANKINGS = ("random", "attention", "gradient", "attention_x_gradient")
 ErasurePath = Literal["fast", "naive"]
 GradientOutput = Literal["probability", "logit"]
 RandomDraw = Literal["uniform", "original"]
+#: erasure levels: "attention" zeroes a site's weights and renormalises (the paper's operation);
+#: "input" erases the items' tokens from the input and recomputes the whole model
+ErasureLevel = Literal["attention", "input"]
+#: input-level erasure: "delete" the items' tokens, or replace them with the "unk" token
+InputErasure = Literal["delete", "unk"]
+#: steps of the input-level curves: "every" k = 0..n (exact, n + 1 passes per document), or "eraser":
+#: k = 0, the ERASER bins' ceil(q n) for q in 1, 5, 10, 20, 50% and every 5% of the items
+InputSteps = Literal["eraser", "every"]
+#: how token attributions become item scores: their "sum", or the "l2" norm of the item's tokens'
+#: attribution vectors (a sign-free magnitude)
+AttributionAggregate = Literal["sum", "l2"]
 #: how JS divergences are shown (they are stored in nats): a display option, not an audit setting
 JSUnit = Literal["nats", "bits"]
 
@@ -301,6 +312,34 @@ class AuditConfig(ConfigSection):
     batch_size: int = Field(default=64, ge=1)
     max_docs: int | None = Field(default=None, ge=1)  # audit a seeded random subset of the test split
     chunk_docs: int = Field(default=1000, ge=1)  # documents per resumable part under audit/parts/
+    # Erasure levels whose curves the measures read; Test 2 and Test 1 stay attention-level.
+    erasure: tuple[ErasureLevel, ...] = ("attention",)
+    input_erasure: InputErasure = "delete"
+    input_steps: InputSteps = "eraser"
+    # Attribution rankings (captum): token scores to item scores, integration steps (integrated
+    # gradients; captum's default is 50), perturbation samples (LIME, KernelSHAP).
+    attribution_aggregate: AttributionAggregate = "sum"
+    attribution_steps: int = Field(default=50, ge=1)
+    attribution_samples: int = Field(default=200, ge=1)
+    # Counterfactual attention (Jain & Wallace 2019): random permutations of a site's weights per
+    # document (0 = skip the permutation test), and the output tolerance of adversarial attention
+    # (their 0.01; 0 = skip the adversarial search).
+    permutations: int = Field(default=100, ge=0)
+    adversarial_epsilon: float = Field(default=0.01, ge=0.0)
+    # Percentile-bootstrap resamples over documents for every interval (0 = no intervals) and their
+    # level.
+    bootstrap: int = Field(default=1000, ge=0)
+    confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
+
+    @field_validator("erasure", mode="before")
+    @classmethod
+    def _check_erasure(cls, value: Any) -> Any:
+        names = _names(value)
+        if names is None:
+            return value
+        if not names:
+            raise ValueError("give at least one erasure level: attention, input")
+        return tuple(dict.fromkeys(names))
 
     @field_validator("rankings", mode="before")
     @classmethod
@@ -650,11 +689,15 @@ __all__ = [
     "ALL_MODELS",
     "PAPER_RANKINGS",
     "RESUMABLE_FIELDS",
+    "AttributionAggregate",
     "AuditConfig",
     "ConfigSection",
     "DataConfig",
+    "ErasureLevel",
     "ErasurePath",
     "GradientOutput",
+    "InputErasure",
+    "InputSteps",
     "JSUnit",
     "ModelConfig",
     "PipelineConfig",

@@ -89,6 +89,14 @@ def make_plan(model: AttentionClassifier, config: AuditConfig, *, run_seed: int 
         gradient_output=config.gradient_output,
         random_draw=config.random_draw,
         seed=run_seed if config.seed is None else config.seed,
+        erasure=config.erasure,
+        input_erasure=config.input_erasure,
+        input_steps=config.input_steps,
+        attribution_aggregate=config.attribution_aggregate,
+        attribution_steps=config.attribution_steps,
+        attribution_samples=config.attribution_samples,
+        permutations=config.permutations,
+        adversarial_epsilon=config.adversarial_epsilon,
     )
 
 

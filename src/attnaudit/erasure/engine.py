@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from attnaudit.config import AttributionAggregate, ErasureLevel, InputErasure, InputSteps
 from attnaudit.data.types import Batch
 from attnaudit.erasure.interventions import ErasurePath, erasure_curve, removal_order
 from attnaudit.erasure.single_weight import RandomDraw, single_removals, single_weight_test
@@ -41,6 +42,15 @@ class AuditPlan:
     gradient_output: GradientOutput = "probability"
     random_draw: RandomDraw = "uniform"
     seed: int = 0
+    #: erasure levels whose curves the measures read (Test 1 and Test 2 stay attention-level)
+    erasure: tuple[ErasureLevel, ...] = ("attention",)
+    input_erasure: InputErasure = "delete"
+    input_steps: InputSteps = "eraser"
+    attribution_aggregate: AttributionAggregate = "sum"
+    attribution_steps: int = 50
+    attribution_samples: int = 200
+    permutations: int = 100
+    adversarial_epsilon: float = 0.01
 
     @property
     def keep_curves(self) -> bool:
