@@ -17,6 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from attnaudit.measures.eraser import ERASER_PERCENTS
+from attnaudit.results.planted import PlantedSpec
+from attnaudit.results.seeds import seed_model_name, write_seeds_summary
 from attnaudit.results.summary import summarize
 
 RANKINGS = ("random", "attention", "gradient", "attention_x_gradient")
@@ -52,6 +55,9 @@ _TEXT = (
     'officials said talks would resume next week despite "deep" disagreements'
 )
 _WORDS = tuple(_TEXT.split(" "))
+#: A planted data set's sidecar (attnaudit synth): markers and distractor are words of _TEXT.
+PLANTED = PlantedSpec(markers={"world": "market", "sports": "team", "business": "quarter",
+                               "sci/tech": "chip"}, distractor="officials", source="fixture")
 
 
 def write_run(
@@ -62,9 +68,13 @@ def write_run(
     n_docs: int = 80,
     without_audit: tuple[str, ...] = (),
     extra_rankings: dict[str, dict[str, str]] | None = None,
+    input_erasure: str | None = None,
+    planted: bool = False,
+    bootstrap: int = 0,
 ) -> Path:
     """Write ``run_dir/run.json`` and a model folder per name; names in ``without_audit`` get
-    metrics and config but no ``audit/`` (a run still in progress)."""
+    metrics and config but no ``audit/`` (a run still in progress). ``input_erasure``,
+    ``planted`` and ``bootstrap``: as :func:`write_model`."""
     run_dir.mkdir(parents=True, exist_ok=True)
     # The layout ``attnaudit run`` writes (attnaudit.utils.io.run_info around the pipeline config).
     run = {
@@ -82,7 +92,19 @@ def write_run(
     _write_json(run_dir / "run.json", run)
     for i, name in enumerate(models):
         write_model(run_dir / "models" / name, name, seed=seed + i, n_docs=n_docs,
-                    with_audit=name not in without_audit, extra_rankings=extra_rankings)
+                    with_audit=name not in without_audit, extra_rankings=extra_rankings,
+                    input_erasure=input_erasure, planted=planted, bootstrap=bootstrap)
+    return run_dir
+
+
+def write_seeds(run_dir: Path, models: tuple[str, ...], seeds: tuple[int, ...], *,
+                n_docs: int = 30) -> Path:
+    """A multi-seed run as ``attnaudit run --seeds`` lays it out: the first seed in
+    ``models/<model>/``, each further seed in ``models/<model>-seed<S>/``, and ``seeds.json``
+    written by :func:`attnaudit.results.seeds.write_seeds_summary`."""
+    names = tuple(seed_model_name(m, s, seeds) for m in models for s in seeds)
+    write_run(run_dir, names, seed=seeds[0], n_docs=n_docs)
+    write_seeds_summary(run_dir, run_dir / "models", models, seeds)
     return run_dir
 
 
@@ -96,11 +118,17 @@ def write_model(
     extra_rankings: dict[str, dict[str, str]] | None = None,
     degenerate: bool = False,
     resumed: bool = False,
+    input_erasure: str | None = None,
+    planted: bool = False,
+    bootstrap: int = 0,
 ) -> Path:
     """Write one model folder: ``metrics.json``, ``config.json`` and (optionally) ``audit/``.
 
     ``extra_rankings``: further rankings (name -> label/colour) the audit ran; ``degenerate``: the
-    model predicts one class for every document; ``resumed``: training was interrupted and resumed.
+    model predicts one class for every document; ``resumed``: training was interrupted and resumed;
+    ``input_erasure``: ``"delete"`` or ``"unk"`` adds input-level removal rows (erasure/engine.py);
+    ``planted``: the data set is a planted one (:data:`PLANTED`), so summary.json has ``planted``;
+    ``bootstrap``: resamples of the summary's intervals (0: none, as ``--bootstrap 0``).
     """
     rng = np.random.default_rng(seed)
     hierarchical = name.startswith("han")
@@ -124,7 +152,9 @@ def write_model(
         sites = HAN_SITES if hierarchical else FLAT_SITES
         docs = [_document(rng, f"doc-{i:04d}", list(sites), list(rankings), first=i == 0,
                           degenerate=degenerate) for i in range(n_docs)]
-        write_audit(model_dir / "audit", name, docs, rng, rankings, sites)
+        write_audit(model_dir / "audit", name, docs, rng, rankings, sites,
+                    input_erasure=input_erasure, planted=PLANTED if planted else None,
+                    bootstrap=bootstrap)
     return model_dir
 
 
@@ -135,25 +165,35 @@ def write_audit(
     rng: Any,
     rankings: dict[str, dict[str, str]],
     sites: dict[str, dict[str, Any]],
+    *,
+    input_erasure: str | None = None,
+    planted: PlantedSpec | None = None,
+    bootstrap: int = 0,
 ) -> None:
     """Write the audit files for ``docs`` (as made by :func:`_document`)."""
     audit_dir.mkdir(parents=True, exist_ok=True)
     single = pd.DataFrame([_single_weight_row(name, d, s, rng, rankings)
                            for d in docs for s in sites])
-    removal = pd.DataFrame([_removal_row(name, d, s, r) for d in docs for s in sites
-                            for r in rankings])
+    rows = [_removal_row(name, d, s, r) for d in docs for s in sites for r in rankings]
+    if input_erasure is not None:  # the engine's columns for both erasure levels
+        rows = [{**row, "erasure": "attention", "erasure_mode": "renormalise",
+                 "erasure_steps": "every"} for row in rows] + [
+            _input_row(row, input_erasure) for row in rows]
+    removal = pd.DataFrame(rows)
     items = pd.DataFrame([row for d in docs for s in sites for row in _item_rows(name, d, s)])
     single.to_parquet(audit_dir / "single_weight.parquet", index=False)
     removal.to_parquet(audit_dir / "removal.parquet", index=False)
     items.to_parquet(audit_dir / "items.parquet", index=False)
     _write_json(audit_dir / "audit_info.json", {
         "seed": 7, "fingerprint": "abc123", "n_docs": len(docs), "threads": 1, "device": "cpu",
-        "config": {"path": "fast", "max_docs": len(docs), "seed": 7,
+        "config": {"path": "fast", "max_docs": len(docs), "seed": 7, "permutations": 100,
+                   "adversarial_epsilon": 0.01, "bootstrap": bootstrap,
                    "rankings": list(rankings), "sites": list(sites)},
         "versions": {"attnaudit": "0.1.0", "torch": "2.13.0"},
         "created": "2026-01-02T04:05:06+00:00",
     })
-    summary = summarize(single, removal, model=name, rankings_meta=rankings, sites_meta=sites)
+    summary = summarize(single, removal, model=name, rankings_meta=rankings, sites_meta=sites,
+                        items=items, planted=planted, bootstrap=bootstrap, seed=7)
     _write_json(audit_dir / "summary.json", summary)
 
 
@@ -193,6 +233,7 @@ def _site_data(rng: Any, site: str, rankings: list[str], *, first: bool) -> dict
     # Typical shape: gradient flips soonest, random latest, often never.
     speed = {"random": 0.7, "attention": 0.45, "gradient": 0.25, "attention_x_gradient": 0.3}
     never = {"random": 0.35, "attention": 0.25, "gradient": 0.15, "attention_x_gradient": 0.18}
+    strength = {"random": 0.6, "attention": 0.2, "gradient": 0.08, "attention_x_gradient": 0.1}
     cannot = bool(rng.random() < 0.1)
     flip_step: dict[str, int | None] = {}
     for r in rankings:
@@ -201,8 +242,30 @@ def _site_data(rng: Any, site: str, rankings: list[str], *, first: bool) -> dict
         else:
             frac = float(np.clip(rng.beta(2, 2) * speed.get(r, 0.5) * 1.6, 0.0, 1.0))
             flip_step[r] = max(1, min(n, int(np.ceil(frac * n))))
+    base = 0.55 + 0.45 * rng.random()  # p of the predicted class
+    eraser = {r: _eraser_columns(rng, base, strength.get(r, 0.1)) for r in rankings}
     return {"items": items, "attention": attention, "gradient": gradient, "scores": scores,
-            "order": orders, "flip_step": flip_step, "cannot_flip": cannot}
+            "order": orders, "flip_step": flip_step, "cannot_flip": cannot, "eraser": eraser}
+
+
+def _eraser_columns(rng: Any, base: float, strength: float) -> dict[str, float]:
+    """The eraser measure's per-document columns (measures/eraser.py): comprehensiveness grows
+    with the share removed, faster for a stronger ranking; sufficiency shrinks as more is kept."""
+    out: dict[str, float] = {}
+    for p in ERASER_PERCENTS:
+        q = p / 100
+        out[f"comp_{p:02d}"] = float(np.clip(base * (1 - np.exp(-q / strength)) * rng.uniform(0.6, 1.4)
+                                             - 0.02, -0.1, base))
+        out[f"suff_{p:02d}"] = float(np.clip(base * np.exp(-q / strength) * rng.uniform(0.4, 1.0),
+                                             -0.1, base))
+    out["suff_00"] = float(base * rng.uniform(0.6, 1.0))
+    comp = [out[f"comp_{p:02d}"] for p in ERASER_PERCENTS]
+    suff = [out[f"suff_{p:02d}"] for p in ERASER_PERCENTS]
+    out["aopc_comprehensiveness"] = sum(comp) / (len(comp) + 1)  # the k = 0 term is 0
+    out["aopc_comprehensiveness_without_zero"] = sum(comp) / len(comp)
+    out["aopc_sufficiency"] = (sum(suff) + out["suff_00"]) / (len(suff) + 1)
+    out["aopc_sufficiency_without_zero"] = sum(suff) / len(suff)
+    return out
 
 
 def _item(rng: Any, sentences: bool) -> str:
@@ -226,6 +289,8 @@ def _single_weight_row(name: str, doc: dict[str, Any], site: str, rng: Any,
         for r in removals:
             row[f"item_{r}"], row[f"a_{r}"], row[f"js_{r}"], row[f"flip_{r}"] = -1, np.nan, np.nan, None
         row["delta_a"] = row["delta_js"] = np.nan
+        for column in ("perm_median_tvd", "perm_max_tvd", "adv_jsd", "adv_tvd", "adv_max_weight"):
+            row[column] = np.nan
         return row
     order = np.argsort(-a, kind="stable")
     pick = {"max": order[0], "second": order[1], "min": order[-1],
@@ -242,6 +307,13 @@ def _single_weight_row(name: str, doc: dict[str, Any], site: str, rng: Any,
         row[f"flip_{r}"] = bool(js > 0.004 or rng.random() < 0.02)
     row["delta_a"] = row["a_max"] - row["a_random"]
     row["delta_js"] = row["js_max"] - row["js_random"]
+    # erasure/counterfactual.py: permutation TVDs small where attention is flat, adversarial JSD
+    # large (J&W's finding)
+    row["perm_median_tvd"] = float(row["a_max"] * rng.exponential(0.02))
+    row["perm_max_tvd"] = row["perm_median_tvd"] * (1 + rng.exponential(1.0))
+    row["adv_jsd"] = float(np.log(2) * rng.beta(5, 2))
+    row["adv_tvd"] = float(0.01 * rng.random())
+    row["adv_max_weight"] = float(rng.random())
     return row
 
 
@@ -257,7 +329,21 @@ def _removal_row(name: str, doc: dict[str, Any], site: str, ranking: str) -> dic
             "removed_at_flip": float(step) if step is not None else np.nan,
             "fraction_removed": step / n if step is not None else np.nan,
             "mass_removed": mass, "never_flipped": step is None,
-            "cannot_flip": data["cannot_flip"]}
+            "cannot_flip": data["cannot_flip"],
+            # measures/decision_flip.py and measures/eraser.py
+            "flip_top": float(step == 1),
+            "fraction_to_flip": step / n if step is not None else np.nan,
+            "fraction_to_flip_censored": step / n if step is not None else (n + 1) / n,
+            **data["eraser"][ranking]}
+
+
+def _input_row(row: dict[str, Any], mode: str) -> dict[str, Any]:
+    """The input-level row of an attention-level one: comprehensiveness a little lower, first
+    flips a step later (known to the "eraser" schedule's resolution)."""
+    out = {**row, "erasure": "input", "erasure_mode": mode, "erasure_steps": "eraser"}
+    for key in [k for k in row if k.startswith(("comp_", "aopc_comp"))]:
+        out[key] = 0.8 * row[key]
+    return out
 
 
 def _item_rows(name: str, doc: dict[str, Any], site: str) -> list[dict[str, Any]]:

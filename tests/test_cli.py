@@ -143,7 +143,9 @@ def test_help_documents_every_option_without_rst_markup(
 
 def test_registry_choices_show_in_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["audit", "--help"]) == 0
-    assert "[random|attention|gradient|attention_x_gradient]" in capsys.readouterr().out
+    assert ("[random|attention|gradient|attention_x_gradient|integrated_gradients|saliency|"
+            "input_x_gradient|occlusion|lime|kernel_shap|paper|attributions|all]"
+            in capsys.readouterr().out)
     assert main(["run", "--help"]) == 0
     assert "han-rnn" in capsys.readouterr().out
 
@@ -216,10 +218,10 @@ def test_bad_value_in_the_file_is_one_line_naming_file_and_field(
     assert main(["run", "--config", str(toml), "--out", str(tmp_path / "out")]) == 2
     line = one_error_line(capsys.readouterr().err)
     assert str(toml) in line and "[train] epochs" in line and "at least 1" in line
-    toml.write_text('[audit]\nrankings = ["attention", "saliency"]\n')
+    toml.write_text('[audit]\nrankings = ["attention", "salience"]\n')
     assert main(["audit", str(tmp_path), "--config", str(toml)]) == 2
     line = one_error_line(capsys.readouterr().err)
-    assert str(toml) in line and "[audit] rankings" in line and "saliency" in line
+    assert str(toml) in line and "[audit] rankings" in line and "salience" in line
     toml.write_text('[train]\nlearning_rate = 0.1\n')
     assert main(["train", "--config", str(toml), "--data", "x", "--out", str(tmp_path)]) == 2
     line = one_error_line(capsys.readouterr().err)
@@ -467,7 +469,7 @@ def test_error_paths_never_show_a_traceback(
         ["run", "--out", out, "--data", str(tmp_path / "missing.jsonl")],
         ["run", "--out", out, "--config", str(tmp_path / "missing.toml")],
         ["run", "--out", out, "--config", str(bad_toml)],
-        ["run", "--out", out, "--config", toml, "--rankings", "saliency"],
+        ["run", "--out", out, "--config", toml, "--rankings", "salience"],
         ["run", "--out", out, "--config", toml, "--path", "slow"],
         ["run", "--out", out, "--config", toml, "--device", "tpu"],
         ["train", "--out", out],

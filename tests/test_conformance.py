@@ -565,3 +565,43 @@ def test_token_items_map_each_item_to_its_tokens(name: str, site: str) -> None:
         if site == "word":  # the anchor sentence's words, one token each
             sentence = batch.token_ids[b, int(out.anchor[b])]
             assert (index[b] >= 0).sum() == (sentence != 0).sum()
+
+
+# --- captum attributions: the model split at its word vectors ----------------------------------------
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _few_attribution_samples() -> Iterator[None]:
+    """LIME and KernelSHAP at 200 samples per document would dominate this suite's time; the
+    invariants here hold for any sample count (test_attributions tests the methods themselves).
+    Module-scoped (hypothesis tests may use it), so a MonkeyPatch context rather than the fixture."""
+    from attnaudit.rankings import KernelShapRanking, LimeRanking
+
+    with pytest.MonkeyPatch.context() as patch:
+        for cls in (LimeRanking, KernelShapRanking):
+            few = type(cls.__name__, (cls,), {"__init__": _with_few_samples(cls)})
+            patch.setitem(RANKINGS, cls.name, few)
+        yield
+
+
+def _with_few_samples(cls: type[Any]) -> Any:
+    def __init__(self: Any, *, samples: int = 200, seed: int = 0) -> None:
+        cls.__init__(self, samples=min(samples, 12), seed=seed)
+
+    return __init__
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_logits_from_embeddings_of_embed_equal_the_forward_pass(name: str) -> None:
+    """The split captum attributes at: ``logits_from_embeddings(batch, embed(batch))`` is exactly the
+    forward pass, and perturbing a padding vector changes nothing (masks come from the token ids)."""
+    model = random_model(name, seed=5)
+    batch = random_batch(name, seed=5, lengths=LENGTHS)
+    with torch.no_grad():
+        embedded = model.embed(batch)
+        assert embedded.shape == (*batch.token_ids.shape, model.embedding.embedding_dim)
+        assert torch.equal(model.logits_from_embeddings(batch, embedded), model(batch))
+        assert torch.equal(model.run(batch).logits, model(batch))
+        padding = (batch.token_ids == 0)[..., None]
+        noisy = embedded + padding * torch.randn_like(embedded)
+        _close(model.logits_from_embeddings(batch, noisy), model(batch))

@@ -132,10 +132,52 @@ def test_fractions_and_helpers() -> None:
 def test_registry() -> None:
     for name, measure in MEASURES.items():
         assert isinstance(measure, Measure) and measure.name == name
-        assert measure.needs <= {"remove", "keep"}
+        assert measure.needs <= {"remove", "keep", "probabilities"}
     assert "first_flip" in MEASURES
 
 
 def test_measures_do_not_import_torch() -> None:
     code = "import sys, attnaudit.measures; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _scheduled_curves() -> CurveArrays:
+    """Two documents on step schedules (the input-level curves), padded to K = 4 columns by
+    repeating each row's last step.
+
+    - d0: 10 items, predicts 0, steps 0, 1, 5, 10; decisions 0, 0, 1, 1: the flip lies in 2..5 and is
+      reported at the first scheduled step that flips, k = 5 (fraction 0.5, mass of the first 5
+      ranked weights 0.1 * 5 = 0.5); removing all 10 leaves class 1, so it can flip;
+    - d1: 3 items, predicts 1, steps 0, 2, 3 (then 3 again); never flips; all removed leaves 1.
+    """
+    return CurveArrays(
+        lengths=np.array([10, 3]),
+        predicted=np.array([0, 1]),
+        base_prob=np.array([0.9, 0.8]),
+        ranked_weights=np.array([[0.1] * 10, [0.5, 0.3, 0.2] + [0.0] * 7]),
+        remove_pred=np.array([[0, 0, 1, 1], [1, 1, 1, 1]]),
+        remove_prob=None,
+        steps=np.array([[0, 1, 5, 10], [0, 2, 3, 3]]),
+    )
+
+
+def test_first_flip_on_a_step_schedule_by_hand() -> None:
+    curves = _scheduled_curves()
+    np.testing.assert_array_equal(first_flip_steps(curves), [5, -1])
+    columns = FirstFlip().columns(curves)
+    np.testing.assert_allclose(columns["removed_at_flip"], [5.0, np.nan])
+    np.testing.assert_allclose(columns["fraction_removed"], [0.5, np.nan])
+    np.testing.assert_allclose(columns["mass_removed"], [0.5, np.nan])
+    np.testing.assert_array_equal(columns["never_flipped"], [False, True])
+    np.testing.assert_array_equal(columns["cannot_flip"], [False, True])
+
+
+def test_a_schedule_of_every_step_equals_no_schedule() -> None:
+    # d0-d3 of _curves (d4 differs on a padding column, which a schedule's padding may not)
+    plain = CurveArrays(**{name: value[:4] if isinstance(value, np.ndarray) else value
+                           for name, value in _curves().__dict__.items()})
+    n = plain.remove_pred.shape[1]
+    every = CurveArrays(**{**plain.__dict__, "steps": np.minimum(
+        np.arange(n)[None, :], plain.lengths[:, None])})  # 0..n_b, then n_b repeated
+    for name, values in FirstFlip().columns(plain).items():
+        np.testing.assert_array_equal(FirstFlip().columns(every)[name], values, err_msg=name)

@@ -15,6 +15,7 @@ import pytest
 from headless_chromium import load_page, requires_chromium
 from report_fixtures import HOSTILE_ITEM, write_run
 
+from attnaudit.reports.figures import FIGURES
 from attnaudit.reports.html import build_report
 
 pytestmark = requires_chromium
@@ -84,8 +85,10 @@ def test_report_renders_offline(report: Path, tmp_path: Path) -> None:
     assert p["js"], "the inline script did not run"
     assert p["accuracyRows"] == 2
     assert p["tables"] >= 2 + 3 * 3  # accuracy, comparison; per site three tables and more
-    # five figures per site (flan-rnn: token; han-cnn: sentence, word) and seven across models
-    assert len(p["images"]) == 5 * 3 + 7
+    # every per-site figure at each site (flan-rnn: token; han-cnn: sentence, word), and the
+    # figures across models
+    per_site = sum(s.per_site for s in FIGURES)
+    assert len(p["images"]) == per_site * 3 + sum(s.across_models for s in FIGURES)
     assert all(i["ok"] and i["data"] for i in p["images"]), p["images"]
     assert p["panels"] == 2 and p["visiblePanels"] == ["m-flan-rnn"]  # one model at a time
     assert p["examples"] >= 8 and p["items"] > 50

@@ -20,20 +20,36 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from markupsafe import escape
 from matplotlib.figure import Figure
-from report_fixtures import HOSTILE_ITEM, TINY_WEIGHT, TOY_META, write_model, write_run
+from report_fixtures import (
+    HOSTILE_ITEM,
+    PLANTED,
+    TINY_WEIGHT,
+    TOY_META,
+    write_model,
+    write_run,
+    write_seeds,
+)
 
+from attnaudit.reports import faithfulness as faith
 from attnaudit.reports import figures
 from attnaudit.reports.context import flip_text
+from attnaudit.reports.figures import counterfactual as counterfactual_figures
+from attnaudit.reports.figures import faithfulness as faithfulness_figures
 from attnaudit.reports.figures.curves import draw_flip_curve
 from attnaudit.reports.figures.test1 import delta_bins, plot_delta_js_vs_delta_a, symlog_threshold
 from attnaudit.reports.figures.test2 import draw_never_flipped
 from attnaudit.reports.html import REPORT_NAME, ReportError, build_report, cli_report, report_context
+from attnaudit.reports.seeds import mean_sd
+from attnaudit.results.verdict import verdict
 
 MODELS = ("flan-rnn", "han-cnn")
 SITE_FIGURES = [s.key for s in figures.FIGURES if s.per_site]
-ALL_FIGURES = [s.key for s in figures.FIGURES]
+#: the figures of the comparison across models
+ALL_FIGURES = [s.key for s in figures.FIGURES if s.across_models]
 
 
 def _esc(text: str) -> str:
@@ -105,8 +121,9 @@ def test_page_numbers_equal_summary_json(built: tuple[Path, str]) -> None:
             assert _pct(sw["share_delta_js_positive"]) in section
             assert f"{sw['median_delta_js']:.2g}</b> nats" in section
             assert f"<b>{_pct(s['share_cannot_flip'])}</b>" in section
+            test2 = section[section.index('<table class="num test2">'):]
             for ranking, stats in s["removal"].items():
-                row = section[section.index(f'<tr data-ranking="{ranking}">'):]
+                row = test2[test2.index(f'<tr data-ranking="{ranking}">'):]
                 row = row[:row.index("</tr>")]
                 cells = re.findall(r"<td>(.*?)</td>", row)
                 assert _pct(stats["median_fraction"]) == cells[1]
@@ -330,7 +347,7 @@ def test_figures_survive_degenerate_frames(tmp_path: Path) -> None:
     empty = figures.Panel(title="m", summary={}, single=pd.DataFrame(
         columns=["delta_a", "delta_js", "skipped"]), removal=pd.DataFrame(
         columns=["ranking", "single_item", "never_flipped", "fraction_removed", "doc_id"]))
-    for key in ALL_FIGURES:
+    for key in figures.SPECS:
         path = figures.draw_figure(key, [empty], meta, tmp_path / f"{key}.png")
         assert path is None or _png_size(path)[0] > 100
 
@@ -425,3 +442,361 @@ def test_metrics_under_the_trainers_names(tmp_path: Path) -> None:
     assert f"<td>{metrics['epochs_trained']}</td>" in row
     assert f"{metrics['train_docs_per_s']:,.0f}" in row
     assert "<td>—</td>" in row  # the missing dev accuracy
+
+
+# ----------------------------------------------------------------------------------------------
+# Faithfulness block: summary.json's numbers, hidden parts, verdict, conventions
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def faithful(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One model audited with every faithfulness setting on: bootstrap intervals (few resamples:
+    the numbers are inputs here), input-level erasure (unk) and a planted data set."""
+    folder = write_model(tmp_path_factory.mktemp("faithful") / "flan-rnn", "flan-rnn", seed=4,
+                         n_docs=30, input_erasure="unk", planted=True, bootstrap=20)
+    return folder, build_report(folder).read_text(encoding="utf-8")
+
+
+def _model_summary(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "audit" / "summary.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def _table(section: str, erasure: str) -> str:
+    start = section.index(f'<table class="num faith" data-erasure="{erasure}">')
+    return section[start:section.index("</table>", start)]
+
+
+def _row(table: str, ranking: str) -> list[str]:
+    row = table[table.index(f'<tr data-ranking="{ranking}">'):]
+    return re.findall(r"<td[^>]*>(.*?)</td>", row[:row.index("</tr>")])
+
+
+def test_faithfulness_table_numbers_and_intervals_equal_summary_json(
+        faithful: tuple[Path, str]) -> None:
+    folder, page = faithful
+    summary = _model_summary(folder)
+    site = report_context(folder)["models"][0]["sites"][0]
+    s = summary["by_site"]["token"]
+    block = site["faithfulness"]
+    for table, removal, intervals in (
+            (block["tables"][0], s["removal"], s["intervals"]["removal"]),
+            (block["tables"][1], s["input"]["removal"], None)):
+        leaves = [c["leaf"] for c in table["columns"]]
+        assert {"median_fraction_censored", "flip_rate_top", "aopc_comprehensiveness",
+                "aopc_sufficiency"} <= set(leaves)
+        assert [r["name"] for r in table["rows"]] == list(removal)
+        for row in table["rows"]:
+            for leaf, cell in zip(leaves, row["cells"], strict=True):
+                assert cell["value"] == removal[row["name"]][leaf]
+                bounds = (intervals or {}).get(row["name"], {}).get(leaf)
+                if bounds is not None:
+                    assert [cell["lo"], cell["hi"]] == bounds
+    # ... and the page prints them: value, then [lo, hi]
+    attention = _table(_section(page, "m-flan-rnn-token"), "attention")
+    cells = _row(attention, "gradient")
+    column = [c["leaf"] for c in block["tables"][0]["columns"]].index("aopc_comprehensiveness")
+    value = s["removal"]["gradient"]["aopc_comprehensiveness"]
+    lo, hi = s["intervals"]["removal"]["gradient"]["aopc_comprehensiveness"]
+    assert f"{value:.3g}" in cells[column + 1]
+    assert f'<span class="ci">[{lo:.3g}, {hi:.3g}]</span>' in cells[column + 1]
+    assert _pct(s["removal"]["gradient"]["flip_rate_top"]) in cells[
+        [c["leaf"] for c in block["tables"][0]["columns"]].index("flip_rate_top") + 1]
+
+
+def test_input_level_table_is_labelled_and_shows_input_rows(faithful: tuple[Path, str]) -> None:
+    folder, page = faithful
+    s = _model_summary(folder)["by_site"]["token"]
+    section = _section(page, "m-flan-rnn-token")
+    assert "Attention-level erasure</h4>" in section
+    assert "Input-level erasure (tokens replaced by unk)</h4>" in section
+    table = _table(section, "input")
+    leaves = [c["leaf"] for c in report_context(folder)["models"][0]["sites"][0]["faithfulness"][
+        "tables"][1]["columns"]]
+    value = s["input"]["removal"]["attention"]["aopc_comprehensiveness"]
+    assert value != s["removal"]["attention"]["aopc_comprehensiveness"]  # not the attention rows
+    assert f"{value:.3g}" in _row(table, "attention")[leaves.index("aopc_comprehensiveness") + 1]
+    assert _esc(s["conventions"]["input_erasure"]) in section
+
+
+def test_faithfulness_block_comes_first_in_the_site(faithful: tuple[Path, str]) -> None:
+    _, page = faithful
+    section = _section(page, "m-flan-rnn-token")
+    order = [section.index(h) for h in ("Faithfulness · ", "Attention-level erasure",
+                                         "Agreement between rankings", "Counterfactual attention",
+                                         "Planted ground truth", "Test 1 · one attention weight")]
+    assert order == sorted(order)
+
+
+def test_best_ranking_is_marked_only_when_intervals_do_not_overlap() -> None:
+    column = faith.MeasureColumn("m", "M", "lower", ("m",), "tip")
+    up = faith.MeasureColumn("m", "M", "higher", ("m",), "tip")
+    meta = {"a": {"label": "A"}, "b": {"label": "B"}, "c": {"label": "C"}}
+    removal = {"a": {"m": 0.2}, "b": {"m": 0.5}, "c": {"m": 0.9}}
+
+    def marked(intervals: Any, col: faith.MeasureColumn) -> list[str]:
+        table = faith.measure_table(removal, intervals, meta, {}, title="", columns=(col,))
+        assert table is not None
+        return [r["name"] for r in table["rows"] if r["cells"][0]["best"]]
+
+    apart = {"a": {"m": [0.1, 0.3]}, "b": {"m": [0.4, 0.6]}, "c": {"m": [0.8, 1.0]}}
+    assert marked(apart, column) == ["a"]  # lowest, and 0.3 < 0.4
+    assert marked(apart, up) == ["c"]  # highest, and 0.8 > 0.6
+    touching = {**apart, "b": {"m": [0.3, 0.6]}}  # a's hi = b's lo: they overlap
+    assert marked(touching, column) == []
+    assert marked(touching, up) == ["c"]  # c against b only: the runner-up, not the last
+    assert marked(None, column) == []  # no intervals, no mark
+    assert marked({"a": {"m": [0.1, 0.3]}}, column) == []  # the runner-up has none
+    table = faith.measure_table(removal, apart, meta, {"m": "M's convention"}, title="",
+                                columns=(column,))
+    assert table is not None and table["conventions"] == [("m", "M's convention")]
+    assert table["rows"][0]["cells"][0]["interval"] == "[10.0%, 30.0%]"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 0.3), st.floats(0, 0.3)), min_size=2,
+                max_size=6), st.sampled_from(["higher", "lower"]), st.randoms())
+def test_best_row_agrees_with_a_pairwise_reference(rows: list[tuple[float, float, float]],
+                                                   better: Any, shuffle: Any) -> None:
+    """Reference without sorting: the best row beats every other row (ties: the earlier row),
+    the runner-up beats every row but the best; the best is marked exactly when its interval is
+    disjoint from the runner-up's on the better side. A unique best is marked in any row order."""
+    cells = [{"value": v, "lo": v - down, "hi": v + up} for v, down, up in rows]
+    sign = 1.0 if better == "higher" else -1.0
+
+    def beats(i: int, j: int) -> bool:
+        a, b = sign * cells[i]["value"], sign * cells[j]["value"]
+        return a > b or (a == b and i < j)
+
+    def winner(among: list[int]) -> int:
+        return next(i for i in among if all(beats(i, j) for j in among if j != i))
+
+    best = winner(list(range(len(cells))))
+    runner = winner([i for i in range(len(cells)) if i != best])
+    top, second = cells[best], cells[runner]
+    clear = top["lo"] > second["hi"] if better == "higher" else top["hi"] < second["lo"]
+    assert faith.best_row(cells, better) == (best if clear else None)
+    if clear and top["value"] != second["value"]:
+        shuffled = list(range(len(cells)))
+        shuffle.shuffle(shuffled)
+        marked = faith.best_row([cells[i] for i in shuffled], better)
+        assert marked is not None and shuffled[marked] == best
+
+
+def test_faithfulness_page_marks_the_best_and_names_the_rule(faithful: tuple[Path, str]) -> None:
+    folder, page = faithful
+    block = report_context(folder)["models"][0]["sites"][0]["faithfulness"]
+    section = _section(page, "m-flan-rnn-token")
+    assert section.count('<td class="best"') == sum(t["n_best"] for t in block["tables"])
+    assert _esc(faith.BEST_RULE) in section
+    assert "95% bootstrap interval over documents (20 resamples, seed 7)" in section
+
+
+def test_verdict_sentences_appear_with_their_rule(faithful: tuple[Path, str]) -> None:
+    folder, page = faithful
+    summary = _model_summary(folder)
+    s = summary["by_site"]["token"]
+    section = _section(page, "m-flan-rnn-token")
+    labels = {r: meta["label"] for r, meta in summary["rankings"].items()}
+    statements = verdict(s, list(s["removal"]), site="token", labels=labels)
+    assert statements and any(x["rule"] == "pairwise" for x in statements)  # intervals decide
+    for x in statements:
+        assert f'data-rule="{x["rule"]}">{_esc(x["sentence"])}</p>' in section
+    overall = statements[-1]
+    block = section[section.index('<div class="verdict">'):section.index("<details>")]
+    assert _esc(overall["sentence"]) in block  # the site's verdict first, the comparisons folded
+    assert f'title="{_esc(faith.VERDICT_RULES[overall["rule"]])[:40]}' not in block  # escaped whole
+    assert _esc(faith.VERDICT_RULES["pairwise"]) in section
+
+
+def test_agreement_and_planted_tables_equal_summary_json(faithful: tuple[Path, str]) -> None:
+    folder, page = faithful
+    summary = _model_summary(folder)
+    section = _section(page, "m-flan-rnn-token")
+    pairs = summary["by_site"]["token"]["agreement"]["pairs"]
+    for key, stats in pairs.items():
+        row = section[section.index(f'<tr data-pair="{_esc(key)}">'):]
+        cells = re.findall(r"<td>(.*?)</td>", row[:row.index("</tr>")])
+        assert cells[1:] == [f"{stats['mean_tau']:.2f}", f"{stats['median_tau']:.2f}",
+                             _pct(stats["mean_top1"]), _pct(stats["mean_top5"]), str(stats["n"])]
+    planted = summary["planted"]["by_site"]["token"]
+    table = section[section.index('<table class="num compact planted">'):]
+    for ranking, stats in planted.items():
+        cells = _row(table, ranking)
+        assert cells[1] == _pct(stats["recall_at_1"])
+        assert cells[5] == _pct(stats["distractor"]["recall_at_1"])
+    assert f"<code>{PLANTED.distractor}</code>" in section
+    assert "a faithful ranking puts the marker" in section
+
+
+def test_agreement_heat_map_matrix_is_symmetric_with_a_unit_diagonal() -> None:
+    pairs = {"a|b": {"mean_tau": 0.5}, "b|c": {"mean_tau": -0.25}, "a|c": {"mean_tau": None}}
+    matrix = faithfulness_figures.agreement_matrix(pairs, ["a", "b", "c"])
+    expected = np.array([[1.0, 0.5, np.nan], [0.5, 1.0, -0.25], [np.nan, -0.25, 1.0]])
+    np.testing.assert_array_equal(matrix, expected)
+
+
+def test_counterfactual_numbers_equal_summary_json_in_bits(faithful: tuple[Path, str]) -> None:
+    folder, _ = faithful
+    entry = _model_summary(folder)["by_site"]["token"]["counterfactual"]
+    block = report_context(folder, js_unit="bits")["models"][0]["sites"][0]["faithfulness"]
+    numbers = {n["key"]: n["value"] for n in block["counterfactual"]["numbers"]}
+    assert numbers["median_perm_tvd"] == entry["median_perm_tvd"]
+    assert numbers["median_adv_jsd"] == pytest.approx(entry["median_adv_jsd"] / math.log(2))
+    assert "perm_tvd_threshold" not in numbers  # it is in the label instead
+    assert [f["key"] for f in block["counterfactual"]["figures"]] == [
+        "counterfactual_permutation", "counterfactual_adversarial"]
+
+
+_PARTS = {  # summary key -> the heading it shows
+    "agreement": "Agreement between rankings</h4>",
+    "counterfactual": "Counterfactual attention (Jain &amp; Wallace)</h4>",
+    "input": "Input-level erasure",
+}
+
+
+def test_a_missing_key_hides_its_part(faithful: tuple[Path, str], tmp_path: Path) -> None:
+    folder, page = faithful
+    for heading in [*_PARTS.values(), "Planted ground truth</h4>"]:
+        assert heading in page
+    summary = _model_summary(folder)
+    for key, heading in _PARTS.items():
+        trimmed = json.loads(json.dumps(summary))
+        del trimmed["by_site"]["token"][key]
+        if key == "counterfactual":  # an audit that skipped it has no columns either
+            single = pd.read_parquet(folder / "audit" / "single_weight.parquet")
+            copy = _copy_audit(folder, tmp_path / key)
+            single.drop(columns=[c for c in single if c.startswith(("perm_", "adv_"))]).to_parquet(
+                copy / "audit" / "single_weight.parquet")
+        else:
+            copy = _copy_audit(folder, tmp_path / key)
+        (copy / "audit" / "summary.json").write_text(json.dumps(trimmed), encoding="utf-8")
+        trimmed_page = build_report(copy).read_text(encoding="utf-8")
+        assert heading not in trimmed_page, key
+        assert "Faithfulness · " in trimmed_page
+    trimmed = json.loads(json.dumps(summary))
+    del trimmed["planted"]
+    copy = _copy_audit(folder, tmp_path / "planted")
+    (copy / "audit" / "summary.json").write_text(json.dumps(trimmed), encoding="utf-8")
+    assert "Planted ground truth" not in build_report(copy).read_text(encoding="utf-8")
+
+
+def test_an_old_summary_has_no_faithfulness_block(faithful: tuple[Path, str],
+                                                  tmp_path: Path) -> None:
+    """summary.json as audits wrote it before these measures: no block, no empty heading."""
+    folder, _ = faithful
+    summary = _model_summary(folder)
+    old = json.loads(json.dumps(summary))
+    del old["planted"], old["bootstrap"]
+    s = old["by_site"]["token"]
+    for key in ("agreement", "counterfactual", "input", "intervals", "differences"):
+        s.pop(key, None)
+    first_flip = ("n", "median_fraction", "q1_fraction", "q3_fraction", "median_fraction_censored",
+                  "median_mass", "share_never_flipped", "share_cannot_flip", "flip_curve",
+                  "share_beats_random")
+    s["removal"] = {r: {k: v for k, v in x.items() if k in first_flip}
+                    for r, x in s["removal"].items()}
+    copy = _copy_audit(folder, tmp_path / "old")
+    for table in ("single_weight", "removal", "items"):  # the tables of an old audit
+        frame = pd.read_parquet(folder / "audit" / f"{table}.parquet")
+        frame.drop(columns=[c for c in frame if c.startswith(
+            ("perm_", "adv_", "comp_", "suff_", "aopc_", "flip_top", "fraction_to_flip",
+             "erasure"))]).to_parquet(copy / "audit" / f"{table}.parquet")
+    (copy / "audit" / "summary.json").write_text(json.dumps(old), encoding="utf-8")
+    site = report_context(copy)["models"][0]["sites"][0]
+    # what is left is the censored median, never-flipped share and beats-random, without
+    # intervals: the table stays (those are faithfulness numbers), and nothing is marked best
+    table = site["faithfulness"]["tables"][0]
+    assert [c["leaf"] for c in table["columns"]] == [
+        "median_fraction_censored", "share_never_flipped", "share_beats_random"]
+    assert not table["has_intervals"] and table["n_best"] == 0
+    page = build_report(copy).read_text(encoding="utf-8")
+    for heading in [*_PARTS.values(), "Planted ground truth", "Comprehensiveness and sufficiency",
+                    "Do the rankings agree?", "Attention-level erasure"]:
+        assert heading not in page, heading
+    assert "This audit has no bootstrap intervals" in page
+    assert page.count("<img ") == len([s for s in figures.FIGURES
+                                        if s.per_site and s.test != "faithfulness"])
+    # with no faithfulness number at all, there is no block
+    assert faith.site_block(old, "token", {"removal": {}}, {}, {}) is None
+    # an old audit without summary.json: recomputed from its tables, the same columns shown
+    (copy / "audit" / "summary.json").unlink()
+    recomputed = report_context(copy)["models"][0]
+    assert any("recomputed" in n for n in recomputed["notes"])
+    table = recomputed["sites"][0]["faithfulness"]["tables"][0]
+    assert [c["leaf"] for c in table["columns"]] == [
+        "median_fraction_censored", "share_never_flipped", "share_beats_random"]
+
+
+def _copy_audit(folder: Path, to: Path) -> Path:
+    import shutil
+
+    shutil.copytree(folder, to)
+    (to / "figures").exists() and shutil.rmtree(to / "figures")
+    return to
+
+
+def test_every_faithfulness_figure_names_its_convention(faithful: tuple[Path, str],
+                                                        tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The convention is on the figure itself (title or axis), not only in the page's caption."""
+    folder, page = faithful
+    texts: dict[str, str] = {}
+
+    def capture(module: Any) -> None:
+        original = module.save
+
+        def save(fig: Figure, path: Any) -> Path:
+            words = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))]
+            texts[Path(path).stem] = " ".join(" ".join(str(w) for w in words).split())
+            return original(fig, path)  # type: ignore[no-any-return]
+        monkeypatch.setattr(module, "save", save)
+
+    capture(faithfulness_figures)
+    capture(counterfactual_figures)
+    report_context(folder)
+    assert "ERASER bins q = 1%, 5%, 10%, 20%, 50%, k = ceil(q·n)" in texts["eraser_curves"]
+    assert "k = 0 term of the ERASER paper's AOPC" in texts["eraser_curves"]
+    assert "input-level erasure (tokens replaced by unk)" in texts["eraser_curves"]
+    assert "Kendall tau-b" in texts["agreement"]
+    assert "m = 100 permutations" in texts["counterfactual_permutation"]
+    assert "TVD(output) ≤ 0.01" in texts["counterfactual_adversarial"]
+    assert "[nats]" in texts["counterfactual_adversarial"]
+    for key in ("eraser_curves", "agreement", "counterfactual_permutation",
+                "counterfactual_adversarial"):
+        spec = figures.SPECS[key]
+        assert f'data-key="{key}"><figcaption><b>{_esc(spec.title)}' in page
+
+
+# ----------------------------------------------------------------------------------------------
+# Across seeds
+# ----------------------------------------------------------------------------------------------
+
+
+def test_across_seeds_section_equals_seeds_json(tmp_path: Path) -> None:
+    run = write_seeds(tmp_path / "run", ("flan-none",), (0, 1, 2), n_docs=20)
+    seeds = json.loads((run / "seeds.json").read_text(encoding="utf-8"))
+    page = build_report(run).read_text(encoding="utf-8")
+    section = page[page.index('<section id="seeds">'):]
+    section = section[:section.index("</section>")]
+    assert '<a href="#seeds">Across seeds</a>' in page
+    entry = seeds["models"]["flan-none"]
+    assert f"test accuracy {mean_sd(entry['metrics']['test_accuracy'])}" in section
+    stats = entry["by_site"]["token"]["removal"]["gradient"]["share_never_flipped"]
+    assert f"{_pct(stats['mean'])} ± {_pct(stats['std'])}" in section
+    claim = entry["by_site"]["token"]["advantage"]["gradient_vs_attention"][
+        "median_fraction_censored"]
+    assert (f"ahead of attention by median fraction to flip (censored): holds in {claim['holds']} "
+            f"of {claim['n']} seeds") in section
+    assert ("survives every seed" if claim["survives"] else "does not hold in every seed") in section
+    # a single-seed run has no such section
+    assert 'id="seeds"' not in build_report(write_run(tmp_path / "one", ("flan-none",),
+                                                      n_docs=20)).read_text(encoding="utf-8")
+
+
+def test_mean_sd_formats_by_kind() -> None:
+    assert mean_sd({"mean": 0.5, "std": 0.1}) == "50.0% ± 10.0%"
+    assert mean_sd({"mean": 0.123, "std": 0.0456}, "number") == "0.123 ± 0.046"
+    assert mean_sd({"mean": 1.2, "std": 0.1}, "censored") == "never ± 10.0%"
+    assert mean_sd({"mean": 0.5, "std": None}) == "50.0%"
+    assert mean_sd({"mean": None}) == "—"

@@ -1,4 +1,4 @@
-"""Command-line interface: attnaudit {fetch-default,train,evaluate,audit,run,report}.
+"""Command-line interface: attnaudit {fetch-default,synth,train,evaluate,audit,run,report}.
 
 Built with typer from the one configuration tree (:mod:`attnaudit.config`): every command takes
 ``--config FILE.toml`` (tables ``[data]``, ``[model]``, ``[train]``, ``[audit]``) and its flags override
@@ -87,6 +87,21 @@ def _name(choices: Callable[[], Sequence[str]], what: str) -> Callable[[str], st
     return parse
 
 
+class Seeds(tuple[int, ...]):
+    """The value of ``--seeds 0,1,2`` (a tuple subclass, so that typer reads one value, not many)."""
+
+
+def _seed_list(value: str) -> Seeds:
+    """``--seeds 0,1,2`` as ``(0, 1, 2)`` (repeats dropped, order kept)."""
+    try:
+        seeds = [int(v) for v in str(value).split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"give comma-separated whole numbers (got {value!r})") from None
+    if not seeds:
+        raise typer.BadParameter("give at least one seed")
+    return Seeds(dict.fromkeys(seeds))
+
+
 def _model_names() -> Sequence[str]:
     from attnaudit.models import MODEL_NAMES
 
@@ -106,9 +121,9 @@ def _encoders() -> Sequence[str]:
 
 
 def _rankings() -> Sequence[str]:
-    from attnaudit.rankings import RANKINGS
+    from attnaudit.rankings import RANKING_SETS, RANKINGS
 
-    return list(RANKINGS)
+    return [*RANKINGS, *RANKING_SETS]  # set names (paper, attributions, all) expand in the config
 
 
 # ----------------------------------------------------------------------------------------------
@@ -317,6 +332,45 @@ def fetch_default_command(
     print(fetch_default(data_dir))
 
 
+@app.command("synth")
+def synth_command(
+    out: Annotated[Path, typer.Option(
+        "--out", help="JSON-lines file to write (NAME.jsonl); the planted tokens go to "
+        "NAME.planted.json beside it.", dir_okay=False)],
+    source: Annotated[str, typer.Option(
+        "--source", help="Texts to plant into: 'default' (the shipped news set) or a dataset "
+        "file or folder.")] = "default",
+    markers: Annotated[int, typer.Option(
+        "--markers", min=1, help="Copies of the label's marker token per document (default 1).")] = 1,
+    distractor: Annotated[bool, typer.Option(
+        "--distractor/--no-distractor", help="Plant a distractor token, independent of the label, "
+        "in about half the documents (default on).")] = True,
+    classes: Annotated[int, typer.Option(
+        "--classes", min=2, help="Number of labels, each with its marker token (default 2).")] = 2,
+    unmarked: Annotated[float | None, typer.Option(
+        "--unmarked", min=0.0, max=0.99, help="Share of documents left without a marker, labelled "
+        "'none' (default 1 / (classes + 1): every label equally frequent). Without them a model "
+        "may decide one label by the other markers' absence and never use its marker (measured: "
+        "recall@1 about 0.5 for every ranking on two classes).")] = None,
+    max_docs: Annotated[int | None, typer.Option(
+        "--max-docs", min=1, help="Use only the first N source documents.")] = None,
+    seed: Annotated[int, typer.Option(
+        "--seed", help="Fixes every label and position drawn (default 0).")] = 0,
+    data_dir: Annotated[Path, typer.Option(
+        "--data-dir", help="Folder of the default dataset (fetched there if absent).")] = Path("data"),
+) -> None:
+    """Write a planted ground truth: real texts whose label is decided by a marker token."""
+    from attnaudit.data.synth import write_synth
+    from attnaudit.results.planted import sidecar_path
+
+    spec = write_synth(source, out, markers=markers, distractor=distractor, classes=classes,
+                       unmarked=1 / (classes + 1) if unmarked is None else unmarked,
+                       max_docs=max_docs, seed=seed, data_dir=data_dir)
+    shown = ", ".join(f"{label}: {token}" for label, token in spec.markers.items())
+    print(f"{spec.extra.get('n_docs')} documents -> {out} (markers {shown}; distractor "
+          f"{spec.distractor or 'none'}; spec {sidecar_path(out)})")
+
+
 @app.command("train")
 def train_command(
     out: OutOpt,
@@ -486,6 +540,10 @@ def run_command(
     epochs: EpochsOpt = None,
     lr: LrOpt = None,
     seed: SeedOpt = None,
+    seeds: Annotated[Seeds | None, typer.Option(
+        "--seeds", parser=_seed_list, metavar="SEED[,SEED...]",
+        help="Train and audit every model once per seed (the first seed's split for all) and write "
+        "seeds.json: mean and spread across seeds. Instead of --seed.")] = None,
     device: TrainDeviceOpt = None,
     threads: ThreadsOpt = None,
     rankings: RankingsOpt = None,
@@ -507,10 +565,15 @@ def run_command(
     from attnaudit.pipeline import run_pipeline
     from attnaudit.train import set_threads
 
+    if seed is not None and seeds is not None:
+        raise DataError("give --seed or --seeds, not both (--seeds N,... trains with N first)")
+    if seeds is not None:
+        seed = seeds[0]  # the first seed fixes the data split and the first training run
     overrides: dict[str, Any] = {
         "data": _data_overrides(data, data_format, text_column, label_column, max_train_docs,
                                 None, max_test_docs, seed),
         "models": models,
+        "seeds": None if seeds is None else list(seeds),
         "model": {"embeddings": embeddings},
         "train": {"epochs": epochs, "lr": lr, "seed": seed, "device": device, "threads": threads},
         # The audit's seed stays unset: it is the run's seed (--seed) unless [audit] seed says else.

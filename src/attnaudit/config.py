@@ -5,6 +5,7 @@ pipeline (``attnaudit run``) by a :class:`PipelineConfig` (saved in ``run.json``
 the same TOML file (``--config run.toml``), one table per part, and takes the tables it needs::
 
     models = ["flan-none", "han-rnn"]      # attnaudit run only (default: the paper's six)
+    seeds = [0, 1, 2]                      # attnaudit run only: train and audit each model per seed
 
     [data]
     path = "../shared/data/imdb50k.jsonl.gz"
@@ -44,6 +45,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_serializer,
     field_validator,
 )
@@ -349,14 +351,19 @@ class AuditConfig(ConfigSection):
             return value
         if not names:
             raise ValueError("give at least one ranking")
-        from attnaudit.rankings import RANKINGS  # rankings import torch: only when checked
+        from attnaudit.rankings import (  # rankings import torch: only when checked
+            RANKING_SETS,
+            RANKINGS,
+            expand_ranking_sets,
+        )
 
-        unknown = [n for n in names if n not in RANKINGS]
+        unknown = [n for n in names if n not in RANKINGS and n not in RANKING_SETS]
         if unknown:
             raise ValueError(
-                f"unknown ranking(s) {', '.join(unknown)}; choose from {', '.join(RANKINGS)}"
+                f"unknown ranking(s) {', '.join(unknown)}; choose from {', '.join(RANKINGS)} "
+                f"or a set: {', '.join(RANKING_SETS)}"
             )
-        return tuple(dict.fromkeys(names))  # drop repeats, keep the given order
+        return expand_ranking_sets(names)  # sets expanded, repeats dropped, the given order kept
 
     @field_validator("sites", mode="before")
     @classmethod
@@ -430,6 +437,7 @@ class RunConfig(BaseModel):
         sections = load_sections(path, overrides)
         sections.pop("audit", None)
         sections.pop("models", None)
+        sections.pop("seeds", None)
         return cls.from_dict(sections, source=_source(path))
 
 
@@ -445,6 +453,42 @@ class PipelineConfig(BaseModel):
     model: ModelConfig = Field(default_factory=lambda: ModelConfig())
     train: TrainConfig = Field(default_factory=lambda: TrainConfig())
     audit: AuditConfig = Field(default_factory=lambda: AuditConfig())
+    # Train and audit every model once per seed (None: once, with train.seed). The first seed is
+    # train.seed and data.seed: every seed keeps the first seed's data split, so the spread across
+    # seeds is training variance alone and every seed audits the same test documents (paired).
+    seeds: tuple[int, ...] | None = None
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _check_seeds(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = [int(v) for v in value.split(",") if v.strip()]
+            except ValueError:
+                raise ValueError(f"must be comma-separated whole numbers (got {value!r})") from None
+        if isinstance(value, (list, tuple)):
+            if not value:
+                raise ValueError("give at least one seed")
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                raise ValueError(f"must be whole numbers (got {list(value)!r})")
+            return tuple(dict.fromkeys(value))  # drop repeats, keep the given order
+        return value
+
+    @field_validator("seeds", mode="after")
+    @classmethod
+    def _first_seed_is_the_run_seed(
+        cls, value: tuple[int, ...] | None, info: ValidationInfo
+    ) -> tuple[int, ...] | None:
+        train = info.data.get("train")  # validated before seeds (declared first)
+        if value is not None and isinstance(train, TrainConfig) and train.seed != value[0]:
+            raise ValueError(f"the first seed must be [train] seed {train.seed} (got {list(value)}; "
+                             "leave [train] seed out to take the first seed)")
+        return value
+
+    @property
+    def run_seeds(self) -> tuple[int, ...]:
+        """The seeds each model is trained with: :attr:`seeds`, or ``(train.seed,)``."""
+        return self.seeds if self.seeds is not None else (self.train.seed,)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -467,11 +511,13 @@ class PipelineConfig(BaseModel):
             out.append(f"{kind}-{encoder}")
         return tuple(dict.fromkeys(out))
 
-    def run_config(self, name: str) -> RunConfig:
-        """The training configuration of one of :attr:`models`."""
+    def run_config(self, name: str, *, seed: int | None = None) -> RunConfig:
+        """The training configuration of one of :attr:`models`, trained with ``seed`` (default
+        ``train.seed``); the data and its split stay this config's whatever the seed."""
         kind, _, encoder = name.partition("-")
         model = self.model.model_copy(update={"kind": kind, "encoder": encoder})
-        return RunConfig(data=self.data, model=model, train=self.train)
+        train = self.train if seed is None else self.train.model_copy(update={"seed": seed})
+        return RunConfig(data=self.data, model=model, train=train)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable nested dict (what ``run.json`` stores under ``config``)."""
@@ -481,6 +527,8 @@ class PipelineConfig(BaseModel):
             "model": self.model.to_dict(),
             "train": self.train.to_dict(),
             "audit": self.audit.to_dict(),
+            # only when given, so that a single-seed run's run.json is what it always was
+            **({"seeds": list(self.seeds)} if self.seeds is not None else {}),
         }
 
     @classmethod
@@ -490,10 +538,10 @@ class PipelineConfig(BaseModel):
         Raises:
             DataError: an unknown section or key, or a bad value, in one line naming it.
         """
-        unknown = set(data) - {"data", "models", "model", "train", "audit"}
+        unknown = set(data) - {"data", "models", "seeds", "model", "train", "audit"}
         if unknown:
             raise DataError(_at(source, f"unknown config section(s) {sorted(unknown)}; "
-                                        "use models, data, model, train, audit"))
+                                        "use models, seeds, data, model, train, audit"))
         model = dict(data.get("model", {}))
         # kind/encoder come from each name in models; a [model] table meant for `train` may name one.
         model.pop("kind", None)
@@ -506,6 +554,15 @@ class PipelineConfig(BaseModel):
         }
         if "models" in data:
             parts["models"] = data["models"]
+        if data.get("seeds") is not None:
+            parts["seeds"] = data["seeds"]
+            first = _first_seed(data["seeds"])
+            # Like --seed, the first seed fixes the data split and the first training run, unless
+            # the file's [data]/[train] tables say otherwise (a clash is reported by the validator).
+            for section in ("data", "train"):
+                given = data.get(section) or {}
+                if first is not None and isinstance(given, Mapping) and "seed" not in given:
+                    parts[section] = parts[section].model_copy(update={"seed": first})
         try:
             return cls.model_validate(parts)
         except ValidationError as err:
@@ -544,7 +601,7 @@ def load_sections(
         except tomllib.TOMLDecodeError as err:
             raise DataError(f"{path}: not valid TOML: {err}") from None
         for section, values in loaded.items():
-            if section == "models":
+            if section in ("models", "seeds"):
                 merged[section] = values
             elif not isinstance(values, dict):
                 raise DataError(f"{path}: {section!r} must be a table like [{section}]")
@@ -566,6 +623,16 @@ def load_toml(
 ) -> RunConfig:
     """Shorthand for :meth:`RunConfig.load_toml`."""
     return RunConfig.load_toml(path, overrides)
+
+
+def _first_seed(value: Any) -> int | None:
+    """The first of ``seeds`` as given (a list or a comma-separated string), if it reads as one."""
+    first = value.split(",")[0] if isinstance(value, str) else (
+        value[0] if isinstance(value, (list, tuple)) and value else None)
+    try:
+        return None if first is None or isinstance(first, bool) else int(first)
+    except (TypeError, ValueError):
+        return None  # the field's validator reports it
 
 
 def _source(path: str | os.PathLike[str] | None) -> str | None:

@@ -7,6 +7,14 @@ Layout of a pipeline run folder::
       models/<kind-encoder>/    one training run per model (see attnaudit.checkpoint), with audit/
       report.html               the self-contained report
 
+With several seeds (``--seeds 0,1,2``), the first seed's models keep those folders and each further
+seed S gets ``models/<kind-encoder>-seed<S>/``, an ordinary model folder (``attnaudit audit`` and
+``report`` work on it; the run's report shows it as one more model). All seeds share the first seed's
+data split and, unless ``[audit] seed`` is set, the first seed's audit draws (``--max-docs`` subset,
+random ranking), so every seed audits the same test documents (``attnaudit audit`` of a later seed's
+folder reuses its audit with ``--seed FIRST``); ``seeds.json`` (see :mod:`attnaudit.results.seeds`)
+holds the mean and spread across seeds.
+
 Each stage leaves a completion marker (``DONE`` for training, ``audit/summary.json`` for the audit),
 so running the same command again skips finished stages, and an interrupted stage resumes.
 """
@@ -25,6 +33,7 @@ from types import FrameType
 from attnaudit.config import ALL_MODELS, PipelineConfig, check_resumable
 from attnaudit.data.prepare import PreparedData, prepare_data
 from attnaudit.erasure.audit import audit_run
+from attnaudit.results.seeds import seed_model_name, write_seeds_summary
 from attnaudit.train import resolve_device, set_threads, train_run
 from attnaudit.utils.io import read_json, remove_stale_temp_files, run_info, write_json
 
@@ -55,9 +64,11 @@ def run_pipeline(
     restart_damaged: bool = False,
     replace_audit: bool = False,
 ) -> Path:
-    """Train, audit and report every model of ``config``; returns the report's path.
+    """Train, audit and report every model of ``config`` (once per seed of ``config.run_seeds``);
+    returns the report's path.
 
-    Finished stages are reused; a stage interrupted by a crash resumes where it stopped.
+    Finished stages are reused; a stage interrupted by a crash resumes where it stopped. With two
+    or more seeds, ``seeds.json`` aggregates them (:func:`attnaudit.results.seeds.summarize_seeds`).
 
     Args:
         config: data, models, shared model sizes, training and audit settings.
@@ -88,25 +99,40 @@ def run_pipeline(
     if stale:
         logger.info("removed %d temporary file(s) of an interrupted run", len(stale))
 
+    seeds = config.run_seeds
+    # (model, seed, folder name) in training order: every model of a seed before the next seed, so
+    # an interrupted multi-seed run has complete seeds to look at.
+    jobs = [(name, seed, seed_model_name(name, seed, seeds)) for seed in seeds
+            for name in config.models]
+    audit = config.audit
+    if len(seeds) >= 2 and audit.seed is None:
+        # Every seed audits with the first seed's draws: the same --max-docs subset of the test
+        # documents, the same random ranking and Test 1 random item, so the seeds' results are
+        # paired and their spread is that of training alone. (The first seed's audit is the one a
+        # single-seed run makes, so adding seeds to a finished run reuses it.)
+        audit = audit.model_copy(update={"seed": seeds[0]})
     prepared: PreparedData | None = None
-    if not all((model_dir(run_dir, name) / "DONE").exists() for name in config.models):
-        prepared = prepare_data(config.data)  # once, shared by every model
+    if not all((model_dir(run_dir, folder) / "DONE").exists() for _, _, folder in jobs):
+        prepared = prepare_data(config.data)  # once, shared by every model and seed
     # Written once the data has loaded, so a run whose data fails leaves no run.json behind.
     write_json(run_json, info)
 
     device = str(resolve_device(config.train.device))
     started = time.perf_counter()
     with _noting_ctrl_c() as ctrl_c:
-        for index, name in enumerate(config.models, start=1):
-            target = model_dir(run_dir, name)
-            logger.info("[%d/%d] %s: training", index, len(config.models), name)
-            train_run(config.run_config(name), target, prepared=prepared, progress=progress,
-                      restart_damaged=restart_damaged)
+        for index, (name, seed, folder) in enumerate(jobs, start=1):
+            target = model_dir(run_dir, folder)
+            logger.info("[%d/%d] %s: training", index, len(jobs), folder)
+            train_run(config.run_config(name, seed=seed), target, prepared=prepared,
+                      progress=progress, restart_damaged=restart_damaged)
             ctrl_c.check()
-            logger.info("[%d/%d] %s: auditing", index, len(config.models), name)
-            audit_run(target, config.audit, progress=progress, prepared=prepared, device=device,
+            logger.info("[%d/%d] %s: auditing", index, len(jobs), folder)
+            audit_run(target, audit, progress=progress, prepared=prepared, device=device,
                       replace=replace_audit)
             ctrl_c.check()
+    if len(seeds) >= 2:
+        path = write_seeds_summary(run_dir, run_dir / MODELS_DIR, config.models, seeds)
+        logger.info("mean and spread across %d seeds: %s", len(seeds), path)
 
     from attnaudit.reports.html import build_report
 

@@ -29,15 +29,16 @@ from tqdm.auto import tqdm
 
 from attnaudit.data.batching import make_batches
 from attnaudit.data.types import DataError, EncodedDocument
-from attnaudit.erasure.engine import AuditPlan, BatchColumns, audit_batch
+from attnaudit.erasure.engine import AuditPlan, BatchColumns, audit_batch, ranking_options
 from attnaudit.models.base import AttentionClassifier, item_texts
-from attnaudit.rankings import RANKINGS
+from attnaudit.rankings import RANKINGS, build_ranking, ranking_settings
 from attnaudit.utils.distributed import World, world
 from attnaudit.utils.io import atomic_path, read_json, remove_stale_temp_files, run_info, write_json
 
 if TYPE_CHECKING:
     from attnaudit.config import AuditConfig
     from attnaudit.data.prepare import PreparedData
+    from attnaudit.results.planted import PlantedSpec
 
 logger = logging.getLogger(__name__)
 
@@ -100,10 +101,16 @@ def make_plan(model: AttentionClassifier, config: AuditConfig, *, run_seed: int 
     )
 
 
-def rankings_meta(plan: AuditPlan) -> dict[str, dict[str, str]]:
-    """Display name and colour of each planned ranking, from the registry (for the report)."""
-    return {name: {"label": RANKINGS[name].label, "color": RANKINGS[name].color}
-            for name in plan.rankings}
+def rankings_meta(plan: AuditPlan) -> dict[str, dict[str, Any]]:
+    """Display name and colour of each planned ranking, from the registry (for the report), and
+    ``settings`` (captum method, steps, baseline, samples, aggregate) where a ranking has them."""
+    meta: dict[str, dict[str, Any]] = {}
+    for name in plan.rankings:
+        meta[name] = {"label": RANKINGS[name].label, "color": RANKINGS[name].color}
+        settings = ranking_settings(build_ranking(name, **ranking_options(plan)))
+        if settings is not None:
+            meta[name]["settings"] = settings
+    return meta
 
 
 def sites_meta(model: AttentionClassifier, plan: AuditPlan) -> dict[str, dict[str, Any]]:
@@ -221,8 +228,10 @@ def pick_documents(
 
 
 def _settings(plan: AuditPlan, config: AuditConfig) -> dict[str, Any]:
-    """Everything that changes results: the resolved plan and the document selection."""
-    return {**asdict(plan), "max_docs": config.max_docs, "schema_version": SCHEMA_VERSION}
+    """Everything that changes results: the resolved plan, the document selection and the
+    summary's bootstrap (resamples, level)."""
+    return {**asdict(plan), "max_docs": config.max_docs, "schema_version": SCHEMA_VERSION,
+            "bootstrap": config.bootstrap, "confidence": config.confidence}
 
 
 def _fingerprint(settings: dict[str, Any], model_file: Path, doc_ids: list[str]) -> str:
@@ -334,7 +343,15 @@ def audit_run(
         if kind == "done":
             return dict(value)
         return _audit_chunks(out, model, docs, label_names, plan, config, model_name,
-                             fingerprint, settings, progress, here)
+                             fingerprint, settings, progress, here,
+                             planted=_planted_spec(loaded.data_config.path))
+
+
+def _planted_spec(data_path: str) -> PlantedSpec | None:
+    """The planted tokens when the run's data was made by ``attnaudit synth`` (a sidecar beside it)."""
+    from attnaudit.results.planted import read_planted
+
+    return None if data_path == "default" else read_planted(data_path)
 
 
 def _complete_audit(
@@ -390,6 +407,8 @@ def _audit_chunks(
     settings: dict[str, Any],
     progress: bool,
     here: World,
+    *,
+    planted: PlantedSpec | None = None,
 ) -> dict[str, Any]:
     """Audit this rank's chunks (reusing finished parts); rank 0 then writes tables and summary.
 
@@ -415,7 +434,8 @@ def _audit_chunks(
     here.barrier()  # every chunk is on disk
     if here.is_main:
         summary = _write_results(out, model, plan, config, model_name, fingerprint, settings,
-                                 n_docs=len(docs), n_chunks=len(chunks), world_size=here.size)
+                                 n_docs=len(docs), n_chunks=len(chunks), world_size=here.size,
+                                 planted=planted)
     here.barrier()  # rank 0 has written the results
     return summary if here.is_main else dict(read_json(out / "summary.json"))
 
@@ -432,8 +452,12 @@ def _write_results(
     n_docs: int,
     n_chunks: int,
     world_size: int,
+    planted: PlantedSpec | None = None,
 ) -> dict[str, Any]:
-    """Merge the parts into the final tables, then audit_info.json and summary.json (last)."""
+    """Merge the parts into the final tables, then audit_info.json and summary.json (last).
+
+    ``planted``: the tokens planted by ``attnaudit synth`` in the run's data, scored in the summary.
+    """
     parts_dir = out / "parts"
     tables = {
         t: pd.concat([pd.read_parquet(parts_dir / f"{t}-{i:05d}.parquet") for i in range(n_chunks)],
@@ -447,6 +471,8 @@ def _write_results(
     summary = summarize(
         tables["single_weight"], tables["removal"], model=model_name,
         rankings_meta=rankings_meta(plan), sites_meta=sites_meta(model, plan),
+        items=tables["items"], planted=planted,
+        bootstrap=config.bootstrap, confidence=config.confidence, seed=plan.seed,
     )
     warning = summary.get("prediction", {}).get("warning")
     if warning:

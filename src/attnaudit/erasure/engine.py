@@ -17,6 +17,8 @@ import torch
 
 from attnaudit.config import AttributionAggregate, ErasureLevel, InputErasure, InputSteps
 from attnaudit.data.types import Batch
+from attnaudit.erasure.counterfactual import counterfactual_test
+from attnaudit.erasure.input_level import input_curve
 from attnaudit.erasure.interventions import ErasurePath, erasure_curve, removal_order
 from attnaudit.erasure.single_weight import RandomDraw, single_removals, single_weight_test
 from attnaudit.measures import MEASURES, CurveArrays
@@ -63,6 +65,12 @@ class AuditPlan:
         return any("probabilities" in MEASURES[m].needs for m in self.measures)
 
 
+#: how the attention-level rows of ``removal.parquet`` were erased: weights zeroed and the rest
+#: renormalised at the site, every step ``k = 0..n`` (input rows name their mode and step schedule)
+ATTENTION_ERASURE: dict[str, str] = {
+    "erasure": "attention", "erasure_mode": "renormalise", "erasure_steps": "every"}
+
+
 @dataclass
 class BatchColumns:
     """Column arrays of the three tables for one batch (rows not yet in document order)."""
@@ -84,9 +92,10 @@ def _curve_arrays(
     lengths: torch.Tensor,
     *,
     probabilities: bool,
+    steps: torch.Tensor | None = None,
 ) -> CurveArrays:
     """Host copies of what measures read from ``(B, n + 1, C)`` curve logits (``p_ŷ`` per step only
-    when a measure needs it)."""
+    when a measure needs it); ``(B, K, C)`` logits on the ``(B, K)`` schedule ``steps`` when given."""
     def pred_prob(curve: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
         if not probabilities:
             return _host(curve.argmax(-1)), None
@@ -105,14 +114,23 @@ def _curve_arrays(
         remove_prob=remove_prob,
         keep_pred=keep_pred,
         keep_prob=keep_prob,
+        steps=None if steps is None else _host(steps),
     )
+
+
+def ranking_options(plan: AuditPlan) -> dict[str, Any]:
+    """Constructor options for :func:`attnaudit.rankings.build_ranking` (each ranking takes what it
+    uses)."""
+    return {"seed": plan.seed, "output": plan.gradient_output,
+            "aggregate": plan.attribution_aggregate, "steps": plan.attribution_steps,
+            "samples": plan.attribution_samples}
 
 
 def rank_site(
     model: AttentionClassifier, output: ModelOutput, site: str, doc_ids: list[str], plan: AuditPlan
 ) -> dict[str, torch.Tensor]:
     """``(B, n)`` scores of every selected ranking at ``site``."""
-    options = {"seed": plan.seed, "output": plan.gradient_output}
+    options = ranking_options(plan)
     return {
         name: build_ranking(name, **options).rank(model, output, site, doc_ids)
         for name in plan.rankings
@@ -147,8 +165,12 @@ def audit_batch(
         scores = rank_site(model, output, site, batch.doc_ids, plan)
         single = single_weight_test(model, output, site, scores, removals, batch.doc_ids,
                                     seed=plan.seed, random_draw=plan.random_draw)
+        single.update(counterfactual_test(model, output, site, batch.doc_ids,
+                                          permutations=plan.permutations,
+                                          epsilon=plan.adversarial_epsilon, seed=plan.seed))
         columns.single_weight.append({**common, **single})
         ranks = {}
+        input_rows: list[dict[str, Any]] = []
         # The fast path's per-item values are the same for every ranking: computed once per site.
         readout = model.linear_readout(output, site) if plan.path == "fast" else None
         for ranking in plan.rankings:
@@ -163,11 +185,47 @@ def audit_batch(
             measured: dict[str, Any] = {}
             for name in plan.measures:
                 measured.update(MEASURES[name].columns(arrays))
-            columns.removal.append(
-                {**common, "ranking": ranking, "single_item": n_items < 2, **measured}
-            )
+            columns.removal.append({**common, "ranking": ranking, **ATTENTION_ERASURE,
+                                    "single_item": n_items < 2, **measured})
+            if "input" in plan.erasure:
+                input_rows.append({**common, "ranking": ranking, "erasure": "input",
+                                   "erasure_mode": plan.input_erasure,
+                                   "erasure_steps": plan.input_steps, "single_item": n_items < 2,
+                                   **_input_measures(model, batch, output, site, order, plan,
+                                                     predicted, base_prob,
+                                                     weights.gather(1, order), lengths)})
+        # Input-level rows after the attention-level ones of the site (same rankings, same order).
+        columns.removal += input_rows
         columns.items.append(_item_columns(site, batch.doc_ids, weights, mask, scores, ranks))
     return columns
+
+
+def _input_measures(
+    model: AttentionClassifier,
+    batch: Batch,
+    output: ModelOutput,
+    site: str,
+    order: torch.Tensor,
+    plan: AuditPlan,
+    predicted: torch.Tensor,
+    base_prob: torch.Tensor,
+    ranked_weights: torch.Tensor,
+    lengths: torch.Tensor,
+) -> dict[str, Any]:
+    """Every measure's columns from the input-level curves of one site and ranking (erasure mode
+    and step schedule from the plan; ``keep`` curves and probabilities only when a measure needs
+    them)."""
+    curves: dict[str, torch.Tensor] = {}
+    schedule: torch.Tensor | None = None
+    for kind in ("remove", "keep") if plan.keep_curves else ("remove",):
+        curves[kind], schedule = input_curve(model, batch, output, site, order, kind,
+                                             plan.input_erasure, plan.input_steps)  # (B, K, C)
+    arrays = _curve_arrays(curves, predicted, base_prob, ranked_weights, lengths,
+                           probabilities=plan.probabilities, steps=schedule)
+    measured: dict[str, Any] = {}
+    for name in plan.measures:
+        measured.update(MEASURES[name].columns(arrays))
+    return measured
 
 
 def _item_columns(

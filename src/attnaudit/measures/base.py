@@ -99,3 +99,22 @@ def quantile(values: pd.Series | np.ndarray, q: float) -> float | None:
     """``q``-quantile (linear interpolation, pandas' default) of the non-NaN values; None when empty."""
     series = pd.Series(np.asarray(values, dtype=np.float64)).dropna()
     return float(series.quantile(q)) if len(series) else None
+
+
+def at_step(curves: CurveArrays, values: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """``(B,)`` float64: ``values[b]`` at step ``k[b]`` of row ``b``; NaN where that step was not
+    computed (a step schedule without it, or ``k`` beyond the last column).
+
+    Args:
+        curves: the curves whose step grid locates the columns (:meth:`CurveArrays.column_of`).
+        values: ``(B, K)`` a curve of ``curves`` (``remove_prob``, ``keep_pred``, ...).
+        k: ``(B,)`` int, the step (items removed or kept) to read in each row.
+
+    Never the nearest computed step instead: a measure defined at ``k`` is not approximated silently.
+    """
+    k = np.asarray(k, dtype=np.int64)
+    grid = curves.step_grid()  # (B, K)
+    rows = np.arange(len(k))
+    column = np.minimum(curves.column_of(k), grid.shape[1] - 1)  # (B,)
+    exact = grid[rows, column] == k
+    return np.where(exact, np.asarray(values, dtype=np.float64)[rows, column], np.nan)

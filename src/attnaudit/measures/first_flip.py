@@ -16,6 +16,13 @@ Conventions (named in summary.json and on every figure):
   bias alone), so the end of every ranking's curve is no flip: a ranking flips such a document only
   part way, if at all. Every never-flipped document is one of them, so this share bounds how much of
   "never flips" says anything about the ranking.
+
+Curves computed on a step schedule (:attr:`CurveArrays.steps`, the input-level curves): the first flip
+is the first *scheduled* step whose decision differs, so it is known to the schedule's resolution
+only (with ``"eraser"`` steps, within 5% of the items: the true first flip lies after the previous
+scheduled step, at or before this one); the fraction is still ``k / n`` and the mass the original
+weights of the first ``k`` ranked items. With every step computed (the attention-level curves) it is
+exact.
 """
 
 from __future__ import annotations
@@ -32,11 +39,13 @@ FLIP_CURVE_FRACTIONS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in rang
 
 
 def first_flip_steps(curves: CurveArrays) -> np.ndarray:
-    """``(B,)`` int: smallest ``k`` in ``1..n_b`` whose decision differs from ``ŷ``, -1 if none."""
-    steps = np.arange(curves.remove_pred.shape[1])  # (n+1,)
-    valid = (steps[None, :] >= 1) & (steps[None, :] <= curves.lengths[:, None])  # (B, n+1)
-    flipped = (curves.remove_pred != curves.predicted[:, None]) & valid  # (B, n+1)
-    first = np.where(flipped.any(axis=1), flipped.argmax(axis=1), -1)
+    """``(B,)`` int: smallest computed step ``k`` in ``1..n_b`` whose decision differs from ``ŷ``,
+    -1 if none (with a step schedule, the first *scheduled* step that flips)."""
+    grid = curves.step_grid()  # (B, K): the step of each curve column
+    valid = (grid >= 1) & (grid <= curves.lengths[:, None])  # (B, K)
+    flipped = (curves.remove_pred != curves.predicted[:, None]) & valid  # (B, K)
+    rows = np.arange(len(grid))
+    first = np.where(flipped.any(axis=1), grid[rows, flipped.argmax(axis=1)], -1)
     return first.astype(np.int64)
 
 
@@ -56,7 +65,8 @@ class FirstFlip:
         mass_so_far = np.cumsum(curves.ranked_weights.astype(np.float64), axis=1)  # (B, n)
         mass = np.where(never, np.nan, mass_so_far[rows, np.maximum(first, 1) - 1])
         removed = np.where(never, np.nan, first.astype(np.float64))
-        all_removed = curves.remove_pred[rows, curves.lengths]  # prediction with nothing left
+        # prediction with nothing left (the column of step n: every schedule ends there)
+        all_removed = curves.remove_pred[rows, curves.column_of(curves.lengths)]
         return {
             "removed_at_flip": removed,
             "fraction_removed": removed / curves.lengths,

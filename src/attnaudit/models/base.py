@@ -87,6 +87,9 @@ class ModelOutput:
     #: quantities derived from this pass and shared by its users (e.g. the decision gradient, which
     #: two rankings read); keyed by who computed them
     memo: dict[Any, torch.Tensor] = field(default_factory=dict, repr=False)
+    #: the batch this pass was computed from (set by :meth:`AttentionClassifier.run`): input-level
+    #: rankings (captum attributions) read its token ids
+    batch: Batch | None = field(default=None, repr=False)
 
     def index(self, rows: torch.Tensor | Sequence[int]) -> ModelOutput:
         """The same output for a subset of the documents (every cache tensor is batch-first)."""
@@ -102,6 +105,11 @@ class ModelOutput:
                 )
                 for name, out in self.sites.items()
             },
+            batch=None if self.batch is None else Batch(
+                [self.batch.doc_ids[i] for i in rows.tolist()],
+                self.batch.token_ids[rows.to(self.batch.token_ids.device)],
+                self.batch.labels[rows.to(self.batch.labels.device)],
+            ),
         )
 
     def site(self, name: str) -> SiteOutput:
@@ -247,9 +255,34 @@ class AttentionClassifier(nn.Module):
         """Name of the pooling site (the last attention layer)."""
         return self.sites()[0].name
 
+    def embed(self, batch: Batch) -> torch.Tensor:
+        """Word vectors of the batch's tokens: ``(B, T, E)`` or, hierarchical, ``(B, S, W, E)``.
+
+        Padding tokens get the (all-zero) padding row. With :meth:`logits_from_embeddings` this splits
+        the model at its input, where attribution methods (captum) perturb or differentiate.
+        """
+        raise NotImplementedError
+
+    def encode_embedded(
+        self, batch: Batch, embedded: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """States entering the pooling attention, ``h`` ``(B, n, d)`` and ``mask`` ``(B, n)`` bool, from
+        given word vectors ``embedded`` (shaped like :meth:`embed`'s); the masks still come from
+        ``batch.token_ids``, so a perturbed vector never turns padding into a token or back."""
+        raise NotImplementedError
+
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """States entering the pooling attention: ``h`` ``(B, n, d)`` and ``mask`` ``(B, n)`` bool."""
-        raise NotImplementedError
+        return self.encode_embedded(batch, self.embed(batch))
+
+    def logits_from_embeddings(self, batch: Batch, embedded: torch.Tensor) -> torch.Tensor:
+        """``(B, C)`` logits of the full model from word vectors ``embedded`` (shaped like
+        :meth:`embed`'s output), padding and masks from ``batch.token_ids``.
+
+        ``logits_from_embeddings(batch, embed(batch))`` is exactly ``model(batch)``: both run the same
+        code (tested by the conformance suite).
+        """
+        return self._pool_output(*self.encode_embedded(batch, embedded))[0]
 
     def classify(self, z: torch.Tensor) -> torch.Tensor:
         """The head from pooled vectors: ``(..., d) -> (..., C)`` logits."""
@@ -267,7 +300,7 @@ class AttentionClassifier(nn.Module):
         self.site_names(sites)
         h, mask = self.encode(batch)  # (B, n, d), (B, n)
         logits, pooled = self._pool_output(h, mask)
-        return ModelOutput(logits=logits, sites={self.pooling_site: pooled})
+        return ModelOutput(logits=logits, sites={self.pooling_site: pooled}, batch=batch)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """``(B, C)`` logits (no site caches beyond the pooling layer's)."""

@@ -61,15 +61,21 @@ class FlatAttentionClassifier(AttentionClassifier):
         self.attention = AdditiveAttention(self.state_dim)
         self.classifier = nn.Linear(self.state_dim, num_classes)
 
-    def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token states ``(B, T, d)`` and token mask ``(B, T)`` (``token_ids != PAD_ID``)."""
+    def embed(self, batch: Batch) -> torch.Tensor:
+        """Token vectors ``(B, T, E)`` (padding: the zero row)."""
         token_ids = batch.token_ids  # (B, T)
         if token_ids.dim() != 2:
             raise ValueError(
                 f"FLAN needs flat token ids (B, T), got shape {tuple(token_ids.shape)}; "
                 "batch with hierarchical=False"
             )
-        mask = token_ids != PAD_ID  # (B, T)
-        x = self.embedding(token_ids)  # (B, T, E)
-        h = self.encoder(x, mask)  # (B, T, d)
+        return self.embedding(token_ids)  # (B, T, E)
+
+    def encode_embedded(
+        self, batch: Batch, embedded: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token states ``(B, T, d)`` and token mask ``(B, T)`` (``token_ids != PAD_ID``) from token
+        vectors ``embedded`` ``(B, T, E)``."""
+        mask = batch.token_ids != PAD_ID  # (B, T)
+        h = self.encoder(embedded, mask)  # (B, T, d)
         return h, mask

@@ -90,21 +90,29 @@ class HierarchicalAttentionClassifier(AttentionClassifier):
     #: sentences per word-level chunk (see ``_sentences``); a speed setting, not part of the model
     word_chunk = 128
 
-    def _sentences(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sentence vectors ``(B, S, dw)``, sentence mask ``(B, S)`` and word weights ``(B, S, W)``."""
+    def embed(self, batch: Batch) -> torch.Tensor:
+        """Word vectors ``(B, S, W, E)`` (padding: the zero row)."""
         token_ids = batch.token_ids  # (B, S, W)
         if token_ids.dim() != 3:
             raise ValueError(
                 f"HAN needs hierarchical token ids (B, S, W), got shape {tuple(token_ids.shape)}; "
                 "batch with hierarchical=True"
             )
+        return self.embedding(token_ids)  # (B, S, W, E)
+
+    def _sentences(
+        self, batch: Batch, embedded: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sentence vectors ``(B, S, dw)``, sentence mask ``(B, S)`` and word weights ``(B, S, W)``
+        from word vectors ``embedded`` ``(B, S, W, E)``."""
+        token_ids = batch.token_ids  # (B, S, W)
         b, s, w = token_ids.shape
         word_mask = token_ids != PAD_ID  # (B, S, W)
         sentence_mask = word_mask.any(dim=-1)  # (B, S)
         # The real sentences of the whole batch, flattened, go through the word level in a few
         # length-sorted chunks, each cut to its own longest sentence: sentence lengths vary a lot
         # (1 to 60 tokens), and padding every sentence to the batch's longest wasted most of the work.
-        flat_ids = token_ids[sentence_mask]  # (N, W)
+        flat_x = embedded[sentence_mask]  # (N, W, E)
         flat_mask = word_mask[sentence_mask]  # (N, W)
         lengths = flat_mask.sum(dim=-1)  # (N,)
         order = torch.argsort(lengths, descending=True, stable=True)  # (N,)
@@ -112,16 +120,14 @@ class HierarchicalAttentionClassifier(AttentionClassifier):
         for start in range(0, len(order), self.word_chunk):
             chunk = order[start : start + self.word_chunk]  # (n,)
             width = int(lengths[chunk[0]])  # the chunk's longest sentence comes first
-            ids, mask = flat_ids[chunk, :width], flat_mask[chunk, :width]  # (n, w), (n, w)
-            x = self.embedding(ids)  # (n, w, E)
+            x, mask = flat_x[chunk, :width], flat_mask[chunk, :width]  # (n, w, E), (n, w)
             hw = self.word_encoder(x, mask)  # (n, w, dw)
             aw = self.word_attention_layer(hw, mask)  # (n, w)
             vector_chunks.append(torch.einsum("nw,nwd->nd", aw, hw))  # (n, dw)
             weight_chunks.append(nn.functional.pad(aw, (0, w - width)))  # (n, W)
         if not vector_chunks:  # no real sentence in the whole batch
-            weights = self.embedding.weight  # only for dtype and device
-            vector_chunks.append(weights.new_zeros(0, self.word_encoder.output_dim))  # (0, dw)
-            weight_chunks.append(weights.new_zeros(0, w))  # (0, W)
+            vector_chunks.append(embedded.new_zeros(0, self.word_encoder.output_dim))  # (0, dw)
+            weight_chunks.append(embedded.new_zeros(0, w))  # (0, W)
         inverse = torch.argsort(order)  # (N,): back to the batch's sentence order
         vectors = torch.cat(vector_chunks)[inverse]  # (N, dw)
         aw = torch.cat(weight_chunks)[inverse]  # (N, W)
@@ -131,15 +137,18 @@ class HierarchicalAttentionClassifier(AttentionClassifier):
         word_weights[sentence_mask] = aw
         return sentence_vectors, sentence_mask, word_weights
 
-    def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sentence states ``(B, S, d)`` and sentence mask ``(B, S)`` (sentences with a real token)."""
-        sentence_vectors, sentence_mask, _ = self._sentences(batch)  # (B, S, dw), (B, S)
+    def encode_embedded(
+        self, batch: Batch, embedded: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sentence states ``(B, S, d)`` and sentence mask ``(B, S)`` (sentences with a real token)
+        from word vectors ``embedded`` ``(B, S, W, E)``."""
+        sentence_vectors, sentence_mask, _ = self._sentences(batch, embedded)  # (B, S, dw), (B, S)
         h = self.sentence_encoder(sentence_vectors, sentence_mask)  # (B, S, d)
         return h, sentence_mask
 
     def word_attention(self, batch: Batch) -> torch.Tensor:
         """Word-level attention weights ``(B, S, W)``: each real sentence's row sums to 1."""
-        return self._sentences(batch)[2]
+        return self._sentences(batch, self.embed(batch))[2]
 
     def _sentence_level(
         self, sentence_vectors: torch.Tensor, sentence_mask: torch.Tensor
@@ -152,17 +161,20 @@ class HierarchicalAttentionClassifier(AttentionClassifier):
     def run(self, batch: Batch, sites: Sequence[str] | None = None) -> ModelOutput:
         """Full pass; the ``word`` site's cache (the anchor sentence's word states) only on request."""
         wanted = self.site_names(sites)
-        sentence_vectors, sentence_mask, _ = self._sentences(batch)  # (B, S, dw), (B, S)
+        embedded = self.embed(batch)  # (B, S, W, E)
+        sentence_vectors, sentence_mask, _ = self._sentences(batch, embedded)  # (B, S, dw), (B, S)
         h = self.sentence_encoder(sentence_vectors, sentence_mask)  # (B, S, d)
         logits, pooled = self._pool_output(h, sentence_mask)
-        out = ModelOutput(logits=logits, sites={"sentence": pooled})
+        out = ModelOutput(logits=logits, sites={"sentence": pooled}, batch=batch)
         if "word" in wanted:
-            out.sites["word"] = self._word_site(batch, pooled.attention, sentence_vectors, sentence_mask)
+            out.sites["word"] = self._word_site(batch, embedded, pooled.attention, sentence_vectors,
+                                                sentence_mask)
         return out
 
     def _word_site(
         self,
         batch: Batch,
+        embedded: torch.Tensor,
         sentence_attention: torch.Tensor,
         sentence_vectors: torch.Tensor,
         sentence_mask: torch.Tensor,
@@ -176,7 +188,7 @@ class HierarchicalAttentionClassifier(AttentionClassifier):
         anchor = tie_key(sentence_attention).argmax(dim=1)  # (B,) first maximum, near-ties tied
         ids = batch.token_ids[rows, anchor]  # (B, W)
         mask = ids != PAD_ID  # (B, W)
-        hw = self.word_encoder(self.embedding(ids), mask)  # (B, W, dw)
+        hw = self.word_encoder(embedded[rows, anchor], mask)  # (B, W, dw)
         aw = self.word_attention_layer(hw, mask)  # (B, W)
         cache = {"word_states": hw, "sentence_vectors": sentence_vectors,
                  "sentence_mask": sentence_mask}

@@ -6,23 +6,66 @@ Adding a ranking: write one file with a class that has ``name`` and ``rank``, ad
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 from attnaudit.rankings.attention import AttentionRanking
 from attnaudit.rankings.attention_x_gradient import AttentionTimesGradientRanking
+from attnaudit.rankings.attribution import item_scores
 from attnaudit.rankings.base import Ranking, mask_padding
 from attnaudit.rankings.gradient import GradientRanking, decision_gradient
+from attnaudit.rankings.input_x_gradient import InputXGradientRanking
+from attnaudit.rankings.integrated_gradients import IntegratedGradientsRanking
+from attnaudit.rankings.kernel_shap import KernelShapRanking
+from attnaudit.rankings.lime import LimeRanking
+from attnaudit.rankings.occlusion import OcclusionRanking
 from attnaudit.rankings.random import RandomRanking
+from attnaudit.rankings.saliency import SaliencyRanking
 
 RANKINGS: dict[str, type[Ranking]] = {
     RandomRanking.name: RandomRanking,
     AttentionRanking.name: AttentionRanking,
     GradientRanking.name: GradientRanking,
     AttentionTimesGradientRanking.name: AttentionTimesGradientRanking,
+    IntegratedGradientsRanking.name: IntegratedGradientsRanking,
+    SaliencyRanking.name: SaliencyRanking,
+    InputXGradientRanking.name: InputXGradientRanking,
+    OcclusionRanking.name: OcclusionRanking,
+    LimeRanking.name: LimeRanking,
+    KernelShapRanking.name: KernelShapRanking,
 }
 
 #: the paper's four rankings, in the order results are reported
 PAPER_RANKINGS = ("random", "attention", "gradient", "attention_x_gradient")
+
+#: input attributions through captum (rankings/attribution.py), in the order results are reported.
+#: No DeepLift: captum's DeepLift rules attach to nn.Module nonlinearities, these models call tanh
+#: and softmax as functions (and use GRUs, which it cannot handle), so on them captum's DeepLift
+#: returns exactly input x gradient (checked on flan-none, flan-cnn, han-cnn): a second name for it
+#: would mislead.
+ATTRIBUTION_RANKINGS = ("integrated_gradients", "saliency", "input_x_gradient", "occlusion", "lime",
+                        "kernel_shap")
+
+#: names ``--rankings`` accepts for a group of rankings
+RANKING_SETS: dict[str, tuple[str, ...]] = {
+    "paper": PAPER_RANKINGS,
+    "attributions": ATTRIBUTION_RANKINGS,
+    "all": tuple(RANKINGS),
+}
+
+
+def expand_ranking_sets(names: Sequence[str]) -> tuple[str, ...]:
+    """Ranking names with set names (:data:`RANKING_SETS`) replaced by their members, repeats dropped,
+    order kept: ``["paper", "lime"]`` -> the paper's four, then ``"lime"``."""
+    expanded = [member for name in names for member in RANKING_SETS.get(name, (name,))]
+    return tuple(dict.fromkeys(expanded))
+
+
+def ranking_settings(ranking: Ranking) -> dict[str, Any] | None:
+    """A ranking's ``settings()`` (captum method, steps, baseline, samples, aggregate) where it has
+    them, else None."""
+    settings = getattr(ranking, "settings", None)
+    return settings() if callable(settings) else None
 
 
 def build_ranking(name: str, **options: Any) -> Ranking:
@@ -39,14 +82,25 @@ def build_ranking(name: str, **options: Any) -> Ranking:
 
 
 __all__ = [
+    "ATTRIBUTION_RANKINGS",
     "PAPER_RANKINGS",
     "RANKINGS",
+    "RANKING_SETS",
     "AttentionRanking",
     "AttentionTimesGradientRanking",
     "GradientRanking",
+    "InputXGradientRanking",
+    "IntegratedGradientsRanking",
+    "KernelShapRanking",
+    "LimeRanking",
+    "OcclusionRanking",
     "RandomRanking",
     "Ranking",
+    "SaliencyRanking",
     "build_ranking",
     "decision_gradient",
+    "expand_ranking_sets",
+    "item_scores",
     "mask_padding",
+    "ranking_settings",
 ]

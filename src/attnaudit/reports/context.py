@@ -15,23 +15,29 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attnaudit import __version__
-from attnaudit.reports import figures
+from attnaudit.reports import faithfulness, figures
 from attnaudit.reports.figures.common import removal_label
 from attnaudit.reports.loading import (
     ModelResults,
     discover,
     load_model,
+    read_json_or_none,
     rel,
     run_setting,
     site_rows,
 )
 from attnaudit.reports.markup import JS_UNITS, is_num, js_value, safe_color, share_of, sig, signed, slug
+from attnaudit.reports.seeds import seeds_section
 from attnaudit.results.examples import CATEGORIES, example_records, select_examples
-from attnaudit.results.tables import in_order
+from attnaudit.results.seeds import SEEDS_FILE
+from attnaudit.results.tables import erasure_rows, in_order
 from attnaudit.utils.logging import get_logger
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = get_logger(__name__)
 
@@ -98,6 +104,8 @@ def build_context(root: Path, *, js_unit: str = "nats") -> dict[str, Any]:
         "run": _run(root, run_info, models),
         "accuracy": [_accuracy_row(m) for m in models],
         "comparison": comparison,
+        "seeds": seeds_section(read_json_or_none(root / SEEDS_FILE), rankings,
+                               {m.name: (m.summary or {}).get("sites") or {} for m in models}),
         "rankings": [{"name": r, "label": v["label"], "color": v["color"]}
                      for r, v in rankings.items()],
         "models": model_ctx,
@@ -250,8 +258,8 @@ def _comparison(models: Sequence[ModelResults], rankings: dict[str, dict[str, st
                 continue
             panels.append(figures.Panel(
                 title=m.name, summary=(m.summary or {})["by_site"][site],
-                single=site_rows(m.tables.single, site), removal=site_rows(m.tables.removal, site)))
-        figs = [f for spec in figures.FIGURES
+                single=site_rows(m.tables.single, site), removal=attention_rows(m, site)))
+        figs = [f for spec in figures.FIGURES if spec.across_models
                 if (f := _figure(spec, panels, rankings, folder, js_unit, notes)) is not None]
     return {"rows": rows, "figures": figs, "notes": notes}
 
@@ -328,9 +336,10 @@ def _site(m: ModelResults, site: str, s: Mapping[str, Any], rankings: dict[str, 
           js_unit: str, folder: Path, ident: str, notes: list[str]) -> dict[str, Any]:
     summary = m.summary or {}
     meta = (summary.get("sites") or {}).get(site) or {}
+    settings = (m.tables.audit_info or {}).get("config")
     panel = figures.Panel(title=str(meta.get("label", site)), summary=s,
-                          single=site_rows(m.tables.single, site),
-                          removal=site_rows(m.tables.removal, site))
+                          single=site_rows(m.tables.single, site), removal=attention_rows(m, site),
+                          settings=settings if isinstance(settings, dict) else {})
     figs = {spec.key: _figure(spec, [panel], rankings, folder, js_unit, notes)
             for spec in figures.FIGURES if spec.per_site}
     sw, rm = s.get("single_weight") or {}, s.get("removal") or {}
@@ -344,6 +353,9 @@ def _site(m: ModelResults, site: str, s: Mapping[str, Any], rankings: dict[str, 
         "share_cannot_flip": s.get("share_cannot_flip"),
         "cannot_flip_explained": CANNOT_FLIP_EXPLAINED,
         "conventions": s.get("conventions") or {},
+        "faithfulness": faithfulness.site_block(summary, site, s, rankings, figs,
+                                                item=str(meta.get("item", "item")),
+                                                js_unit=js_unit),
         "test1": {
             "n": sw.get("n"),
             "share_delta_js_positive": sw.get("share_delta_js_positive"),
@@ -371,6 +383,13 @@ def _site(m: ModelResults, site: str, s: Mapping[str, Any], rankings: dict[str, 
     }
 
 
+def attention_rows(m: ModelResults, site: str) -> pd.DataFrame | None:
+    """``removal.parquet`` rows of ``site`` at attention level (Test 2's figures and examples);
+    input-level rows have their own table in the Faithfulness block. ``None`` when there are none."""
+    removal = m.tables.removal
+    return site_rows(erasure_rows(removal, "attention") if removal is not None else None, site)
+
+
 # ----------------------------------------------------------------------------------------------
 # Example documents
 # ----------------------------------------------------------------------------------------------
@@ -381,7 +400,7 @@ def _examples(m: ModelResults, site: str, rankings: dict[str, dict[str, str]], j
     t = m.tables
     if t.single is None or t.removal is None or t.items is None or "site" not in t.items.columns:
         return []
-    single, removal = site_rows(t.single, site), site_rows(t.removal, site)
+    single, removal = site_rows(t.single, site), attention_rows(m, site)
     items = site_rows(t.items, site)
     if single is None or removal is None or items is None:
         return []

@@ -130,8 +130,10 @@ def _summary(result: ModelResults, audit: Path) -> dict[str, Any] | None:
     result.notes.append(f"{why[0].upper()}{why[1:]}: the numbers below are recomputed from its "
                         "tables.")
     try:
+        # items (when saved) give the agreement between rankings; no bootstrap here: the report
+        # must stay quick, and intervals come from the audit's own summary.json
         return summarize(t.single, t.removal, model=result.name, rankings_meta=meta or {},
-                         sites_meta=sites or {})
+                         sites_meta=sites or {}, items=t.items)
     except (KeyError, ValueError, TypeError) as err:  # a table missing a column
         log.warning("cannot summarise %s: %s", audit, err)
         result.notes.append(f"The tables in {rel(audit)} could not be summarised: {err}")

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 #: JS units the report can display; the tables store nats
 JS_UNITS: tuple[str, ...] = ("nats", "bits")
 _COLOR = re.compile(r"#[0-9A-Fa-f]{3,8}|[A-Za-z]{3,20}")
 
 
-def is_num(value: Any) -> bool:
+def is_num(value: Any) -> TypeGuard[int | float]:
     """A finite int or float (not a bool): what the formatters below print as a number."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 

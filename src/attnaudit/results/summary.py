@@ -21,6 +21,24 @@ Structure (``schema_version`` 2; every share is a fraction in [0, 1], JS values 
                         "attention_vs_gradient": {"attention_fewer", "gradient_fewer", "tie"},
                         "conventions": {name: sentence}}}}
 
+With input-level erasure (``removal.parquet`` rows with ``erasure == "input"``), a site also has
+``"input": {"erasure": "delete" | "unk", "steps": "eraser" | "every", "removal": {ranking: ...},
+"flip_curve": {...}}`` (as the attention-level entries) and ``conventions["input_erasure"]``; every
+other entry reads the attention rows only (rows without an ``erasure`` column are attention rows).
+
+A data set made by ``attnaudit synth`` adds a top-level ``"planted"`` key: each ranking's recall@1
+of the planted marker token per site (structure: :mod:`attnaudit.results.planted`).
+
+With ``items``, a site has ``"agreement": {"pairs": {"a|b": {"median_tau", "mean_tau",
+"median_spearman", "mean_top1", "mean_top5", "n", "n_undefined"}}, "top_k", "conventions"}``
+(:mod:`attnaudit.results.agreement`). With ``bootstrap > 0``, a site has ``"intervals"`` (its entry's
+tree, [lo, hi] at each numeric leaf) and ``"differences"`` (paired, ``"a-vs-b"``), and the file a
+top-level ``"bootstrap": {"resamples", "confidence", "seed", "convention"}``
+(:mod:`attnaudit.results.bootstrap`).
+
+Every site has ``"counterfactual"``: Jain & Wallace's permutation and adversarial-attention summaries,
+overall and per max-attention bin (structure: :mod:`attnaudit.results.counterfactual`).
+
 ``None`` (JSON null) means "no documents to compute this over"; no NaN reaches the file.
 """
 
@@ -34,7 +52,17 @@ import numpy as np
 import pandas as pd
 
 from attnaudit.measures.first_flip import FLIP_CURVE_FRACTIONS
+from attnaudit.results.agreement import agreement_table, summarize_agreement
+from attnaudit.results.bootstrap import (
+    bootstrap_statistic,
+    intervals_tree,
+    paired_differences,
+)
+from attnaudit.results.bootstrap import convention as bootstrap_convention
+from attnaudit.results.counterfactual import summarize_counterfactual
+from attnaudit.results.planted import PlantedSpec, summarize_planted
 from attnaudit.results.tables import (
+    erasure_rows,
     flag,
     in_order,
     measured,
@@ -82,6 +110,11 @@ def summarize(
     model: str,
     rankings_meta: Mapping[str, Mapping[str, Any]],
     sites_meta: Mapping[str, Mapping[str, Any]],
+    items: pd.DataFrame | None = None,
+    planted: PlantedSpec | None = None,
+    bootstrap: int = 0,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """The ``summary.json`` of one model's audit (structure: module docstring).
 
@@ -92,10 +125,25 @@ def summarize(
         rankings_meta: ranking name -> ``{"label", "color"}``, in report order (from the ranking
             registry); rankings the tables hold but this omits get a default entry.
         sites_meta: site name -> ``{"label", "item", "paper", ...}``; likewise completed.
+        items: ``items.parquet`` rows, one per (document, site, item), for the summaries that rank
+            items; ``None`` leaves them out.
+            With ``items`` each site also gets ``agreement`` between rankings
+            (:mod:`attnaudit.results.agreement`).
+        planted: the planted tokens of a data set made by ``attnaudit synth``: with ``items``, adds
+            the top-level ``planted`` key (:func:`attnaudit.results.planted.summarize_planted`).
+        bootstrap: percentile-bootstrap resamples over documents (0: none); adds each site's
+            ``intervals`` and ``differences`` and the top-level ``bootstrap`` key
+            (:mod:`attnaudit.results.bootstrap`).
+        confidence: the intervals' level.
+        seed: fixes the resamples (the audit's seed).
 
     Returns:
         A JSON-ready dict (plain floats, ``None`` for "no data").
     """
+    # Every summary but the "input" entries reads the attention-level rows (all rows of an audit
+    # saved before input-level erasure); input-level rows get their own entry per site.
+    inputs = erasure_rows(removal, "input")
+    removal = erasure_rows(removal, "attention")
     rankings = complete_rankings_meta(rankings_meta, rankings_of(removal))
     sites = complete_sites_meta(sites_meta, sites_of(single, removal))
     present = set(sites_of(single, removal)) or set(sites)
@@ -104,7 +152,18 @@ def summarize(
         site_single = of_site(single, site)
         site_removal = of_site(removal, site)
         assert site_single is not None and site_removal is not None  # frames in, frames out
-        by_site[site] = summarize_site(site_single, site_removal, list(rankings))
+        site_tables = {"single": site_single, "removal": site_removal}
+        site_inputs = of_site(inputs, site)
+        if site_inputs is not None and len(site_inputs):
+            site_tables["input"] = site_inputs
+        site_items = of_site(items, site)
+        if site_items is not None and len(site_items):
+            site_tables["agreement"] = agreement_table(site_items, list(rankings))
+        by_site[site] = _site_entry(site_tables, list(rankings))
+        if bootstrap:
+            by_site[site].update(_site_intervals(by_site[site], site_tables, list(rankings),
+                                                 bootstrap=bootstrap, confidence=confidence,
+                                                 seed=seed))
     doc_ids = pd.concat([single.get("doc_id", pd.Series(dtype=object)),
                          removal.get("doc_id", pd.Series(dtype=object))]).astype(str)
     return _clean({
@@ -116,7 +175,35 @@ def summarize(
         "sites": sites,
         "prediction": summarize_prediction(single if len(single) else removal),
         "by_site": by_site,
+        **({"planted": summarize_planted(items, planted)}
+           if planted is not None and items is not None else {}),
+        **({"bootstrap": {"resamples": bootstrap, "confidence": confidence, "seed": seed,
+                          "convention": bootstrap_convention(bootstrap, confidence)}}
+           if bootstrap else {}),
     })
+
+
+def _site_entry(tables: Mapping[str, pd.DataFrame], rankings: list[str]) -> dict[str, Any]:
+    """One site's ``by_site`` entry from its tables (``single``, ``removal``, optional ``input`` and
+    ``agreement``): the one function behind both the numbers and their bootstrap intervals."""
+    entry = summarize_site(tables["single"], tables["removal"], rankings)
+    if "input" in tables:
+        entry["input"] = summarize_input(tables["input"], rankings)
+        entry["conventions"]["input_erasure"] = input_convention(
+            entry["input"]["erasure"], entry["input"]["steps"])
+    if "agreement" in tables:
+        entry["agreement"] = summarize_agreement(tables["agreement"])
+    return entry
+
+
+def _site_intervals(entry: dict[str, Any], tables: Mapping[str, pd.DataFrame], rankings: list[str],
+                    *, bootstrap: int, confidence: float, seed: int) -> dict[str, Any]:
+    """``intervals`` and ``differences`` of one site's entry (:mod:`attnaudit.results.bootstrap`):
+    :func:`_site_entry` recomputed on document resamples of the same tables."""
+    result = bootstrap_statistic(lambda t: _site_entry(dict(t), rankings), tables,
+                                 resamples=bootstrap, seed=seed, estimate=entry)
+    return {"intervals": intervals_tree(result, confidence),
+            "differences": paired_differences(result, rankings, confidence)}
 
 
 def summarize_site(single: pd.DataFrame, removal: pd.DataFrame, rankings: list[str]) -> dict[str, Any]:
@@ -130,6 +217,9 @@ def summarize_site(single: pd.DataFrame, removal: pd.DataFrame, rankings: list[s
         removal.loc[flag(removal["single_item"]), "doc_id"].nunique()
         if "single_item" in removal.columns else 0)
     per_ranking = summarize_removal(removal, rankings)
+    conventions = dict(CONVENTIONS)
+    for stats in per_ranking.values():  # the measures' conventions: once per site, not per ranking
+        conventions.update(stats.pop("conventions", None) or {})
     curve: dict[str, Any] = {"fractions": list(FLIP_CURVE_FRACTIONS)}
     for ranking, stats in per_ranking.items():
         curve[ranking] = stats.get("flip_curve")  # from the first_flip measure
@@ -142,7 +232,8 @@ def summarize_site(single: pd.DataFrame, removal: pd.DataFrame, rankings: list[s
         "removal": per_ranking,
         "flip_curve": curve,
         "attention_vs_gradient": attention_vs_gradient(removal),
-        "conventions": dict(CONVENTIONS),
+        "counterfactual": summarize_counterfactual(single),
+        "conventions": conventions,
     }
 
 
@@ -181,7 +272,8 @@ def summarize_single_weight(single: pd.DataFrame, rankings: list[str] | tuple[st
 def summarize_removal(removal: pd.DataFrame, rankings: list[str] | tuple[str, ...] = ()
                       ) -> dict[str, dict[str, Any]]:
     """Per ranking (report order): every registered measure's summary merged, plus
-    ``share_beats_random`` (None for the random ranking itself, or without one)."""
+    ``share_beats_random`` (None for the random ranking itself, or without one); ``conventions``:
+    the measures' named conventions (``summarize_site`` moves them to the site's)."""
     from attnaudit.measures import MEASURES  # torch-free registry (numpy and pandas only)
 
     multi = multi_item(removal)
@@ -191,8 +283,13 @@ def summarize_removal(removal: pd.DataFrame, rankings: list[str] | tuple[str, ..
     for ranking in names:
         rows = multi[multi["ranking"].astype(str) == ranking]
         entry: dict[str, Any] = {}
+        measure_conventions: dict[str, str] = {}
         for measure in MEASURES.values():
-            entry.update(measure.summarize(rows))
+            stats = dict(measure.summarize(rows))
+            # a measure may name its conventions: merged here, moved to the site's by summarize_site
+            measure_conventions.update(stats.pop("conventions", None) or {})
+            entry.update(stats)
+        entry["conventions"] = measure_conventions
         beats = None
         if random_steps is not None and ranking != "random":
             steps = _steps(multi, ranking)
@@ -200,6 +297,48 @@ def summarize_removal(removal: pd.DataFrame, rankings: list[str] | tuple[str, ..
         entry["share_beats_random"] = beats
         out[ranking] = entry
     return out
+
+
+def summarize_input(removal: pd.DataFrame, rankings: list[str] | tuple[str, ...] = ()
+                    ) -> dict[str, Any]:
+    """One site's input-level entry, ``by_site[site]["input"]``, from its input rows: ``erasure``
+    (``"delete"`` or ``"unk"``), ``steps`` (``"eraser"`` or ``"every"``), ``removal`` (per ranking,
+    as :func:`summarize_removal`; conventions left to the site's) and ``flip_curve`` (as the site's)."""
+    per_ranking = summarize_removal(removal, rankings)
+    curve: dict[str, Any] = {"fractions": list(FLIP_CURVE_FRACTIONS)}
+    for ranking, stats in per_ranking.items():
+        stats.pop("conventions", None)  # the same measures' conventions as the attention rows'
+        curve[ranking] = stats.get("flip_curve")
+    return {
+        "erasure": _single_value(removal, "erasure_mode"),
+        "steps": _single_value(removal, "erasure_steps"),
+        "removal": per_ranking,
+        "flip_curve": curve,
+    }
+
+
+def input_convention(mode: str | None, steps: str | None) -> str:
+    """The sentence naming how the input-level rows were computed (``conventions["input_erasure"]``)."""
+    how = {"delete": "the erased items' tokens are deleted from the input (an emptied sentence "
+                     "disappears; erasing everything leaves the empty document, whose logits are the "
+                     "head's bias)",
+           "unk": "the erased items' tokens are replaced by the UNK token, positions kept"}
+    schedule = {"every": "at every step k = 0..n, so first flips are exact",
+                "eraser": "at the steps {0, n} and ceil(q n) for q = 1, 5, 10, 20, 50% and every 5% "
+                          "of the items, so a first flip is known to the schedule's resolution only "
+                          "(the first scheduled step that flips; the true one lies after the previous "
+                          "scheduled step)"}
+    return (f"Input-level erasure ({mode}): {how.get(str(mode), 'unnamed mode')}, and the whole "
+            f"model recomputed; curves computed {schedule.get(str(steps), 'on an unnamed schedule')}."
+            " Every other entry of the site reads the attention-level rows.")
+
+
+def _single_value(rows: pd.DataFrame, column: str) -> str | None:
+    """The one value of ``column`` over ``rows`` (None when absent or not unique)."""
+    if column not in rows.columns:
+        return None
+    values = pd.unique(rows[column].astype(str))
+    return str(values[0]) if len(values) == 1 else None
 
 
 def _steps(multi: pd.DataFrame, ranking: str) -> pd.Series:

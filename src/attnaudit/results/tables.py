@@ -4,7 +4,8 @@ Torch-free (pandas only): the report and the summary both import this module. Ta
 ``docs/architecture.md``:
 
 * ``single_weight.parquet``: one row per (document, site), Test 1 (``skipped`` for one-item documents);
-* ``removal.parquet``: one row per (document, site, ranking), Test 2 and every registered measure;
+* ``removal.parquet``: one row per (document, site, ranking, erasure level), Test 2 and every
+  registered measure (:func:`erasure_rows` selects a level);
 * ``items.parquet``: one row per (document, site, item): ``text``, ``weight``, ``score_R``, ``rank_R``.
 """
 
@@ -86,6 +87,16 @@ def multi_item(removal: pd.DataFrame) -> pd.DataFrame:
     if "single_item" not in removal.columns:
         return removal
     return removal[~flag(removal["single_item"])]
+
+
+def erasure_rows(removal: pd.DataFrame, level: str) -> pd.DataFrame:
+    """``removal.parquet`` rows of one erasure level (``"attention"`` or ``"input"``).
+
+    Rows without an ``erasure`` column (audits saved before input-level erasure) are attention rows.
+    """
+    if "erasure" not in removal.columns:
+        return removal if level == "attention" else removal.iloc[:0]
+    return removal[removal["erasure"].astype(str) == level]
 
 
 def of_site(df: pd.DataFrame | None, site: str) -> pd.DataFrame | None:

@@ -1,0 +1,271 @@
+"""Percentile-bootstrap intervals over documents for every number of a site's summary.
+
+One resample draws the site's ``N`` documents ``N`` times with replacement; every table row of a
+drawn document comes along (its Test 1 row, its row per ranking, its agreement row), so all rankings
+are resampled jointly and a difference between two rankings is paired. The summary is recomputed on
+each resampled set of tables by the very function that computed the reported numbers (passed in as
+``statistic``), so an interval always belongs to the number beside it, and a measure or summary
+added later gets intervals with no edit here.
+
+Torch-free (numpy and pandas). Determinism: documents are put in ``doc_id`` order before drawing, and
+the draws come from ``(seed, purpose)`` alone, so intervals do not depend on the order of the rows.
+
+Layout written into ``summary.json`` (see :func:`attnaudit.results.summary.summarize`)::
+
+    by_site[site]["intervals"]: the site's summary tree, each numeric leaf replaced by [lo, hi]
+        (a list of numbers by a list of [lo, hi]; None where the statistic has no value)
+    by_site[site]["differences"][f"{a}-vs-{b}"][leaf]: {"estimate", "lo", "hi"} for the scalar
+        numbers of removal[ranking]: every ranking a != "attention" against b = "attention", and
+        every ranking against "random"
+    "bootstrap": {"resamples", "confidence", "seed", "convention"}
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+Tables = Mapping[str, pd.DataFrame]
+#: a site summary recomputed from that site's tables (the same function that made the estimate)
+Statistic = Callable[[Tables], Mapping[str, Any]]
+#: where a leaf sits in a summary tree: dict keys and list indices from the root
+Path = tuple[str | int, ...]
+
+#: reference rankings of the paired differences: every other ranking is compared with each
+REFERENCES: tuple[str, ...] = ("attention", "random")
+
+
+def convention(resamples: int, confidence: float) -> str:
+    """The sentence stored in summary.json beside the intervals."""
+    return (f"Percentile bootstrap over documents: {resamples} resamples of each site's documents "
+            "drawn with replacement (seeded), every table row of a drawn document moving with it, "
+            "so rankings are resampled jointly and differences between rankings are paired; "
+            f"[lo, hi] are the {(1 - confidence) / 2:.4g} and {(1 + confidence) / 2:.4g} quantiles "
+            "of the recomputed statistic over the resamples where it has a value (None where it "
+            "has none in any); counts (n ...) are resampled too.")
+
+
+def resample_indices(n_docs: int, resamples: int, seed: int, purpose: str = "bootstrap"
+                     ) -> np.ndarray:
+    """``(resamples, n_docs)`` int64 positions drawn with replacement, fixed by ``(seed, purpose)``.
+
+    Row ``r`` equals the ``r``-th of ``resamples`` successive ``rng.integers(0, n_docs, n_docs)`` calls
+    of ``numpy.random.default_rng(bootstrap_seed(seed, purpose))`` (the reference test's loop).
+    """
+    rng = np.random.default_rng(bootstrap_seed(seed, purpose))
+    return rng.integers(0, max(n_docs, 1), size=(resamples, n_docs))
+
+
+def bootstrap_seed(seed: int, purpose: str) -> int:
+    """A 64-bit seed fixed by ``(seed, purpose)`` alone (like ``utils.seeding.doc_rng``, torch-free)."""
+    digest = hashlib.sha256(f"{seed}\x00{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+class DocumentResampler:
+    """Tables whose rows belong to documents (a ``doc_id`` column), resampled by document.
+
+    The documents are the union of the tables' ``doc_id`` values in sorted order (positions
+    ``0..N-1``). :meth:`take` returns each table's rows of the drawn documents, the ``i``-th draw's
+    rows relabelled ``doc_id = i`` (an int), so a document drawn twice counts as two documents in
+    every per-document computation (``nunique``, ``drop_duplicates``, joins on ``doc_id``).
+    """
+
+    def __init__(self, tables: Tables) -> None:
+        ids = [t["doc_id"].astype(str).to_numpy() for t in tables.values()]
+        self.doc_ids: np.ndarray = np.unique(np.concatenate(ids)) if ids else np.array([], dtype=str)
+        self._tables = {name: t.reset_index(drop=True) for name, t in tables.items()}
+        # per table: its rows grouped by document position (CSR: row order, first row, row count)
+        self._rows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for name, doc in zip(self._tables, ids, strict=True):
+            position = np.searchsorted(self.doc_ids, doc)
+            order = np.argsort(position, kind="stable")
+            counts = np.bincount(position, minlength=len(self.doc_ids))
+            first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            self._rows[name] = (order, first, counts)
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.doc_ids)
+
+    def take(self, positions: np.ndarray) -> dict[str, pd.DataFrame]:
+        """The tables restricted to the documents at ``positions`` ``(N',)``, in draw order."""
+        out: dict[str, pd.DataFrame] = {}
+        for name, table in self._tables.items():
+            order, first, counts = self._rows[name]
+            per_draw = counts[positions]
+            draw = np.repeat(np.arange(len(positions)), per_draw)
+            offset = np.arange(len(draw)) - np.repeat(np.cumsum(per_draw) - per_draw, per_draw)
+            rows = order[np.repeat(first[positions], per_draw) + offset]
+            frame = table.take(rows)
+            frame.index = pd.RangeIndex(len(rows))
+            frame["doc_id"] = draw
+            out[name] = frame
+        return out
+
+
+@dataclass(frozen=True)
+class BootstrapSamples:
+    """A statistic's estimate and its value on every resample.
+
+    Attributes:
+        estimate: the summary tree on the original tables.
+        paths: the numeric leaves (and None leaves) of ``estimate``, in tree order.
+        samples: ``(resamples, len(paths))`` float64, NaN where a resample's leaf had no value.
+    """
+
+    estimate: Mapping[str, Any]
+    paths: list[Path]
+    samples: np.ndarray
+
+    def column(self, path: Path) -> np.ndarray:
+        """``(resamples,)`` values of one leaf."""
+        return self.samples[:, self.paths.index(path)]
+
+
+def bootstrap_statistic(statistic: Statistic, tables: Tables, *, resamples: int, seed: int,
+                        purpose: str = "bootstrap", estimate: Mapping[str, Any] | None = None
+                        ) -> BootstrapSamples:
+    """Recompute ``statistic`` on ``resamples`` document resamples of ``tables``.
+
+    Args:
+        statistic: tables -> summary tree (nested dicts and lists; numbers, None, str, bool leaves).
+        tables: name -> frame with a ``doc_id`` column (all of one site).
+        resamples: how many resamples (rows of :func:`resample_indices`).
+        seed, purpose: fix the draws.
+        estimate: ``statistic(tables)`` when the caller has it already.
+    """
+    estimate = statistic(tables) if estimate is None else estimate
+    paths = numeric_paths(estimate)
+    resampler = DocumentResampler(tables)
+    indices = resample_indices(resampler.n_docs, resamples, seed, purpose)
+    samples = np.full((resamples, len(paths)), np.nan)
+    for r, positions in enumerate(indices):
+        tree = statistic(resampler.take(positions))
+        samples[r] = [_number(_lookup(tree, path)) for path in paths]
+    return BootstrapSamples(estimate, paths, samples)
+
+
+def percentile_interval(values: np.ndarray, confidence: float) -> np.ndarray:
+    """``(..., 2)`` percentile interval over axis 0 of ``values`` ``(resamples, ...)``, NaN ignored
+    (all-NaN columns give NaN)."""
+    alpha = (1.0 - confidence) / 2.0
+    values = np.asarray(values, dtype=np.float64)
+    flat = values.reshape(len(values), -1)  # (resamples, statistics)
+    out = np.full((flat.shape[1], 2), np.nan)
+    defined = ~np.isnan(flat).all(axis=0)
+    if defined.any():
+        out[defined] = np.nanquantile(flat[:, defined], [alpha, 1.0 - alpha], axis=0).T
+    return out.reshape(*values.shape[1:], 2)
+
+
+def intervals_tree(result: BootstrapSamples, confidence: float) -> Any:
+    """``result.estimate`` with each numeric leaf replaced by ``[lo, hi]`` (None where undefined);
+    strings and booleans left out, and containers left empty by that dropped."""
+    bounds = percentile_interval(result.samples, confidence)
+    by_path = {path: _pair(bounds[i]) for i, path in enumerate(result.paths)}
+    tree = _mirror(result.estimate, (), by_path)
+    return {} if tree is _DROP else tree
+
+
+def paired_differences(result: BootstrapSamples, rankings: Sequence[str], confidence: float,
+                       *, prefix: Path = ("removal",)) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{f"{a}-vs-{b}": {leaf: {"estimate", "lo", "hi"}}}`` over the scalar numbers of
+    ``estimate[prefix][ranking]``, for every ranking against each of :data:`REFERENCES` present
+    (both ``random-vs-attention`` and ``attention-vs-random``: one is the other negated).
+
+    Both rankings' values come from the same resampled documents (one draw, all rankings), so the
+    interval is of the paired difference.
+    """
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for b in [r for r in REFERENCES if r in rankings]:
+        for a in [r for r in rankings if r != b]:
+            name = f"{a}-vs-{b}"
+            leaves: dict[str, dict[str, Any]] = {}
+            for path in result.paths:
+                if len(path) != len(prefix) + 2 or path[:len(prefix) + 1] != (*prefix, a):
+                    continue
+                other = (*prefix, b, path[-1])
+                if other not in result.paths:
+                    continue
+                estimate_a = _number(_lookup(result.estimate, path))
+                estimate_b = _number(_lookup(result.estimate, other))
+                lo, hi = percentile_interval(result.column(path) - result.column(other), confidence)
+                leaves[str(path[-1])] = {"estimate": _none(estimate_a - estimate_b),
+                                         "lo": _none(lo), "hi": _none(hi)}
+            out[name] = leaves
+    return out
+
+
+def numeric_paths(tree: Any, prefix: Path = ()) -> list[Path]:
+    """Paths of the leaves of ``tree`` that are numbers (not booleans) or None, in tree order."""
+    if isinstance(tree, Mapping):
+        return [p for key, value in tree.items() for p in numeric_paths(value, (*prefix, str(key)))]
+    if isinstance(tree, (list, tuple)):
+        return [p for i, value in enumerate(tree) for p in numeric_paths(value, (*prefix, i))]
+    return [prefix] if tree is None or _is_number(tree) else []
+
+
+def _mirror(tree: Any, prefix: Path, by_path: Mapping[Path, Any]) -> Any:
+    if isinstance(tree, Mapping):
+        out = {}
+        for key, value in tree.items():
+            mirrored = _mirror(value, (*prefix, str(key)), by_path)
+            if mirrored is not _DROP:
+                out[str(key)] = mirrored
+        return out if out else _DROP
+    if isinstance(tree, (list, tuple)):
+        items = [_mirror(value, (*prefix, i), by_path) for i, value in enumerate(tree)]
+        if all(x is _DROP for x in items):
+            return _DROP
+        return [None if x is _DROP else x for x in items]  # positions kept: entry i is item i's
+    return by_path.get(prefix, _DROP)
+
+
+_DROP = object()  # marks a leaf without an interval (a string or a boolean)
+
+
+def _lookup(tree: Any, path: Path) -> Any:
+    for key in path:
+        try:
+            tree = tree[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return tree
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_))
+
+
+def _number(value: Any) -> float:
+    return float(value) if _is_number(value) else np.nan
+
+
+def _none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def _pair(bounds: np.ndarray) -> list[float] | None:
+    return None if np.isnan(bounds).any() else [float(bounds[0]), float(bounds[1])]
+
+
+__all__ = [
+    "REFERENCES",
+    "BootstrapSamples",
+    "DocumentResampler",
+    "bootstrap_seed",
+    "bootstrap_statistic",
+    "convention",
+    "intervals_tree",
+    "numeric_paths",
+    "paired_differences",
+    "percentile_interval",
+    "resample_indices",
+]

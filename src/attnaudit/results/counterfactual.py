@@ -1,0 +1,132 @@
+"""Counterfactual attention summaries (Jain & Wallace 2019) from ``single_weight.parquet`` rows.
+
+Torch-free. Per site, over documents with two or more items (one-item documents hold nulls)::
+
+    {"n", "perm_tvd_threshold", "adv_jsd_threshold",
+     "median_perm_tvd", "median_perm_max_tvd", "share_perm_tvd_below",
+     "median_adv_jsd", "share_adv_jsd_above", "max_adv_tvd",
+     "by_max_attention": {"edges": [0, 0.01, 0.02, 0.05, 0.1, ..., 1], "n": [...],
+                          "median_perm_tvd": [...], "q25_perm_tvd": [...], "q75_perm_tvd": [...],
+                          "median_adv_jsd": [...], "q25_adv_jsd": [...], "q75_adv_jsd": [...]},
+     "conventions": {name: sentence}}
+
+``None`` where there is nothing to compute over (no documents, a bin without documents, or a part
+the audit skipped: ``permutations = 0`` or ``adversarial_epsilon = 0``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from attnaudit.results.tables import measured
+
+#: a median output TVD under permutation below this counts as "the output ignores which item gets
+#: which weight" (J&W's Figure 4 discussion of small differences: 1% of probability mass)
+PERM_TVD_THRESHOLD = 0.01
+#: an adversarial JSD above this (nats; at most ln 2 ~ 0.693) counts as "very different attention
+#: gives the same output" (J&W's Figure 7 reads the mass of documents near the maximum)
+ADV_JSD_THRESHOLD = 0.5
+#: bins of the largest attention weight (J&W plot every counterfactual against it): finer at the
+#: bottom (1-2-5 steps), where long documents' flat attention puts every document below 0.1
+MAX_ATTENTION_EDGES: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
+
+CONVENTIONS: dict[str, str] = {
+    "perm_tvd": "Output difference under permutation: total variation distance (half the L1 "
+                "distance) between the softmax outputs with the site's weights and with a random "
+                "permutation of them over the real items; per document the median (perm_median_tvd) "
+                "and the maximum over the audit's permutations.",
+    "adv_jsd": "Adversarial attention: the largest JSD(a, a') (nats, at most ln 2) found by a "
+               "local search over attention distributions a' whose output stays within TVD "
+               "epsilon of the original (Jain & Wallace's 0.01 by default); a lower bound on the "
+               "true maximum; 0 where no other feasible a' was found.",
+    "max_attention": "Documents are binned by their largest attention weight at the site (Test 1's "
+                     "a_max) at edges 0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1; bins "
+                     "closed on the left, the last one closed.",
+    "thresholds": f"share_perm_tvd_below: median permutation TVD < {PERM_TVD_THRESHOLD}; "
+                  f"share_adv_jsd_above: adversarial JSD > {ADV_JSD_THRESHOLD} nats.",
+}
+
+
+def max_attention(rows: pd.DataFrame) -> pd.Series:
+    """Each document's largest attention weight at the site (``a_max``, else ``max_weight``)."""
+    for column in ("a_max", "max_weight"):
+        if column in rows.columns:
+            return rows[column].astype(float)
+    return pd.Series(np.nan, index=rows.index, dtype=float)
+
+
+def bin_index(values: np.ndarray, edges: tuple[float, ...] = MAX_ATTENTION_EDGES) -> np.ndarray:
+    """Bin of each value (``len(edges) - 1`` bins, left-closed, the last also right-closed); -1
+    for NaN or out of range."""
+    inner = np.asarray(edges[1:-1])
+    index = np.searchsorted(inner, values, side="right")
+    outside = ~np.isfinite(values) | (values < edges[0]) | (values > edges[-1])
+    return np.where(outside, -1, index)
+
+
+def summarize_counterfactual(single: pd.DataFrame) -> dict[str, Any]:
+    """One site's ``counterfactual`` entry of summary.json (structure: module docstring).
+
+    Args:
+        single: ``single_weight.parquet`` rows of one site (``perm_median_tvd``, ``perm_max_tvd``,
+            ``adv_jsd``, ``adv_tvd`` where the audit computed them; ``a_max``).
+    """
+    used = measured(single)
+    perm = _column(used, "perm_median_tvd")
+    perm_max = _column(used, "perm_max_tvd")
+    adv = _column(used, "adv_jsd")
+    adv_tvd = _column(used, "adv_tvd")
+    n_docs = max((int(c.notna().sum()) for c in (perm, adv) if c is not None), default=0)
+    return {
+        "n": n_docs,
+        "perm_tvd_threshold": PERM_TVD_THRESHOLD,
+        "adv_jsd_threshold": ADV_JSD_THRESHOLD,
+        "median_perm_tvd": _quantile(perm, 0.5),
+        "median_perm_max_tvd": _quantile(perm_max, 0.5),
+        "share_perm_tvd_below": _share(perm, lambda v: v < PERM_TVD_THRESHOLD),
+        "median_adv_jsd": _quantile(adv, 0.5),
+        "share_adv_jsd_above": _share(adv, lambda v: v > ADV_JSD_THRESHOLD),
+        "max_adv_tvd": float(adv_tvd.max()) if adv_tvd is not None and adv_tvd.notna().any()
+        else None,
+        "by_max_attention": binned_by_max_attention(used),
+        "conventions": dict(CONVENTIONS),
+    }
+
+
+def binned_by_max_attention(rows: pd.DataFrame,
+                            edges: tuple[float, ...] = MAX_ATTENTION_EDGES) -> dict[str, Any]:
+    """Quartiles of the permutation TVD and the adversarial JSD per max-attention bin (lists, one
+    entry per bin; ``None`` for an empty bin or a part the audit skipped)."""
+    bins = bin_index(max_attention(rows).to_numpy(float), edges)
+    out: dict[str, Any] = {"edges": list(edges), "n": [int((bins == b).sum())
+                                                       for b in range(len(edges) - 1)]}
+    for column, name in (("perm_median_tvd", "perm_tvd"), ("adv_jsd", "adv_jsd")):
+        values = _column(rows, column)
+        for q, prefix in ((0.5, "median"), (0.25, "q25"), (0.75, "q75")):
+            out[f"{prefix}_{name}"] = [
+                None if values is None else _quantile(values[bins == b], q)
+                for b in range(len(edges) - 1)
+            ]
+    return out
+
+
+def _column(rows: pd.DataFrame, name: str) -> pd.Series | None:
+    return rows[name].astype(float) if name in rows.columns else None
+
+
+def _quantile(values: pd.Series | None, q: float) -> float | None:
+    if values is None:
+        return None
+    clean = values.dropna()
+    return float(clean.quantile(q)) if len(clean) else None
+
+
+def _share(values: pd.Series | None, test: Callable[[np.ndarray], np.ndarray]) -> float | None:
+    if values is None:
+        return None
+    clean = values.dropna()
+    return float(np.mean(test(clean.to_numpy()))) if len(clean) else None
