@@ -151,3 +151,20 @@ def test_a_constant_model_is_flagged_in_the_log_summary_and_report(
     assert warning and warning in caplog.text
     assert _cli("report", str(run)).returncode == 0
     assert warning in html.unescape((run / "report.html").read_text())
+
+
+def test_a_new_bootstrap_setting_recomputes_only_the_summary(trained: Path, tmp_path: Path) -> None:
+    """The bootstrap changes summary.json, never the tables: asking for other resamples reuses the
+    complete audit's tables (no --replace needed) and rewrites the summary with intervals."""
+    run = _copy(trained, tmp_path, "bootstrap")
+    cheap = AuditConfig(max_docs=12, bootstrap=0, permutations=0, adversarial_epsilon=0)
+    first = audit_run(run, cheap, progress=False)
+    assert "intervals" not in first["by_site"]["token"]
+    stamps = {t: (run / AUDIT_DIR / f"{t}.parquet").stat().st_mtime_ns for t in TABLES}
+    second = audit_run(run, cheap.model_copy(update={"bootstrap": 30}), progress=False)
+    assert {t: (run / AUDIT_DIR / f"{t}.parquet").stat().st_mtime_ns for t in TABLES} == stamps
+    interval = second["by_site"]["token"]["intervals"]["removal"]["attention"]["median_fraction"]
+    assert interval[0] <= second["by_site"]["token"]["removal"]["attention"]["median_fraction"]
+    assert second["bootstrap"]["resamples"] == 30
+    # and the same settings again reuse the summary as it is
+    assert audit_run(run, cheap.model_copy(update={"bootstrap": 30}), progress=False) == second

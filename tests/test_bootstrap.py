@@ -7,17 +7,24 @@ equal it exactly (same seed, same indices, same quantile rule).
 
 from __future__ import annotations
 
+import logging
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from report_fixtures import RANKINGS_META, write_model
 
+from attnaudit.measures import reductions
 from attnaudit.results.bootstrap import (
     DocumentResampler,
     bootstrap_seed,
     bootstrap_statistic,
+    draw_counts,
     intervals_tree,
     numeric_paths,
     paired_differences,
@@ -155,3 +162,188 @@ def test_generic_statistic_and_resampler_relabel_documents() -> None:
     assert indices.shape == (30, 3)
     np.testing.assert_array_equal(indices, resample_indices(3, 30, 0))
     assert paired_differences(result, ["a"], 0.95) == {}
+
+
+# ----------------------------------------------------------------------------------------------
+# The vectorised bootstrap (one pass under measures.reductions.resampling) against the reference
+# (the site summary recomputed on every resampled set of tables)
+# ----------------------------------------------------------------------------------------------
+
+FALLBACK_LOG = "recomputed per resample"
+
+
+class _Fallbacks(logging.Handler):
+    """Collects the bootstrap's "leaves recomputed per resample" messages while installed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if FALLBACK_LOG in record.getMessage():
+            self.messages.append(record.getMessage())
+
+    def __enter__(self) -> _Fallbacks:
+        logger = logging.getLogger("attnaudit.results.bootstrap")
+        self._level = logger.level
+        logger.setLevel(logging.INFO)
+        logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logger = logging.getLogger("attnaudit.results.bootstrap")
+        logger.removeHandler(self)
+        logger.setLevel(self._level)
+
+
+def _approx_tree(left: Any, right: Any) -> None:
+    """Equal trees: same structure and strings, numbers equal up to float rounding."""
+    assert type(left) is type(right) or {type(left), type(right)} <= {int, float}, (left, right)
+    if isinstance(left, dict):
+        assert list(left) == list(right)
+        for key in left:
+            _approx_tree(left[key], right[key])
+    elif isinstance(left, list):
+        assert len(left) == len(right)
+        for a, b in zip(left, right, strict=True):
+            _approx_tree(a, b)
+    elif isinstance(left, float):
+        assert left == pytest.approx(right, rel=1e-9, abs=1e-12)
+    else:
+        assert left == right
+
+
+AUDITS = st.fixed_dictionaries({
+    "seed": st.integers(0, 2**16), "n_docs": st.integers(2, 30),
+    "name": st.sampled_from(["flan-rnn", "han-rnn"]),
+    "input_erasure": st.sampled_from([None, "delete", "unk"]), "planted": st.booleans(),
+    "degenerate": st.booleans(), "holes": st.floats(0.0, 0.5)})
+
+
+@settings(max_examples=4, deadline=None)
+@given(audit=AUDITS)
+def test_vectorised_intervals_equal_the_recomputed_ones(audit: dict[str, Any]) -> None:
+    _compare_methods(**audit, resamples=6)  # the reference costs ~0.15 s per resample and site
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None)
+@given(audit=AUDITS)
+def test_vectorised_intervals_equal_the_recomputed_ones_many(audit: dict[str, Any]) -> None:
+    _compare_methods(**audit, resamples=30)
+
+
+def _compare_methods(*, seed: int, n_docs: int, name: str, input_erasure: str | None,
+                     planted: bool, degenerate: bool, holes: float, resamples: int) -> None:
+    """Random fixture tables (some rows dropped, some values NaN): both bootstrap methods give the
+    same intervals and differences for every leaf of every site, and nothing falls back."""
+    with tempfile.TemporaryDirectory() as folder:
+        model = write_model(Path(folder) / name, name, seed=seed, n_docs=n_docs,
+                            input_erasure=input_erasure, planted=planted, degenerate=degenerate)
+        single, removal, items = (pd.read_parquet(model / "audit" / f"{table}.parquet")
+                                  for table in ("single_weight", "removal", "items"))
+    # holes: documents missing from Test 1's table, values the audit could not compute
+    rng = np.random.default_rng(seed)
+    single = single[rng.random(len(single)) >= holes / 2]
+    for frame, columns in ((single, ("delta_js", "perm_median_tvd", "adv_jsd", "adv_tvd")),
+                           (removal, ("comp_05", "fraction_to_flip", "mass_removed"))):
+        for column in columns:
+            frame.loc[rng.random(len(frame)) < holes, column] = np.nan
+    with _Fallbacks() as fallbacks:
+        summaries = {method: summarize(single, removal, model=name, rankings_meta=RANKINGS_META,
+                                       sites_meta={}, items=items, planted=None,
+                                       bootstrap=resamples,
+                                       confidence=CONFIDENCE, seed=seed, bootstrap_method=method)
+                     for method in ("recompute", "vectorised")}
+    # every leaf of the audit's summaries vectorises: none fell back to the per-resample loop
+    assert not fallbacks.messages
+    reference, vectorised = (s["by_site"] for s in (summaries["recompute"],
+                                                     summaries["vectorised"]))
+    assert list(reference) == list(vectorised)
+    for site in reference:
+        assert numeric_paths(reference[site]["intervals"])  # something to compare
+        _approx_tree(vectorised[site]["intervals"], reference[site]["intervals"])
+        _approx_tree(vectorised[site]["differences"], reference[site]["differences"])
+
+
+def test_vectorised_summary_of_the_audit_is_one_pass(audit: dict[str, pd.DataFrame]) -> None:
+    with _Fallbacks() as fallbacks:
+        summarize(audit["single_weight"], audit["removal"], model="flan-rnn",
+                  rankings_meta=RANKINGS_META, sites_meta={}, items=audit["items"], bootstrap=5)
+    assert not fallbacks.messages
+
+
+def test_reductions_outside_the_helpers_fall_back_to_the_reference() -> None:
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"doc_id": [f"d{i}" for i in rng.integers(0, 20, 60)],
+                          "value": rng.normal(size=60)})
+
+    def statistic(tables: Any) -> dict[str, Any]:
+        rows = tables["t"]
+        return {"helper": reductions.mean(rows["value"]),                  # vectorised
+                "plain": float(rows["value"].to_numpy().mean()),          # bypasses the helpers
+                "array": reductions.quantile(rows["value"].to_numpy(), 0.5),  # untied: Unresampled
+                "constant": 0.25}
+
+    with _Fallbacks() as fallbacks:
+        fast = bootstrap_statistic(statistic, {"t": table}, resamples=40, seed=1)
+    slow = bootstrap_statistic(statistic, {"t": table}, resamples=40, seed=1, method="recompute")
+    assert set(fast.recomputed) == {("plain",), ("array",)}
+    assert len(slow.recomputed) == 4
+    np.testing.assert_allclose(fast.samples, slow.samples, rtol=1e-12, atol=1e-12)
+    assert np.ptp(fast.column(("plain",))) > 0 and np.ptp(fast.column(("constant",))) == 0
+    assert fallbacks.messages  # said, so that a slow new measure is noticed
+
+
+# ----------------------------------------------------------------------------------------------
+# The resample-aware reductions, by hand and against the expanded multisets
+# ----------------------------------------------------------------------------------------------
+
+
+def test_reductions_by_hand() -> None:
+    # 3 documents; resample 0 draws (0, 0, 2), resample 1 draws (1, 1, 1)
+    counts = np.array([[2.0, 0.0, 1.0], [0.0, 3.0, 0.0]])
+    # rows: doc 0 -> 1.0; doc 1 -> 5.0 and 7.0 (two rows); doc 2 -> 3.0
+    values = pd.Series([1.0, 5.0, 7.0, 3.0], index=[0, 1, 1, 2])
+    with reductions.resampling(counts):
+        # resample 0: multiset {1, 1, 3}; resample 1: {5, 5, 5, 7, 7, 7}
+        np.testing.assert_allclose(reductions.mean(values), [5 / 3, 6.0])
+        np.testing.assert_allclose(reductions.share(values > 2), [1 / 3, 1.0])
+        np.testing.assert_allclose(reductions.count(values), [3, 6])
+        np.testing.assert_allclose(reductions.n_documents(values.to_frame("v")), [3, 3])
+        # medians: {1, 1, 3} -> 1; {5, 5, 5, 7, 7, 7} -> (5 + 7) / 2
+        np.testing.assert_allclose(reductions.quantile(values, 0.5), [1.0, 6.0])
+        # quartile of {1, 1, 3}: index 0.5 -> 1; of six values: index 1.25 -> 5
+        np.testing.assert_allclose(reductions.quantile(values, 0.25), [1.0, 5.0])
+        np.testing.assert_allclose(reductions.maximum(values), [3.0, 7.0])
+        # a subset no resample draws has no value
+        assert np.isnan(reductions.mean(values[values.index == 0])[1])
+        assert isinstance(reductions.share(np.array([True, False])), reductions.Unresampled)
+    assert reductions.mean(values) == 4.0 and reductions.count(values) == 4  # plain outside
+    assert reductions.quantile(values, 0.5) == 4.0 and reductions.share(values[:0] > 0) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**16), n_docs=st.integers(1, 12), n_rows=st.integers(1, 30),
+       q=st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0, 0.1, 0.9]), ties=st.booleans())
+def test_reductions_equal_the_expanded_multiset(seed: int, n_docs: int, n_rows: int, q: float,
+                                                ties: bool) -> None:
+    rng = np.random.default_rng(seed)
+    positions = rng.integers(0, n_docs, n_rows)
+    values = rng.integers(0, 4, n_rows).astype(float) if ties else rng.normal(size=n_rows)
+    indices = resample_indices(n_docs, 7, seed)
+    series = pd.Series(values, index=positions)
+    with reductions.resampling(draw_counts(indices, n_docs)):
+        fast = {"mean": reductions.mean(series), "share": reductions.share(series > 0.5),
+                "quantile": reductions.quantile(series, q), "max": reductions.maximum(series),
+                "median": reductions.median(series), "count": reductions.count(series)}
+    for r, drawn in enumerate(indices):
+        expanded = np.concatenate([values[positions == p] for p in drawn])
+        if not expanded.size:
+            assert np.isnan(fast["mean"][r]) and fast["count"][r] == 0
+            continue
+        expected = {"mean": expanded.mean(), "share": (expanded > 0.5).mean(),
+                    "quantile": pd.Series(expanded).quantile(q), "max": expanded.max(),
+                    "median": np.median(expanded), "count": expanded.size}
+        for name, value in expected.items():
+            assert fast[name][r] == pytest.approx(value, rel=1e-12, abs=1e-12), name

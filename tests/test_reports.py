@@ -800,3 +800,12 @@ def test_mean_sd_formats_by_kind() -> None:
     assert mean_sd({"mean": 1.2, "std": 0.1}, "censored") == "never ± 10.0%"
     assert mean_sd({"mean": 0.5, "std": None}) == "50.0%"
     assert mean_sd({"mean": None}) == "—"
+
+
+def test_the_faithfulness_table_takes_its_columns_from_the_measure_registry() -> None:
+    """A measure brings its report columns: the table is every registered measure's, in order."""
+    from attnaudit.measures import MEASURES
+
+    declared = [c.leaf for m in MEASURES.values() for c in m.report_columns]
+    assert declared and [c.leaf for c in faith.FAITHFULNESS_COLUMNS] == [*declared,
+                                                                          "share_beats_random"]

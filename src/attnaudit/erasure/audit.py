@@ -228,10 +228,14 @@ def pick_documents(
 
 
 def _settings(plan: AuditPlan, config: AuditConfig) -> dict[str, Any]:
-    """Everything that changes results: the resolved plan, the document selection and the
-    summary's bootstrap (resamples, level)."""
-    return {**asdict(plan), "max_docs": config.max_docs, "schema_version": SCHEMA_VERSION,
-            "bootstrap": config.bootstrap, "confidence": config.confidence}
+    """Everything that changes the tables: the resolved plan and the document selection."""
+    return {**asdict(plan), "max_docs": config.max_docs, "schema_version": SCHEMA_VERSION}
+
+
+def _summary_settings(config: AuditConfig) -> dict[str, Any]:
+    """What changes summary.json but not the tables (the bootstrap's resamples and level): a change
+    recomputes the summary from the saved tables and redoes nothing else."""
+    return {"bootstrap": config.bootstrap, "confidence": config.confidence}
 
 
 def _fingerprint(settings: dict[str, Any], model_file: Path, doc_ids: list[str]) -> str:
@@ -330,7 +334,14 @@ def audit_run(
             try:
                 stack.enter_context(audit_lock(out))
                 summary = _complete_audit(out, fingerprint, settings, replace=replace)
-                if summary is not None:
+                saved_settings = summary.pop("_summary_settings", None) if summary else None
+                if summary is not None and saved_settings != _summary_settings(config):
+                    logger.info("%s: tables complete, recomputing the summary (bootstrap %d)",
+                                model_name, config.bootstrap)
+                    summary = _summarize(out, _read_tables(out), model, plan, config, model_name,
+                                         planted=_planted_spec(loaded.data_config.path))
+                    decision = ("done", summary)
+                elif summary is not None:
                     logger.info("%s: audit already complete, reusing %s", model_name, out)
                     decision = ("done", summary)
                 else:
@@ -368,7 +379,8 @@ def _complete_audit(
     info = read_json(out / "audit_info.json")
     if info.get("fingerprint") == fingerprint:
         summary: dict[str, Any] = read_json(out / "summary.json")
-        return summary
+        # the caller compares these with the requested ones (not part of summary.json itself)
+        return {**summary, "_summary_settings": info.get("summary_settings")}
     if replace:
         return None
     before = info.get("config", {})
@@ -466,6 +478,31 @@ def _write_results(
     }
     for name, frame in tables.items():
         _write_parquet(frame, out / f"{name}.parquet")
+    info = run_info(plan.seed, _jsonable(settings))
+    info.update(fingerprint=fingerprint, n_docs=n_docs, threads=torch.get_num_threads(),
+                device=str(next(model.parameters()).device), batch_size=config.batch_size,
+                chunk_docs=config.chunk_docs, processes=world_size,
+                rankings_meta=rankings_meta(plan), sites_meta=sites_meta(model, plan))
+    write_json(out / "audit_info.json", info)
+    return _summarize(out, tables, model, plan, config, model_name, planted=planted)
+
+
+def _read_tables(out: Path) -> dict[str, pd.DataFrame]:
+    """The merged tables of a complete audit."""
+    return {t: pd.read_parquet(out / f"{t}.parquet") for t in TABLES}
+
+
+def _summarize(
+    out: Path,
+    tables: dict[str, pd.DataFrame],
+    model: AttentionClassifier,
+    plan: AuditPlan,
+    config: AuditConfig,
+    model_name: str,
+    *,
+    planted: PlantedSpec | None = None,
+) -> dict[str, Any]:
+    """summary.json from the merged tables (the bootstrap's settings recorded in audit_info.json)."""
     from attnaudit.results.summary import summarize
 
     summary = summarize(
@@ -477,11 +514,8 @@ def _write_results(
     warning = summary.get("prediction", {}).get("warning")
     if warning:
         logger.warning("%s: %s", model_name, warning)
-    info = run_info(plan.seed, _jsonable(settings))
-    info.update(fingerprint=fingerprint, n_docs=n_docs, threads=torch.get_num_threads(),
-                device=str(next(model.parameters()).device), batch_size=config.batch_size,
-                chunk_docs=config.chunk_docs, processes=world_size,
-                rankings_meta=rankings_meta(plan), sites_meta=sites_meta(model, plan))
+    info = read_json(out / "audit_info.json")
+    info["summary_settings"] = _summary_settings(config)
     write_json(out / "audit_info.json", info)
     write_json(out / "summary.json", summary)  # last: marks the audit complete
     return summary

@@ -8,10 +8,14 @@ their summaries without importing torch. The audit moves each batch's curves to 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
+
+# the reductions every summary goes through (resample-aware: see measures/reductions.py)
+from attnaudit.measures.reductions import quantile as quantile
+from attnaudit.measures.reductions import share as share
 
 #: what a measure reads: ``remove`` (erase the first k ranked items) and/or ``keep`` (keep only the
 #: first k ranked items) curves, and ``probabilities`` (p_ŷ along them, not only the predictions)
@@ -67,6 +71,35 @@ class CurveArrays:
         return (grid < np.asarray(k)[:, None]).sum(axis=1)
 
 
+#: which way a number points: "higher" = a higher value means a more faithful ranking
+Better = Literal["higher", "lower"]
+#: how a value is printed: a share (percent), a censored fraction (percent; "never" past 100%), a
+#: plain number (3 significant digits)
+Kind = Literal["share", "censored", "number"]
+
+
+@dataclass(frozen=True)
+class ReportColumn:
+    """A per-ranking summary number a measure puts in the report's faithfulness table.
+
+    Attributes:
+        leaf: the key in ``by_site[site]["removal"][ranking]`` (and its interval's key in
+            ``by_site[site]["intervals"]["removal"][ranking]``).
+        label: the column heading.
+        better: ``"higher"`` when a higher value means a more faithful ranking, else ``"lower"``.
+        conventions: the keys of ``by_site[site]["conventions"]`` that define the number.
+        tip: the heading's hover text.
+        kind: how the value is printed (:data:`Kind`).
+    """
+
+    leaf: str
+    label: str
+    better: Better
+    conventions: tuple[str, ...]
+    tip: str
+    kind: Kind = "share"
+
+
 @runtime_checkable
 class Measure(Protocol):
     """A registered function of erasure curves.
@@ -79,6 +112,8 @@ class Measure(Protocol):
     name: ClassVar[str]
     label: ClassVar[str]
     needs: ClassVar[frozenset[str]]
+    #: the summary numbers shown in the report's faithfulness table, in column order
+    report_columns: ClassVar[tuple[ReportColumn, ...]]
 
     def columns(self, curves: CurveArrays) -> dict[str, np.ndarray]:
         """Per-document columns (each of length ``B``) added to ``removal.parquet``."""
@@ -87,18 +122,6 @@ class Measure(Protocol):
     def summarize(self, rows: pd.DataFrame) -> dict[str, Any]:
         """Summary over ``removal.parquet`` rows of one site and one ranking (multi-item documents)."""
         ...
-
-
-def share(mask: pd.Series | np.ndarray) -> float | None:
-    """Mean of a boolean series; None when empty (JSON null: "no documents")."""
-    values = np.asarray(mask, dtype=bool)
-    return float(values.mean()) if values.size else None
-
-
-def quantile(values: pd.Series | np.ndarray, q: float) -> float | None:
-    """``q``-quantile (linear interpolation, pandas' default) of the non-NaN values; None when empty."""
-    series = pd.Series(np.asarray(values, dtype=np.float64)).dropna()
-    return float(series.quantile(q)) if len(series) else None
 
 
 def at_step(curves: CurveArrays, values: np.ndarray, k: np.ndarray) -> np.ndarray:

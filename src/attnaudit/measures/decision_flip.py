@@ -31,7 +31,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from attnaudit.measures.base import CurveArrays, at_step, share
+from attnaudit.measures.base import CurveArrays, ReportColumn, at_step, share
+from attnaudit.measures.reductions import mean
 
 DECISION_FLIP_CONVENTIONS: dict[str, str] = {
     "flip_rate_top": "Chrysostomou & Aletras's 'most informative token' decision flip: share of "
@@ -61,6 +62,15 @@ class DecisionFlip:
     name: ClassVar[str] = "decision_flip"
     label: ClassVar[str] = "decision flips (Chrysostomou & Aletras)"
     needs: ClassVar[frozenset[str]] = frozenset({"remove"})
+    report_columns: ClassVar[tuple[ReportColumn, ...]] = (
+        ReportColumn("flip_rate_top", "Top item flips", "higher", ("flip_rate_top",),
+                     "Share of documents whose decision flips when the top-ranked item alone is "
+                     "erased (Chrysostomou & Aletras's most-informative-item flip rate)"),
+        ReportColumn("mean_fraction_to_flip_censored", "Mean fraction to flip (censored)", "lower",
+                     ("mean_fraction_to_flip_censored",),
+                     "Chrysostomou & Aletras's fraction of items to flip, averaged over all "
+                     "documents, a never-flipped document counted as (n + 1) / n", "censored"),
+    )
     conventions: ClassVar[dict[str, str]] = DECISION_FLIP_CONVENTIONS
 
     def columns(self, curves: CurveArrays) -> dict[str, np.ndarray]:
@@ -91,8 +101,8 @@ class DecisionFlip:
         top, fraction = known("flip_top"), known("fraction_to_flip")
         censored = known("fraction_to_flip_censored")
         return {
-            "flip_rate_top": share(top.to_numpy() == 1.0),
-            "mean_fraction_to_flip": float(fraction.mean()) if len(fraction) else None,
-            "mean_fraction_to_flip_censored": float(censored.mean()) if len(censored) else None,
+            "flip_rate_top": share(top == 1.0),
+            "mean_fraction_to_flip": mean(fraction),
+            "mean_fraction_to_flip_censored": mean(censored),
             "conventions": dict(DECISION_FLIP_CONVENTIONS),
         }

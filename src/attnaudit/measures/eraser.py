@@ -40,7 +40,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from attnaudit.measures.base import CurveArrays, at_step, quantile
+from attnaudit.measures.base import CurveArrays, ReportColumn, at_step, quantile
+from attnaudit.measures.reductions import count, mean
 
 #: the ERASER bins, in percent of a document's items (integers: ``ceil`` is done exactly, see
 #: :func:`eraser_step`)
@@ -100,6 +101,24 @@ class Eraser:
     name: ClassVar[str] = "eraser"
     label: ClassVar[str] = "comprehensiveness and sufficiency (ERASER)"
     needs: ClassVar[frozenset[str]] = frozenset({"remove", "keep", "probabilities"})
+    report_columns: ClassVar[tuple[ReportColumn, ...]] = (
+        ReportColumn("aopc_comprehensiveness", "AOPC comp. (paper)", "higher",
+                     ("eraser_bins", "aopc_comprehensiveness"),
+                     "Drop of p(ŷ) when the top-ranked items are erased, averaged over ERASER's "
+                     "bins and a k = 0 term (1/(|B|+1), the ERASER paper's AOPC)", "number"),
+        ReportColumn("aopc_sufficiency", "AOPC suff. (paper)", "lower",
+                     ("eraser_bins", "aopc_sufficiency"),
+                     "Drop of p(ŷ) when only the top-ranked items are kept, averaged over ERASER's "
+                     "bins and a k = 0 term (1/(|B|+1), the ERASER paper's AOPC)", "number"),
+        ReportColumn("aopc_comprehensiveness_without_zero", "AOPC comp. (scorer)", "higher",
+                     ("eraser_bins", "aopc_comprehensiveness_without_zero"),
+                     "Comprehensiveness averaged over the bins without the k = 0 term, as "
+                     "ERASER's released scorer and most peers report it", "number"),
+        ReportColumn("aopc_sufficiency_without_zero", "AOPC suff. (scorer)", "lower",
+                     ("eraser_bins", "aopc_sufficiency_without_zero"),
+                     "Sufficiency averaged over the bins without the k = 0 term, as ERASER's "
+                     "released scorer and most peers report it", "number"),
+    )
     conventions: ClassVar[dict[str, str]] = ERASER_CONVENTIONS
 
     def columns(self, curves: CurveArrays) -> dict[str, np.ndarray]:
@@ -131,11 +150,11 @@ class Eraser:
     def summarize(self, rows: pd.DataFrame) -> dict[str, Any]:
         """Mean (key = column name) and median (``median_`` + column name) of every column over the
         documents where it is known; ``n_eraser`` documents; the bins; the conventions."""
-        out: dict[str, Any] = {"n_eraser": len(rows), "eraser_fractions": list(ERASER_FRACTIONS)}
+        out: dict[str, Any] = {"n_eraser": count(rows), "eraser_fractions": list(ERASER_FRACTIONS)}
         for name in ERASER_COLUMNS:
             values = (pd.Series(rows[name], dtype=np.float64).dropna() if name in rows.columns
                       else pd.Series(dtype=np.float64))
-            out[name] = float(values.mean()) if len(values) else None
+            out[name] = mean(values)
             out[f"median_{name}"] = quantile(values, 0.5)
         out["conventions"] = dict(ERASER_CONVENTIONS)
         return out

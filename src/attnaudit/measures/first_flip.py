@@ -32,7 +32,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from attnaudit.measures.base import CurveArrays, quantile, share
+from attnaudit.measures.base import CurveArrays, ReportColumn, quantile, share
+from attnaudit.measures.reductions import count
 
 #: the fractions of removed items at which the flip curve is read: 0, 5%, ..., 100%
 FLIP_CURVE_FRACTIONS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(21))
@@ -55,6 +56,14 @@ class FirstFlip:
     name: ClassVar[str] = "first_flip"
     label: ClassVar[str] = "removed until the decision flips"
     needs: ClassVar[frozenset[str]] = frozenset({"remove"})
+    report_columns: ClassVar[tuple[ReportColumn, ...]] = (
+        ReportColumn("median_fraction_censored", "Median fraction to flip (censored)", "lower",
+                     ("median_fraction_censored",),
+                     "Median fraction of items removed at the first flip over all documents, a "
+                     "never-flipped document counted as n + 1 of n", "censored"),
+        ReportColumn("share_never_flipped", "Never flips", "lower", ("cannot_flip",),
+                     "Share of documents whose decision survives removing every item"),
+    )
 
     def columns(self, curves: CurveArrays) -> dict[str, np.ndarray]:
         """``removed_at_flip`` (NaN if never), ``fraction_removed``, ``mass_removed`` (NaN if never),
@@ -77,25 +86,26 @@ class FirstFlip:
 
     def summarize(self, rows: pd.DataFrame) -> dict[str, Any]:
         """Medians (flipped-only and censored), quartiles, never/cannot-flip shares, the flip curve."""
-        never = rows["never_flipped"].to_numpy(dtype=bool)
-        flipped = rows[~never]
-        censored = np.where(
-            never,
-            (rows["n_items"].to_numpy(dtype=np.float64) + 1) / rows["n_items"].to_numpy(np.float64),
-            rows["fraction_removed"].to_numpy(dtype=np.float64),
-        )
+        # Series on the rows' index: under the bootstrap it ties each row to its document
+        never = pd.Series(rows["never_flipped"].to_numpy(dtype=bool), index=rows.index)
+        flipped = rows[~never.to_numpy()]
+        n_items = rows["n_items"].to_numpy(dtype=np.float64)
+        censored = pd.Series(
+            np.where(never, (n_items + 1) / n_items, rows["fraction_removed"].to_numpy(np.float64)),
+            index=rows.index)
         fraction = rows["fraction_removed"].to_numpy(dtype=np.float64)
         curve = [
             share(~never & (fraction <= f + 1e-12)) for f in FLIP_CURVE_FRACTIONS
         ]
         return {
-            "n": len(rows),
+            "n": count(rows),
             "median_fraction": quantile(flipped["fraction_removed"], 0.5),
             "q1_fraction": quantile(flipped["fraction_removed"], 0.25),
             "q3_fraction": quantile(flipped["fraction_removed"], 0.75),
             "median_fraction_censored": quantile(censored, 0.5),
             "median_mass": quantile(flipped["mass_removed"], 0.5),
             "share_never_flipped": share(never),
-            "share_cannot_flip": share(rows["cannot_flip"].to_numpy(dtype=bool)),
+            "share_cannot_flip": share(pd.Series(rows["cannot_flip"].to_numpy(dtype=bool),
+                                                 index=rows.index)),
             "flip_curve": curve,
         }

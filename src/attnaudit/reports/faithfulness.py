@@ -20,18 +20,14 @@ figures registry (:data:`attnaudit.reports.figures.FIGURES`, section ``"faithful
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
+from attnaudit.measures import MEASURES
+from attnaudit.measures.base import Better, Kind
+from attnaudit.measures.base import ReportColumn as MeasureColumn
 from attnaudit.reports.markup import is_num, js_value, pct, sig
 from attnaudit.results.tables import in_order
 from attnaudit.results.verdict import verdict
-
-#: which way a measure points: "higher" = a higher value means a more faithful ranking
-Better = Literal["higher", "lower"]
-#: how a value is printed: a share (percent), a censored fraction (percent; "never" past 100%), a
-#: plain number (3 significant digits)
-Kind = Literal["share", "censored", "number"]
 
 RankingsMeta = Mapping[str, Mapping[str, Any]]
 
@@ -42,69 +38,20 @@ BEST_RULE = (
 )
 
 
-@dataclass(frozen=True)
-class MeasureColumn:
-    """One column of the faithfulness table: a per-ranking leaf of ``removal[ranking]``.
+#: A faithfulness-table column that is no measure's: how often a ranking beats the random one (a
+#: cross-ranking number computed by the summary itself).
+BEATS_RANDOM = MeasureColumn("share_beats_random", "Flips sooner than random", "higher",
+                             ("share_beats_random",),
+                             "Share of documents where this ranking needs fewer removals than the "
+                             "random ranking (never = infinitely many)")
 
-    Attributes:
-        leaf: the key in ``by_site[site]["removal"][ranking]`` (and its interval's key in
-            ``by_site[site]["intervals"]["removal"][ranking]``).
-        label: the column heading.
-        better: ``"higher"`` when a higher value means a more faithful ranking, else ``"lower"``.
-        conventions: the keys of ``by_site[site]["conventions"]`` that define the number.
-        tip: the heading's hover text.
-        kind: how the value is printed (:data:`Kind`).
-    """
-
-    leaf: str
-    label: str
-    better: Better
-    conventions: tuple[str, ...]
-    tip: str
-    kind: Kind = "share"
-
-
-#: The faithfulness table's measures, in column order; a column shows when any ranking has a number.
+#: The faithfulness table's columns: every registered measure's ``report_columns`` in registry order
+#: (a new measure brings its own), then :data:`BEATS_RANDOM`; a column shows when any ranking has a
+#: number.
 FAITHFULNESS_COLUMNS: tuple[MeasureColumn, ...] = (
-    MeasureColumn("median_fraction_censored", "Median fraction to flip (censored)", "lower",
-                  ("median_fraction_censored",),
-                  "Median fraction of items removed at the first flip over all documents, a "
-                  "never-flipped document counted as n + 1 of n", "censored"),
-    MeasureColumn("share_never_flipped", "Never flips", "lower", ("cannot_flip",),
-                  "Share of documents whose decision survives removing every item"),
-    MeasureColumn("flip_rate_top", "Top item flips", "higher", ("flip_rate_top",),
-                  "Share of documents whose decision flips when the top-ranked item alone is "
-                  "erased (Chrysostomou & Aletras's most-informative-item flip rate)"),
-    MeasureColumn("mean_fraction_to_flip_censored", "Mean fraction to flip (censored)", "lower",
-                  ("mean_fraction_to_flip_censored",),
-                  "Chrysostomou & Aletras's fraction of items to flip, averaged over all "
-                  "documents, a never-flipped document counted as (n + 1) / n", "censored"),
-    MeasureColumn("aopc_comprehensiveness", "AOPC comp. (paper)", "higher",
-                  ("eraser_bins", "aopc_comprehensiveness"),
-                  "Drop of p(ŷ) when the top-ranked items are erased, averaged over ERASER's bins "
-                  "and a k = 0 term (1/(|B|+1), the ERASER paper's AOPC)", "number"),
-    MeasureColumn("aopc_sufficiency", "AOPC suff. (paper)", "lower",
-                  ("eraser_bins", "aopc_sufficiency"),
-                  "Drop of p(ŷ) when only the top-ranked items are kept, averaged over ERASER's "
-                  "bins and a k = 0 term (1/(|B|+1), the ERASER paper's AOPC)", "number"),
-    MeasureColumn("aopc_comprehensiveness_without_zero", "AOPC comp. (scorer)", "higher",
-                  ("eraser_bins", "aopc_comprehensiveness_without_zero"),
-                  "Comprehensiveness averaged over the bins without the k = 0 term, as ERASER's "
-                  "released scorer and most peers report it", "number"),
-    MeasureColumn("aopc_sufficiency_without_zero", "AOPC suff. (scorer)", "lower",
-                  ("eraser_bins", "aopc_sufficiency_without_zero"),
-                  "Sufficiency averaged over the bins without the k = 0 term, as ERASER's "
-                  "released scorer and most peers report it", "number"),
-    MeasureColumn("share_beats_random", "Flips sooner than random", "higher",
-                  ("share_beats_random",),
-                  "Share of documents where this ranking needs fewer removals than the random "
-                  "ranking (never = infinitely many)"),
+    *(column for measure in MEASURES.values() for column in measure.report_columns),
+    BEATS_RANDOM,
 )
-
-
-# ----------------------------------------------------------------------------------------------
-# Small readers
-# ----------------------------------------------------------------------------------------------
 
 
 def dig(tree: Any, *path: str) -> Any:

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from attnaudit.measures.reductions import count, mean, median
+
 #: the k of the top-k overlaps; a document with fewer than k items uses k = n (then the overlap is 1)
 TOP_KS: tuple[int, ...] = (1, 5)
 #: per-pair statistics of the per-document table, each a column ``f"{stat}:{a}|{b}"``
@@ -201,24 +203,21 @@ def summarize_agreement(table: pd.DataFrame) -> dict[str, Any]:
     pairs: dict[str, dict[str, Any]] = {}
     for column in [c for c in table.columns if c.startswith("tau:")]:
         key = column[len("tau:"):]
-        tau = table[column].to_numpy(dtype=np.float64)
-        used = ~np.isnan(tau)
+        # Series on the table's index (under the bootstrap: document positions, see
+        # measures/reductions.py), reduced through the resample-aware helpers
+        used = table[column].astype(np.float64).notna()
+        rows = table[used]
         entry: dict[str, Any] = {
-            "median_tau": _stat(np.median, tau[used]),
-            "mean_tau": _stat(np.mean, tau[used]),
-            "median_spearman": _stat(
-                np.median, table[f"spearman:{key}"].to_numpy(dtype=np.float64)[used]),
+            "median_tau": median(rows[column].astype(np.float64)),
+            "mean_tau": mean(rows[column].astype(np.float64)),
+            "median_spearman": median(rows[f"spearman:{key}"].astype(np.float64)),
         }
         for k in TOP_KS:
-            entry[f"mean_top{k}"] = _stat(np.mean, table[f"top{k}:{key}"].to_numpy(np.float64)[used])
-        entry["n"] = int(used.sum())
-        entry["n_undefined"] = int((~used).sum())
+            entry[f"mean_top{k}"] = mean(rows[f"top{k}:{key}"].astype(np.float64))
+        entry["n"] = count(rows)
+        entry["n_undefined"] = count(table[~used])
         pairs[key] = entry
     return {"pairs": pairs, "top_k": list(TOP_KS), "conventions": dict(CONVENTIONS)}
-
-
-def _stat(function: Any, values: np.ndarray) -> float | None:
-    return float(function(values)) if values.size else None
 
 
 def _dense_ranks(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,6 +7,16 @@ each resampled set of tables by the very function that computed the reported num
 ``statistic``), so an interval always belongs to the number beside it, and a measure or summary
 added later gets intervals with no edit here.
 
+Two ways to get the resamples' values, equal up to float rounding (:func:`bootstrap_statistic`):
+``"recompute"``, the reference, calls the statistic on each resampled set of tables (generic and
+slow: ~0.1 s per resample of a 2,000-document site); ``"vectorised"``, the default, calls it once
+under :func:`attnaudit.measures.reductions.resampling`, where every share, mean, quantile and count
+the summaries take through those helpers comes back as an ``(R,)`` array of its value on every
+resample (weighted by each document's draw count), checks every leaf against the reference on a few
+resamples and recomputes per resample only the leaves that fail or were not vectorised. A summary
+built from the helpers (all of the audit's, and a measure added later that uses them) gets its
+intervals in one pass; one that reduces otherwise still gets correct, slower, intervals.
+
 Torch-free (numpy and pandas). Determinism: documents are put in ``doc_id`` order before drawing, and
 the draws come from ``(seed, purpose)`` alone, so intervals do not depend on the order of the rows.
 
@@ -23,12 +33,17 @@ Layout written into ``summary.json`` (see :func:`attnaudit.results.summary.summa
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+
+from attnaudit.measures.reductions import Unresampled, resampling
+
+log = logging.getLogger(__name__)
 
 Tables = Mapping[str, pd.DataFrame]
 #: a site summary recomputed from that site's tables (the same function that made the estimate)
@@ -38,6 +53,10 @@ Path = tuple[str | int, ...]
 
 #: reference rankings of the paired differences: every other ranking is compared with each
 REFERENCES: tuple[str, ...] = ("attention", "random")
+#: how :func:`bootstrap_statistic` computes the resamples' values (see there)
+Method = Literal["vectorised", "recompute"]
+#: resamples on which the vectorised values are checked against a recomputation
+CHECKED_RESAMPLES = 2
 
 
 def convention(resamples: int, confidence: float) -> str:
@@ -93,6 +112,17 @@ class DocumentResampler:
     def n_docs(self) -> int:
         return len(self.doc_ids)
 
+    def positioned(self) -> dict[str, pd.DataFrame]:
+        """The tables unchanged but for their index: each row's document position ``0..N-1`` (the
+        rows' tie to documents that the resample-aware reductions read)."""
+        out: dict[str, pd.DataFrame] = {}
+        for name, table in self._tables.items():
+            order, _, counts = self._rows[name]
+            position = np.empty(len(table), dtype=np.int64)
+            position[order] = np.repeat(np.arange(self.n_docs), counts)
+            out[name] = table.set_axis(pd.Index(position, name="document"))
+        return out
+
     def take(self, positions: np.ndarray) -> dict[str, pd.DataFrame]:
         """The tables restricted to the documents at ``positions`` ``(N',)``, in draw order."""
         out: dict[str, pd.DataFrame] = {}
@@ -117,11 +147,14 @@ class BootstrapSamples:
         estimate: the summary tree on the original tables.
         paths: the numeric leaves (and None leaves) of ``estimate``, in tree order.
         samples: ``(resamples, len(paths))`` float64, NaN where a resample's leaf had no value.
+        recomputed: the leaves the vectorised method could not compute in one pass and recomputed
+            resample by resample (every leaf with ``method="recompute"``).
     """
 
     estimate: Mapping[str, Any]
     paths: list[Path]
     samples: np.ndarray
+    recomputed: tuple[Path, ...] = ()
 
     def column(self, path: Path) -> np.ndarray:
         """``(resamples,)`` values of one leaf."""
@@ -129,9 +162,9 @@ class BootstrapSamples:
 
 
 def bootstrap_statistic(statistic: Statistic, tables: Tables, *, resamples: int, seed: int,
-                        purpose: str = "bootstrap", estimate: Mapping[str, Any] | None = None
-                        ) -> BootstrapSamples:
-    """Recompute ``statistic`` on ``resamples`` document resamples of ``tables``.
+                        purpose: str = "bootstrap", estimate: Mapping[str, Any] | None = None,
+                        method: Method = "vectorised") -> BootstrapSamples:
+    """``statistic`` on ``resamples`` document resamples of ``tables``.
 
     Args:
         statistic: tables -> summary tree (nested dicts and lists; numbers, None, str, bool leaves).
@@ -139,16 +172,67 @@ def bootstrap_statistic(statistic: Statistic, tables: Tables, *, resamples: int,
         resamples: how many resamples (rows of :func:`resample_indices`).
         seed, purpose: fix the draws.
         estimate: ``statistic(tables)`` when the caller has it already.
+        method: ``"recompute"``, the reference: ``statistic`` called on each resampled set of tables
+            (:meth:`DocumentResampler.take`), about 0.1 s per resample for a 2,000-document site.
+            ``"vectorised"`` (default): ``statistic`` called once on the tables indexed by document
+            position under :func:`attnaudit.measures.reductions.resampling` with the ``(R, N)``
+            draw counts, so every reduction it makes through those helpers returns its value on all
+            resamples at once. Each leaf is then checked against the reference on the first
+            :data:`CHECKED_RESAMPLES` resamples; a leaf that does not match (a reduction made
+            outside the helpers) or that a helper marked :class:`~attnaudit.measures.reductions.
+            Unresampled` is recomputed resample by resample, so the result is the reference's
+            either way (up to float rounding), only slower for such leaves.
     """
     estimate = statistic(tables) if estimate is None else estimate
     paths = numeric_paths(estimate)
     resampler = DocumentResampler(tables)
     indices = resample_indices(resampler.n_docs, resamples, seed, purpose)
     samples = np.full((resamples, len(paths)), np.nan)
-    for r, positions in enumerate(indices):
-        tree = statistic(resampler.take(positions))
-        samples[r] = [_number(_lookup(tree, path)) for path in paths]
-    return BootstrapSamples(estimate, paths, samples)
+    recompute = np.ones(len(paths), dtype=bool)  # leaves the reference loop must fill
+    if method == "vectorised":
+        with resampling(draw_counts(indices, resampler.n_docs)):
+            tree = statistic(resampler.positioned())
+        for j, path in enumerate(paths):
+            value = _lookup(tree, path)
+            if isinstance(value, Unresampled):
+                continue
+            if isinstance(value, np.ndarray) and value.shape == (resamples,):
+                samples[:, j] = value
+                recompute[j] = False
+            elif value is None or _is_number(value):
+                samples[:, j] = _number(value)  # a constant (or checked to be one below)
+                recompute[j] = False
+        for r in range(min(CHECKED_RESAMPLES, resamples)):
+            row = _leaves(statistic(resampler.take(indices[r])), paths)
+            recompute |= ~np.isclose(samples[r], row, rtol=1e-9, atol=1e-12, equal_nan=True)
+            samples[r] = row
+        if recompute.any():
+            log.info("bootstrap: %d of %d leaves recomputed per resample (not vectorised): %s",
+                     int(recompute.sum()), len(paths),
+                     ", ".join("/".join(map(str, paths[j])) for j in np.flatnonzero(recompute)[:5]))
+    elif method != "recompute":
+        raise ValueError(f"unknown bootstrap method {method!r}")
+    if recompute.any():
+        first = min(CHECKED_RESAMPLES, resamples) if method == "vectorised" else 0
+        for r in range(first, resamples):
+            row = _leaves(statistic(resampler.take(indices[r])), paths)
+            samples[r, recompute] = row[recompute]
+    return BootstrapSamples(estimate, paths, samples,
+                            tuple(paths[j] for j in np.flatnonzero(recompute)))
+
+
+def draw_counts(indices: np.ndarray, n_docs: int) -> np.ndarray:
+    """``(R, n_docs)`` float64: how often each resample (row of ``indices``, ``(R, N')`` positions)
+    drew each document."""
+    resamples = len(indices)
+    flat = (indices + np.arange(resamples)[:, None] * n_docs).ravel()
+    return np.bincount(flat, minlength=resamples * n_docs).reshape(resamples, n_docs).astype(
+        np.float64)
+
+
+def _leaves(tree: Any, paths: Sequence[Path]) -> np.ndarray:
+    """``(len(paths),)`` float64 values of ``tree`` at ``paths`` (NaN where not a number)."""
+    return np.array([_number(_lookup(tree, path)) for path in paths], dtype=np.float64)
 
 
 def percentile_interval(values: np.ndarray, confidence: float) -> np.ndarray:
@@ -263,6 +347,7 @@ __all__ = [
     "bootstrap_seed",
     "bootstrap_statistic",
     "convention",
+    "draw_counts",
     "intervals_tree",
     "numeric_paths",
     "paired_differences",

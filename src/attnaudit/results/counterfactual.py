@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from attnaudit.measures.reductions import Reduced, count, largest, maximum, quantile, share
 from attnaudit.results.tables import measured
 
 #: a median output TVD under permutation below this counts as "the output ignores which item gets
@@ -80,7 +81,7 @@ def summarize_counterfactual(single: pd.DataFrame) -> dict[str, Any]:
     perm_max = _column(used, "perm_max_tvd")
     adv = _column(used, "adv_jsd")
     adv_tvd = _column(used, "adv_tvd")
-    n_docs = max((int(c.notna().sum()) for c in (perm, adv) if c is not None), default=0)
+    n_docs = largest(*(count(c.dropna()) for c in (perm, adv) if c is not None))
     return {
         "n": n_docs,
         "perm_tvd_threshold": PERM_TVD_THRESHOLD,
@@ -90,8 +91,7 @@ def summarize_counterfactual(single: pd.DataFrame) -> dict[str, Any]:
         "share_perm_tvd_below": _share(perm, lambda v: v < PERM_TVD_THRESHOLD),
         "median_adv_jsd": _quantile(adv, 0.5),
         "share_adv_jsd_above": _share(adv, lambda v: v > ADV_JSD_THRESHOLD),
-        "max_adv_tvd": float(adv_tvd.max()) if adv_tvd is not None and adv_tvd.notna().any()
-        else None,
+        "max_adv_tvd": maximum(adv_tvd),
         "by_max_attention": binned_by_max_attention(used),
         "conventions": dict(CONVENTIONS),
     }
@@ -102,7 +102,7 @@ def binned_by_max_attention(rows: pd.DataFrame,
     """Quartiles of the permutation TVD and the adversarial JSD per max-attention bin (lists, one
     entry per bin; ``None`` for an empty bin or a part the audit skipped)."""
     bins = bin_index(max_attention(rows).to_numpy(float), edges)
-    out: dict[str, Any] = {"edges": list(edges), "n": [int((bins == b).sum())
+    out: dict[str, Any] = {"edges": list(edges), "n": [count(rows[bins == b])
                                                        for b in range(len(edges) - 1)]}
     for column, name in (("perm_median_tvd", "perm_tvd"), ("adv_jsd", "adv_jsd")):
         values = _column(rows, column)
@@ -118,15 +118,12 @@ def _column(rows: pd.DataFrame, name: str) -> pd.Series | None:
     return rows[name].astype(float) if name in rows.columns else None
 
 
-def _quantile(values: pd.Series | None, q: float) -> float | None:
-    if values is None:
-        return None
-    clean = values.dropna()
-    return float(clean.quantile(q)) if len(clean) else None
+# the reductions are measures/reductions.py's (resample-aware for the bootstrap)
+_quantile = quantile
 
 
-def _share(values: pd.Series | None, test: Callable[[np.ndarray], np.ndarray]) -> float | None:
+def _share(values: pd.Series | None, test: Callable[[pd.Series], pd.Series]) -> Reduced:
+    """Share of the non-NaN ``values`` passing ``test``; None when there are none."""
     if values is None:
         return None
-    clean = values.dropna()
-    return float(np.mean(test(clean.to_numpy()))) if len(clean) else None
+    return share(test(values.dropna()))

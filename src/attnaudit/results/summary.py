@@ -52,7 +52,17 @@ import numpy as np
 import pandas as pd
 
 from attnaudit.measures.first_flip import FLIP_CURVE_FRACTIONS
+from attnaudit.measures.reductions import (
+    Reduced,
+    count,
+    document_keys,
+    n_documents,
+    nonzero_or,
+    quantile,
+    share,
+)
 from attnaudit.results.agreement import agreement_table, summarize_agreement
+from attnaudit.results.bootstrap import Method as BootstrapMethod
 from attnaudit.results.bootstrap import (
     bootstrap_statistic,
     intervals_tree,
@@ -115,6 +125,7 @@ def summarize(
     bootstrap: int = 0,
     confidence: float = 0.95,
     seed: int = 0,
+    bootstrap_method: BootstrapMethod = "vectorised",
 ) -> dict[str, Any]:
     """The ``summary.json`` of one model's audit (structure: module docstring).
 
@@ -136,6 +147,9 @@ def summarize(
             (:mod:`attnaudit.results.bootstrap`).
         confidence: the intervals' level.
         seed: fixes the resamples (the audit's seed).
+        bootstrap_method: ``"vectorised"`` (all resamples in one pass) or ``"recompute"`` (the
+            reference: the site summary recomputed per resample); the same intervals up to float
+            rounding (:func:`attnaudit.results.bootstrap.bootstrap_statistic`).
 
     Returns:
         A JSON-ready dict (plain floats, ``None`` for "no data").
@@ -163,7 +177,7 @@ def summarize(
         if bootstrap:
             by_site[site].update(_site_intervals(by_site[site], site_tables, list(rankings),
                                                  bootstrap=bootstrap, confidence=confidence,
-                                                 seed=seed))
+                                                 seed=seed, method=bootstrap_method))
     doc_ids = pd.concat([single.get("doc_id", pd.Series(dtype=object)),
                          removal.get("doc_id", pd.Series(dtype=object))]).astype(str)
     return _clean({
@@ -197,11 +211,12 @@ def _site_entry(tables: Mapping[str, pd.DataFrame], rankings: list[str]) -> dict
 
 
 def _site_intervals(entry: dict[str, Any], tables: Mapping[str, pd.DataFrame], rankings: list[str],
-                    *, bootstrap: int, confidence: float, seed: int) -> dict[str, Any]:
+                    *, bootstrap: int, confidence: float, seed: int,
+                    method: BootstrapMethod = "vectorised") -> dict[str, Any]:
     """``intervals`` and ``differences`` of one site's entry (:mod:`attnaudit.results.bootstrap`):
     :func:`_site_entry` recomputed on document resamples of the same tables."""
     result = bootstrap_statistic(lambda t: _site_entry(dict(t), rankings), tables,
-                                 resamples=bootstrap, seed=seed, estimate=entry)
+                                 resamples=bootstrap, seed=seed, estimate=entry, method=method)
     return {"intervals": intervals_tree(result, confidence),
             "differences": paired_differences(result, rankings, confidence)}
 
@@ -210,11 +225,12 @@ def summarize_site(single: pd.DataFrame, removal: pd.DataFrame, rankings: list[s
     """One site's entry of ``by_site`` (``rankings``: report order of the ranking names)."""
     multi = multi_item(removal)
     per_doc = multi.drop_duplicates("doc_id") if "doc_id" in multi.columns else multi
-    n_docs = single["doc_id"].nunique() if "doc_id" in single.columns else 0
-    if not n_docs and "doc_id" in removal.columns:
-        n_docs = removal["doc_id"].nunique()
-    n_single = (len(single) - len(measured(single))) if "skipped" in single.columns else (
-        removal.loc[flag(removal["single_item"]), "doc_id"].nunique()
+    # counts through the reductions (measures/reductions.py): the bootstrap resamples them too
+    n_docs = n_documents(single) if "doc_id" in single.columns else 0
+    if "doc_id" in removal.columns:
+        n_docs = nonzero_or(n_docs, n_documents(removal))
+    n_single = (count(single) - count(measured(single))) if "skipped" in single.columns else (
+        n_documents(removal.loc[flag(removal["single_item"])])
         if "single_item" in removal.columns else 0)
     per_ranking = summarize_removal(removal, rankings)
     conventions = dict(CONVENTIONS)
@@ -224,8 +240,8 @@ def summarize_site(single: pd.DataFrame, removal: pd.DataFrame, rankings: list[s
     for ranking, stats in per_ranking.items():
         curve[ranking] = stats.get("flip_curve")  # from the first_flip measure
     return {
-        "n_docs": int(n_docs),
-        "n_single_item": int(n_single),
+        "n_docs": n_docs,
+        "n_single_item": n_single,
         "share_cannot_flip": _share(flag(per_doc["cannot_flip"]))
         if "cannot_flip" in per_doc.columns else None,
         "single_weight": summarize_single_weight(single, rankings),
@@ -248,7 +264,7 @@ def summarize_single_weight(single: pd.DataFrame, rankings: list[str] | tuple[st
     used = measured(single)
     removals = single_removals(single, rankings)
     out: dict[str, Any] = {
-        "n": len(used),
+        "n": count(used),
         "share_delta_js_positive": _share(used["delta_js"].dropna() > 0)
         if "delta_js" in used else None,
         "median_delta_js": _quantile(used.get("delta_js"), 0.5),
@@ -344,11 +360,11 @@ def _single_value(rows: pd.DataFrame, column: str) -> str | None:
 def _steps(multi: pd.DataFrame, ranking: str) -> pd.Series:
     """Items removed at the first flip per document (index ``doc_id``), ``inf`` where never."""
     rows = multi[multi["ranking"].astype(str) == ranking]
-    steps = rows.set_index(rows["doc_id"].astype(str))["removed_at_flip"].astype(float)
+    steps = rows.set_axis(document_keys(rows))["removed_at_flip"].astype(float)
     return steps.fillna(np.inf)
 
 
-def attention_vs_gradient(removal: pd.DataFrame) -> dict[str, float | None]:
+def attention_vs_gradient(removal: pd.DataFrame) -> dict[str, Reduced]:
     """Per document: did ``attention`` or ``gradient`` need fewer removals (never = infinitely many)?"""
     multi = multi_item(removal)
     if not {"attention", "gradient"} <= set(rankings_of(multi)):
@@ -426,16 +442,9 @@ def complete_sites_meta(meta: Mapping[str, Mapping[str, Any]], names: list[str]
     return out
 
 
-def _share(mask: pd.Series | np.ndarray) -> float | None:
-    values = np.asarray(mask, dtype=bool)
-    return float(values.mean()) if values.size else None
-
-
-def _quantile(values: pd.Series | None, q: float) -> float | None:
-    if values is None:
-        return None
-    clean = pd.Series(values, dtype=float).dropna()
-    return float(clean.quantile(q)) if len(clean) else None
+# every reduction goes through measures/reductions.py (resample-aware for the bootstrap)
+_share = share
+_quantile = quantile
 
 
 def _clean(obj: Any) -> Any:
