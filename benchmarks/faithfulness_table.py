@@ -1,12 +1,15 @@
-"""Print the README's faithfulness table (Markdown) from finished `attnaudit run` folders.
+"""Print the README's faithfulness tables (Markdown) from finished `attnaudit run` folders.
 
-    python benchmarks/faithfulness_table.py runs/imdb-binary [more runs...]
+    python benchmarks/faithfulness_table.py runs/imdb-binary [more runs...] [--input]
 
-For every model (at its paper site) and every faithfulness measure: the most faithful ranking by
-that measure, its value with the bootstrap interval, the runner-up, whether the two are told apart
-(their intervals do not overlap), and where the measures disagree on the most faithful ranking.
-Reads only saved results (audit/summary.json); recomputes nothing. Measures are listed in
-:data:`MEASURES` with their direction; rankings and their labels come from summary.json.
+(``--input``: the input-level erasure's numbers of audits made with ``--erasure attention,input``.)
+
+Per model (at its paper site) and faithfulness measure: attention's value with its bootstrap
+interval, the most faithful ranking by that measure (every ranking tied with it), and the paired
+difference "best minus attention" with its interval (documents resampled jointly); then where the
+measures disagree on the most faithful ranking, and the report's verdict sentence per model. Reads
+only saved results (audit/summary.json); recomputes nothing. The measures and their directions come
+from the measure registry's report columns; rankings and their labels from summary.json.
 """
 
 from __future__ import annotations
@@ -17,16 +20,16 @@ from typing import Any
 
 from results_table import _load, model_dirs, paper_site
 
-#: (summary leaf under removal[ranking], column title, True when higher is more faithful)
-MEASURES: tuple[tuple[str, str, bool], ...] = (
-    ("median_fraction_censored", "fraction removed to flip (median, censored)", False),
-    ("flip_rate_top", "top-item flip rate", True),
-    ("aopc_comprehensiveness", "AOPC comprehensiveness", True),
-    ("aopc_sufficiency", "AOPC sufficiency", False),
-)
+from attnaudit.measures import MEASURES
+from attnaudit.results.verdict import verdict
+
+#: the paper's formula of the AOPC only (the scorer's variant orders rankings the same way)
+SKIPPED = ("aopc_comprehensiveness_without_zero", "aopc_sufficiency_without_zero",
+           "share_never_flipped")
+COLUMNS = [c for m in MEASURES.values() for c in m.report_columns if c.leaf not in SKIPPED]
 
 
-def _fmt(value: float | None, interval: Any) -> str:
+def _fmt(value: float | None, interval: Any = None) -> str:
     if value is None:
         return "-"
     text = f"{value:.3f}"
@@ -35,36 +38,47 @@ def _fmt(value: float | None, interval: Any) -> str:
     return text
 
 
-def _separated(a: Any, b: Any, higher: bool) -> bool:
-    """True when interval ``a`` lies wholly on the better side of interval ``b``."""
-    if not (isinstance(a, list) and isinstance(b, list)) or None in a or None in b:
-        return False
-    return bool(a[0] > b[1]) if higher else bool(a[1] < b[0])
-
-
-def best_rankings(site: dict[str, Any], labels: dict[str, str]) -> list[dict[str, Any]]:
-    """Per measure: the best and second-best ranking, values, intervals, and whether they separate."""
-    removal = site.get("removal") or {}
-    intervals = (site.get("intervals") or {}).get("removal") or {}
+def rows_for(site: dict[str, Any], labels: dict[str, str], level: str = "attention"
+             ) -> list[dict[str, Any]]:
+    """Per measure: attention's value, the best rankings (ties kept), the paired difference
+    (``level="input"``: the input-level erasure's numbers)."""
+    if level == "input":
+        removal = (site.get("input") or {}).get("removal") or {}
+        intervals = ((site.get("intervals") or {}).get("input") or {}).get("removal") or {}
+        differences: dict[str, Any] = site.get("input_differences") or {}
+    else:
+        removal = site.get("removal") or {}
+        intervals = (site.get("intervals") or {}).get("removal") or {}
+        differences = site.get("differences") or {}
     out = []
-    for leaf, title, higher in MEASURES:
-        scored = [(r, v[leaf]) for r, v in removal.items() if (v or {}).get(leaf) is not None]
-        if len(scored) < 2:
+    for column in COLUMNS:
+        values = {r: v[column.leaf] for r, v in removal.items()
+                  if (v or {}).get(column.leaf) is not None}
+        if "attention" not in values or len(values) < 2:
             continue
-        scored.sort(key=lambda rv: rv[1], reverse=higher)
-        (first, v1), (second, v2) = scored[0], scored[1]
-        i1 = (intervals.get(first) or {}).get(leaf)
-        i2 = (intervals.get(second) or {}).get(leaf)
-        out.append({"measure": title, "best": labels.get(first, first), "best_key": first,
-                    "value": _fmt(v1, i1), "second": labels.get(second, second),
-                    "second_value": _fmt(v2, i2), "separated": _separated(i1, i2, higher)})
+        top = (max if column.better == "higher" else min)(values.values())
+        best = [r for r, v in values.items() if abs(v - top) <= 1e-12]
+        others = [r for r in best if r != "attention"]
+        diff = (differences.get(f"{others[0]}-vs-attention") or {}).get(column.leaf) if others else None
+        if diff and None not in (diff.get("estimate"), diff.get("lo"), diff.get("hi")):
+            separated = diff["lo"] > 0 or diff["hi"] < 0
+            diff_text = (f"{diff['estimate']:+.3f} [{diff['lo']:+.3f}, {diff['hi']:+.3f}]"
+                         + ("" if separated else " (contains 0)"))
+        else:
+            diff_text = "attention is best" if not others else "-"
+        out.append({"measure": column.label, "better": column.better,
+                    "attention": _fmt(values["attention"],
+                                      (intervals.get("attention") or {}).get(column.leaf)),
+                    "best": ", ".join(labels.get(r, r) for r in best),
+                    "best_value": _fmt(top, (intervals.get(best[0]) or {}).get(column.leaf)),
+                    "difference": diff_text, "best_keys": best})
     return out
 
 
-def faithfulness_table(runs: list[Path]) -> str:
-    rows = ["| data | model | measure | most faithful | value [95% CI] | runner-up | value [95% CI] "
-            "| told apart? |", "|---|---|---|---|---|---|---|---|"]
-    disagreements = []
+def faithfulness_table(runs: list[Path], level: str = "attention") -> str:
+    lines = ["| data | model | measure (better) | attention [95% CI] | most faithful (ties) | its value "
+             "[95% CI] | best − attention, paired [95% CI] |", "|---|---|---|---|---|---|---|"]
+    disagreements, verdicts = [], []
     for run in runs:
         for model in model_dirs(run):
             path = model / "audit" / "summary.json"
@@ -75,28 +89,33 @@ def faithfulness_table(runs: list[Path]) -> str:
             if site is None:
                 continue
             labels = {k: str(v.get("label", k)) for k, v in (summary.get("rankings") or {}).items()}
-            best = best_rankings(summary["by_site"][site], labels)
-            for b in best:
-                rows.append(f"| {run.name} | {model.name} | {b['measure']} | {b['best']} | "
-                            f"{b['value']} | {b['second']} | {b['second_value']} | "
-                            f"{'yes' if b['separated'] else 'no (intervals overlap)'} |")
-            winners = {b["best"] for b in best}
-            if len(winners) > 1:
-                disagreements.append(
-                    f"- {run.name} {model.name}: " + "; ".join(f"{b['measure']}: {b['best']}"
-                                                              for b in best))
-    text = "\n".join(rows)
+            entry = summary["by_site"][site]
+            rows = rows_for(entry, labels, level)
+            for r in rows:
+                lines.append(f"| {run.name} | {model.name} | {r['measure']} ({r['better']}) | "
+                             f"{r['attention']} | {r['best']} | {r['best_value']} | "
+                             f"{r['difference']} |")
+            winners = [set(r["best_keys"]) for r in rows]
+            if winners and not set.intersection(*winners):
+                disagreements.append(f"- {run.name} {model.name}: " + "; ".join(
+                    f"{r['measure']}: {r['best']}" for r in rows))
+            overall = verdict(entry, list(entry.get("removal") or {}), site=site, labels=labels)[-1]
+            verdicts.append(f"- **{run.name} {model.name}** ({site}): {overall['sentence']}")
+    text = "\n".join(lines)
     if disagreements:
-        text += "\n\nWhere the measures disagree on the most faithful ranking:\n\n"
-        text += "\n".join(disagreements)
-    return text
+        text += ("\n\nWhere no ranking is most faithful by every measure (ties count for each "
+                 "tied ranking):\n\n" + "\n".join(disagreements))
+    text += "\n\nThe report's verdict per model (rules: `attnaudit/results/verdict.py`):\n\n"
+    return text + "\n".join(verdicts)
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
+    level = "input" if "--input" in argv else "attention"
+    runs = [Path(a) for a in argv if a != "--input"]
+    if not runs:
         print(__doc__)
         return 2
-    print(faithfulness_table([Path(a) for a in argv]))
+    print(faithfulness_table(runs, level))
     return 0
 
 

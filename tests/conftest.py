@@ -30,6 +30,16 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="module")
+def one_thread_module() -> Iterator[None]:
+    """:func:`one_thread` for a whole module (``pytestmark = pytest.mark.usefixtures(...)``), so that
+    hypothesis tests, which refuse function-scoped fixtures, run with one thread too."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def imdb_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A JSONL file of the first IMDB reviews per split and label (pos/neg), texts cut short.

@@ -7,8 +7,6 @@ KernelSHAP for determinism per document. Samples are kept tiny: these check plum
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from hypothesis import given, settings
@@ -33,12 +31,8 @@ from attnaudit.rankings import (
 LENGTHS = [4, 1, 6, 2]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+#: tiny models gain nothing from threads (conftest.one_thread_module)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def _setup(name: str, seed: int = 0, lengths: list[int] = LENGTHS

@@ -65,13 +65,8 @@ KINDS: tuple[CurveKind, ...] = ("remove", "keep")
 LENGTHS = [5, 1, 7, 2, 4]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from threads (module-scoped, so hypothesis tests may use it)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+#: tiny models gain nothing from threads (conftest.one_thread_module)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 def _close(actual: torch.Tensor, expected: torch.Tensor, msg: str | None = None) -> None:

@@ -8,7 +8,6 @@ is checked for batch invariance and for the adversarial constraint.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -44,13 +43,8 @@ from attnaudit.reports.figures.counterfactual import (
 from attnaudit.results.counterfactual import bin_index, summarize_counterfactual
 from attnaudit.results.summary import summarize_site
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+#: tiny models gain nothing from threads (conftest.one_thread_module)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 
 class LinearHead:

@@ -217,8 +217,12 @@ def _site_intervals(entry: dict[str, Any], tables: Mapping[str, pd.DataFrame], r
     :func:`_site_entry` recomputed on document resamples of the same tables."""
     result = bootstrap_statistic(lambda t: _site_entry(dict(t), rankings), tables,
                                  resamples=bootstrap, seed=seed, estimate=entry, method=method)
-    return {"intervals": intervals_tree(result, confidence),
-            "differences": paired_differences(result, rankings, confidence)}
+    out = {"intervals": intervals_tree(result, confidence),
+           "differences": paired_differences(result, rankings, confidence)}
+    if "input" in entry:  # input-level erasure's rankings, compared on the same resamples
+        out["input_differences"] = paired_differences(result, rankings, confidence,
+                                                      prefix=("input", "removal"))
+    return out
 
 
 def summarize_site(single: pd.DataFrame, removal: pd.DataFrame, rankings: list[str]) -> dict[str, Any]:
