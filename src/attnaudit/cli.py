@@ -478,7 +478,8 @@ def audit_command(
         "run).")] = None,
     no_progress: NoProgressOpt = False,
 ) -> None:
-    """Attention tests (Test 1 and Test 2) on trained models; results go to each <run>/audit/."""
+    """Attention tests (Test 1, Test 2) and the faithfulness measures on trained models; results go
+    to each <run>/audit/."""
     from attnaudit.erasure.audit import audit_run
     from attnaudit.train import set_threads
 

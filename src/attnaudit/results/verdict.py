@@ -225,7 +225,8 @@ def _level_text(summary_site: Mapping[str, Any]) -> str:
 
 
 def _num(value: Any) -> str:
-    return "n/a" if value is None else f"{float(value):+.3g}"
+    # + 0.0 turns a negative zero (an interval bound at exactly 0 from below) into "+0", not "-0"
+    return "n/a" if value is None else f"{float(value) + 0.0:+.3g}"
 
 
 def _join(items: Sequence[str]) -> str:
