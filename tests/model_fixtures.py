@@ -7,7 +7,7 @@ import torch
 
 from attnaudit.data.types import PAD_ID, Batch, EncodedDocument
 from attnaudit.models import MODEL_NAMES, MODELS, build_model, parse_model_name
-from attnaudit.models.base import AttentionClassifier
+from attnaudit.models.base import AttentionClassifier, ModelOutput
 
 VOCAB = 60
 
@@ -62,6 +62,16 @@ ALL_MODELS = list(MODEL_NAMES)
 
 #: class names of the random models' labels
 LABELS = ["a", "b", "c"]
+
+
+def random_pass(name: str, *, seed: int, lengths: list[int]
+                ) -> tuple[AttentionClassifier, Batch, ModelOutput]:
+    """A random model of variant ``name``, a random batch of ``lengths`` and its unmodified pass."""
+    model = random_model(name, seed=seed)
+    batch = random_batch(name, seed=seed, lengths=lengths)
+    with torch.no_grad():
+        output = model.run(batch)
+    return model, batch, output
 
 
 def model_class(name: str) -> type[AttentionClassifier]:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from model_fixtures import SITE_CASES, SITE_IDS, alone, random_batch, random_model
+from model_fixtures import SITE_CASES, SITE_IDS, alone, random_pass
 
 from attnaudit.config import AuditConfig
 from attnaudit.data.types import Batch
@@ -37,11 +37,7 @@ pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 def _setup(name: str, seed: int = 0, lengths: list[int] = LENGTHS
            ) -> tuple[AttentionClassifier, Batch, ModelOutput]:
-    model = random_model(name, seed=seed)
-    batch = random_batch(name, seed=seed, lengths=lengths)
-    with torch.no_grad():
-        output = model.run(batch)
-    return model, batch, output
+    return random_pass(name, seed=seed, lengths=lengths)
 
 
 def _predicted_logit(model: AttentionClassifier, batch: Batch, embedded: torch.Tensor,

@@ -39,6 +39,7 @@ from model_fixtures import (
     random_batch,
     random_docs,
     random_model,
+    random_pass,
 )
 
 from attnaudit.data.batching import make_batches
@@ -76,11 +77,7 @@ def _close(actual: torch.Tensor, expected: torch.Tensor, msg: str | None = None)
 
 def _setup(name: str, *, seed: int, lengths: list[int] = LENGTHS
            ) -> tuple[AttentionClassifier, Batch, ModelOutput]:
-    model = random_model(name, seed=seed)
-    batch = random_batch(name, seed=seed, lengths=lengths)
-    with torch.no_grad():
-        output = model.run(batch)
-    return model, batch, output
+    return random_pass(name, seed=seed, lengths=lengths)
 
 
 def _lengths(output: ModelOutput, site: str) -> list[int]:

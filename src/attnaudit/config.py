@@ -336,12 +336,7 @@ class AuditConfig(ConfigSection):
     @field_validator("erasure", mode="before")
     @classmethod
     def _check_erasure(cls, value: Any) -> Any:
-        names = _names(value)
-        if names is None:
-            return value
-        if not names:
-            raise ValueError("give at least one erasure level: attention, input")
-        return tuple(dict.fromkeys(names))
+        return _distinct_names(value, "give at least one erasure level: attention, input")
 
     @field_validator("rankings", mode="before")
     @classmethod
@@ -368,12 +363,22 @@ class AuditConfig(ConfigSection):
     @field_validator("sites", mode="before")
     @classmethod
     def _check_sites(cls, value: Any) -> Any:
-        names = _names(value)
-        if names is None:
-            return value
-        if not names:
-            raise ValueError("give at least one site, or leave it out for every site")
-        return tuple(dict.fromkeys(names))
+        return _distinct_names(value, "give at least one site, or leave it out for every site")
+
+
+def _distinct_names(value: Any, empty: str) -> Any:
+    """Names (see :func:`_names`) without repeats, in the given order; ``value`` itself when it is
+    not names (pydantic then reports its type).
+
+    Raises:
+        ValueError: ``empty`` when no name is given.
+    """
+    names = _names(value)
+    if names is None:
+        return value
+    if not names:
+        raise ValueError(empty)
+    return tuple(dict.fromkeys(names))
 
 
 def _names(value: Any) -> list[str] | None:

@@ -327,19 +327,20 @@ def audit_run(
     doc_ids = [d.doc_id for d in docs]
     settings = _settings(plan, config)
     fingerprint = _fingerprint(settings, run_dir / "model.pt", doc_ids)
+    planted = _planted_spec(loaded.data_config.path)
     with contextlib.ExitStack() as stack:
         # Rank 0 (the only process when run alone) holds the lock and decides; the others follow.
         decision: tuple[str, Any] = ("audit", None)
         if here.is_main:
             try:
                 stack.enter_context(audit_lock(out))
-                summary = _complete_audit(out, fingerprint, settings, replace=replace)
-                saved_settings = summary.pop("_summary_settings", None) if summary else None
-                if summary is not None and saved_settings != _summary_settings(config):
+                summary, current = _complete_audit(out, fingerprint, settings,
+                                                   _summary_settings(config), replace=replace)
+                if summary is not None and not current:
                     logger.info("%s: tables complete, recomputing the summary (bootstrap %d)",
                                 model_name, config.bootstrap)
                     summary = _summarize(out, _read_tables(out), model, plan, config, model_name,
-                                         planted=_planted_spec(loaded.data_config.path))
+                                         planted=planted)
                     decision = ("done", summary)
                 elif summary is not None:
                     logger.info("%s: audit already complete, reusing %s", model_name, out)
@@ -354,8 +355,7 @@ def audit_run(
         if kind == "done":
             return dict(value)
         return _audit_chunks(out, model, docs, label_names, plan, config, model_name,
-                             fingerprint, settings, progress, here,
-                             planted=_planted_spec(loaded.data_config.path))
+                             fingerprint, settings, progress, here, planted=planted)
 
 
 def _planted_spec(data_path: str) -> PlantedSpec | None:
@@ -366,23 +366,24 @@ def _planted_spec(data_path: str) -> PlantedSpec | None:
 
 
 def _complete_audit(
-    out: Path, fingerprint: str, settings: dict[str, Any], *, replace: bool
-) -> dict[str, Any] | None:
-    """The saved summary when a complete audit with these settings exists; None when there is none
-    (or ``replace`` allows redoing one with other settings).
+    out: Path, fingerprint: str, settings: dict[str, Any], summary_settings: dict[str, Any], *,
+    replace: bool
+) -> tuple[dict[str, Any] | None, bool]:
+    """The saved summary when a complete audit with these settings exists (None when there is none,
+    or ``replace`` allows redoing one with other settings), and whether it was made with
+    ``summary_settings`` (else only the summary needs recomputing from the saved tables).
 
     Raises:
         DataError: a complete audit with other settings exists and ``replace`` is False.
     """
     if not (out / "summary.json").exists():
-        return None
+        return None, False
     info = read_json(out / "audit_info.json")
     if info.get("fingerprint") == fingerprint:
         summary: dict[str, Any] = read_json(out / "summary.json")
-        # the caller compares these with the requested ones (not part of summary.json itself)
-        return {**summary, "_summary_settings": info.get("summary_settings")}
+        return summary, info.get("summary_settings") == summary_settings
     if replace:
-        return None
+        return None, False
     before = info.get("config", {})
     changed = sorted(k for k in settings if before.get(k) != _jsonable(settings[k]))
     raise DataError(

@@ -182,9 +182,7 @@ def audit_batch(
                           for kind in (("remove", "keep") if plan.keep_curves else ("remove",))}
             arrays = _curve_arrays(curves, predicted, base_prob, weights.gather(1, order), lengths,
                                    probabilities=plan.probabilities)
-            measured: dict[str, Any] = {}
-            for name in plan.measures:
-                measured.update(MEASURES[name].columns(arrays))
+            measured = _measure_columns(arrays, plan)
             columns.removal.append({**common, "ranking": ranking, **ATTENTION_ERASURE,
                                     "single_item": n_items < 2, **measured})
             if "input" in plan.erasure:
@@ -222,6 +220,11 @@ def _input_measures(
                                              plan.input_erasure, plan.input_steps)  # (B, K, C)
     arrays = _curve_arrays(curves, predicted, base_prob, ranked_weights, lengths,
                            probabilities=plan.probabilities, steps=schedule)
+    return _measure_columns(arrays, plan)
+
+
+def _measure_columns(arrays: CurveArrays, plan: AuditPlan) -> dict[str, Any]:
+    """Every planned measure's per-document columns from one site's and ranking's curves."""
     measured: dict[str, Any] = {}
     for name in plan.measures:
         measured.update(MEASURES[name].columns(arrays))

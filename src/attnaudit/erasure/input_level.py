@@ -46,11 +46,6 @@ FLIP_GRID_PERCENTS: tuple[int, ...] = tuple(range(5, 101, 5))
 DEFAULT_MAX_CELLS = 1 << 14
 
 
-def percent_step(percent: int, n: int) -> int:
-    """``ceil(percent / 100 * n)`` for one document (the measures' :func:`eraser_step`)."""
-    return int(eraser_step(np.asarray([n]), percent)[0])
-
-
 def document_steps(n: int, steps: InputSteps) -> list[int]:
     """The sorted, distinct steps ``k`` computed for a document of ``n`` items.
 
@@ -62,8 +57,9 @@ def document_steps(n: int, steps: InputSteps) -> list[int]:
         return list(range(n + 1))
     if steps != "eraser":
         raise ValueError(f"unknown step schedule {steps!r}; choose from 'eraser', 'every'")
-    percents = ERASER_PERCENTS + FLIP_GRID_PERCENTS
-    return sorted({0, min(1, n), n, *(percent_step(q, n) for q in percents)})
+    percents = np.asarray(ERASER_PERCENTS + FLIP_GRID_PERCENTS)
+    ceilings = eraser_step(np.full(len(percents), n), percents)  # ceil(q n) for every q, exactly
+    return sorted({0, min(1, n), n, *ceilings.tolist()})
 
 
 def step_schedule(lengths: Sequence[int] | np.ndarray, steps: InputSteps) -> np.ndarray:

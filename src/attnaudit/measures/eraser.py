@@ -79,8 +79,9 @@ ERASER_CONVENTIONS: dict[str, str] = {
 }
 
 
-def eraser_step(lengths: np.ndarray, percent: int) -> np.ndarray:
-    """``(B,)`` int: ``k = ceil(percent / 100 * n)`` items for ``n = lengths[b]``.
+def eraser_step(lengths: np.ndarray, percent: int | np.ndarray) -> np.ndarray:
+    """``(B,)`` int: ``k = ceil(percent / 100 * n)`` items for ``n = lengths[b]`` (``percent`` an int,
+    or an array broadcast against ``lengths``).
 
     Integer arithmetic: in floating point ``0.1 * 30`` is ``3.0000000000000004`` and its ceiling 4.
     """

@@ -171,13 +171,19 @@ def mean(values: pd.Series | np.ndarray) -> Reduced:
     return _where_rows(state.totals(kept, clean.to_numpy()), state.totals(kept))
 
 
+def _float_series(values: pd.Series | np.ndarray) -> pd.Series:
+    """The non-NaN values as float64; a Series keeps its index (the rows' documents)."""
+    series = (values.astype(np.float64) if isinstance(values, pd.Series)
+              else pd.Series(np.asarray(values, dtype=np.float64)))
+    return series.dropna()
+
+
 def quantile(values: pd.Series | np.ndarray | None, q: float) -> Reduced:
     """``q``-quantile (linear interpolation, pandas' default) of the non-NaN values; None when empty
     (or when ``values`` is None: a column that is absent)."""
     if values is None:
         return None
-    series = (values.astype(np.float64) if isinstance(values, pd.Series)
-              else pd.Series(np.asarray(values, dtype=np.float64))).dropna()
+    series = _float_series(values)
     if not len(series):
         return None
     state = active()
@@ -208,8 +214,7 @@ def maximum(values: pd.Series | np.ndarray | None) -> Reduced:
     """Largest non-NaN value; None when empty."""
     if values is None:
         return None
-    series = (values.astype(np.float64) if isinstance(values, pd.Series)
-              else pd.Series(np.asarray(values, dtype=np.float64))).dropna()
+    series = _float_series(values)
     if not len(series):
         return None
     plain = float(series.max())

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -194,6 +194,22 @@ def perturbation_item_scores(
                     values = method(forward, inputs, feature_mask, int(predicted[row]))
         scores[row, :n] = values.reshape(-1)[:n].to(scores)  # real items are a prefix
     return mask_padding(scores, mask)
+
+
+#: perturbed copies per forward pass of the sampling methods (LIME, KernelSHAP)
+SAMPLES_PER_PASS = 64
+
+
+def sampled_attribution(method: Any, inputs: torch.Tensor, feature_mask: torch.Tensor,
+                        target: int, samples: int) -> torch.Tensor:
+    """``(1, n)`` per-item values of a captum sampling method (``Lime``, ``KernelShap``: an instance
+    around the document's forward function): ``samples`` perturbations of ``inputs`` ``(1, m, E)``,
+    absent items at the zero embedding, one feature per item of ``feature_mask``."""
+    values: torch.Tensor = method.attribute(
+        inputs, baselines=0.0, target=target, feature_mask=feature_mask, n_samples=samples,
+        perturbations_per_eval=SAMPLES_PER_PASS, return_input_shape=False,
+    )
+    return values
 
 
 def first_of_each_item(attributions: torch.Tensor, feature_mask: torch.Tensor) -> torch.Tensor:

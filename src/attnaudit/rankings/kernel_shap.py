@@ -9,10 +9,11 @@ import torch
 from captum.attr import KernelShap
 
 from attnaudit.models.base import AttentionClassifier, ModelOutput
-from attnaudit.rankings.attribution import ZERO_EMBEDDING, perturbation_item_scores
-
-#: perturbed copies per forward pass
-SAMPLES_PER_PASS = 64
+from attnaudit.rankings.attribution import (
+    ZERO_EMBEDDING,
+    perturbation_item_scores,
+    sampled_attribution,
+)
 
 
 class KernelShapRanking:
@@ -39,11 +40,8 @@ class KernelShapRanking:
             # sampler divides by zero here)
             both = forward(torch.cat([inputs, torch.zeros_like(inputs)]))  # (2, C)
             return both[0, target] - both[1, target]  # (1,) once reshaped
-        return KernelShap(forward).attribute(
-            inputs, baselines=0.0, target=target, feature_mask=feature_mask,
-            n_samples=self.samples, perturbations_per_eval=SAMPLES_PER_PASS,
-            return_input_shape=False,
-        )  # (1, n)
+        return sampled_attribution(KernelShap(forward), inputs, feature_mask, target,
+                                   self.samples)
 
     def rank(
         self, model: AttentionClassifier, output: ModelOutput, site: str, doc_ids: list[str]

@@ -9,10 +9,11 @@ import torch
 from captum.attr import Lime
 
 from attnaudit.models.base import AttentionClassifier, ModelOutput
-from attnaudit.rankings.attribution import ZERO_EMBEDDING, perturbation_item_scores
-
-#: perturbed copies per forward pass
-SAMPLES_PER_PASS = 64
+from attnaudit.rankings.attribution import (
+    ZERO_EMBEDDING,
+    perturbation_item_scores,
+    sampled_attribution,
+)
 
 
 class LimeRanking:
@@ -35,11 +36,7 @@ class LimeRanking:
 
     def _lime(self, forward: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
               feature_mask: torch.Tensor, target: int) -> torch.Tensor:
-        return Lime(forward).attribute(
-            inputs, baselines=0.0, target=target, feature_mask=feature_mask,
-            n_samples=self.samples, perturbations_per_eval=SAMPLES_PER_PASS,
-            return_input_shape=False,
-        )  # (1, n)
+        return sampled_attribution(Lime(forward), inputs, feature_mask, target, self.samples)
 
     def rank(
         self, model: AttentionClassifier, output: ModelOutput, site: str, doc_ids: list[str]
