@@ -11,7 +11,7 @@ from model_fixtures import SITE_CASES, SITE_IDS, random_batch, random_model
 
 from attnaudit.rankings import PAPER_RANKINGS, RANKINGS, Ranking, build_ranking
 from attnaudit.rankings.random import RandomRanking
-from attnaudit.utils.seeding import doc_rng
+from attnaudit.utils.seeding import doc_keys, random_permutations
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
@@ -73,9 +73,18 @@ def test_random_ranking_depends_on_seed_and_document_only() -> None:
     torch.testing.assert_close(swapped, first[[1, 0]])
 
 
+def _drawn_alone(seed: int, doc_id: str, purpose: str, n: int) -> list[float]:
+    """The random ranking's scores for one document computed alone from its key: item
+    ``order[r]`` of its permutation (stream 0) scores ``n - r``."""
+    order = random_permutations(doc_keys(seed, [doc_id], purpose), torch.tensor([n]), n,
+                                torch.zeros(1, dtype=torch.int64))[0, 0]
+    scores = torch.empty(n).scatter_(0, order, torch.arange(n, 0, -1, dtype=torch.float32))
+    return scores.tolist()
+
+
 def test_random_ranking_at_the_paper_site_keeps_the_original_draw() -> None:
-    """The paper's site draws with the pre-sites purpose key, so earlier audits' orders are kept;
-    other sites draw independently (the site in the key)."""
+    """The paper's site draws with the pre-sites purpose key, so earlier audits' orders are keyed
+    the same way; other sites draw independently (the site in the key)."""
     model = random_model("han-none", seed=0)
     batch = random_batch("han-none", seed=0, lengths=[5, 4, 3, 6, 2, 5, 4, 3])
     with torch.no_grad():
@@ -83,16 +92,16 @@ def test_random_ranking_at_the_paper_site_keeps_the_original_draw() -> None:
     scores = build_ranking("random", seed=3).rank(model, output, "sentence", batch.doc_ids)
     for b, doc_id in enumerate(batch.doc_ids):
         n = int(output.site("sentence").mask[b].sum())
-        expected = doc_rng(3, doc_id, "ranking:random").permutation(n) + 1.0
-        assert scores[b, :n].tolist() == expected.tolist()
+        expected = _drawn_alone(3, doc_id, "ranking:random", n)
+        assert scores[b, :n].tolist() == expected
     words = build_ranking("random", seed=3).rank(model, output, "word", batch.doc_ids)
     differs = []
     for b, doc_id in enumerate(batch.doc_ids):
         n = int(output.site("word").mask[b].sum())
-        expected = doc_rng(3, doc_id, "ranking:random:word").permutation(n) + 1.0
-        assert words[b, :n].tolist() == expected.tolist()
-        paper_key = doc_rng(3, doc_id, "ranking:random").permutation(n) + 1.0
-        differs.append(paper_key.tolist() != expected.tolist())
+        expected = _drawn_alone(3, doc_id, "ranking:random:word", n)
+        assert words[b, :n].tolist() == expected
+        paper_key = _drawn_alone(3, doc_id, "ranking:random", n)
+        differs.append(paper_key != expected)
     assert any(differs)  # the word site's key gives other draws (8 documents: surely one differs)
 
 

@@ -19,7 +19,7 @@ from attnaudit.config import AuditConfig
 from attnaudit.data.batching import encode_documents
 from attnaudit.data.prepare import prepare_data
 from attnaudit.data.types import Document
-from attnaudit.erasure.audit import AuditFrames, audit_documents, make_plan
+from attnaudit.erasure.audit import AuditFrames, audit_documents, batch_size_for, make_plan
 
 
 def audit(
@@ -47,7 +47,8 @@ def audit(
     name = loaded.run_dir.name
     config = config or AuditConfig()
     plan = make_plan(loaded.model, config, run_seed=loaded.config.train.seed)
-    run_audit = partial(audit_documents, model_name=name, batch_size=config.batch_size,
+    run_audit = partial(audit_documents, model_name=name,
+                        batch_size=batch_size_for(config, next(loaded.model.parameters()).device),
                         progress=progress)
     if documents is None:
         docs = prepare_data(loaded.data_config, vocab=loaded.vocab, label_names=loaded.label_names).test

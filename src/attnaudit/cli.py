@@ -242,11 +242,11 @@ def _data_overrides(data: str | None, data_format: str | None, text_column: str 
 
 def _audit_overrides(rankings: Names | None, sites: Names | None,
                      path: str | None, gradient_output: str | None, random_draw: str | None,
-                     max_docs: int | None, seed: int | None, measures: MeasureOptions
-                     ) -> dict[str, Any]:
+                     max_docs: int | None, seed: int | None, measures: MeasureOptions,
+                     batch_size: int | None = None) -> dict[str, Any]:
     return {"rankings": rankings, "sites": sites, "path": path, "gradient_output": gradient_output,
             "random_draw": random_draw, "max_docs": max_docs, "seed": seed,
-            **measures.overrides()}
+            "batch_size": batch_size, **measures.overrides()}
 
 
 def _threads(flag: int | None, sections: Mapping[str, Any], source: Path | None) -> int | None:
@@ -465,6 +465,9 @@ def audit_command(
     device: Annotated[str, typer.Option(
         "--device", help="cpu (default), cuda or cuda:N.")] = "cpu",
     threads: ThreadsOpt = None,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", help="Documents per batch (default: 64 on a CPU, 512 on a GPU); results "
+        "do not depend on it.")] = None,
     replace: ReplaceOpt = False,
     erasure: ErasureOpt = None,
     input_erasure: InputErasureOpt = None,
@@ -485,7 +488,8 @@ def audit_command(
 
     sections = load_sections(config, {"audit": _audit_overrides(
         rankings, sites, path, gradient_output, random_draw, max_docs, seed,
-        MeasureOptions(erasure, input_erasure, bootstrap, permutations, attribution_samples))})
+        MeasureOptions(erasure, input_erasure, bootstrap, permutations, attribution_samples),
+        batch_size)})
     audit_config = AuditConfig.from_dict(sections.get("audit", {}), source=config)
     set_threads(_threads(threads, sections, config))
     folders = [_model_folder(run, "audit") for run in runs]  # every folder checked before any work

@@ -143,6 +143,15 @@ class DataConfig(ConfigSection):
     max_vocab: int | None = Field(default=None, ge=2)
     # Length limits (see Limits in data/batching.py for why each default).
     limits: _LimitsField = Field(default_factory=lambda: _limits({}))
+    # None: the project's word tokenizer (blingfire sentences, regex words) and a vocabulary built
+    # from the training split, as the paper's models read their data; every existing config and
+    # cache entry means this. Else a folder holding a Hugging Face tokenizer (save_pretrained
+    # output, e.g. a fine-tuned model's folder) or "minilm" for the shipped all-MiniLM-L6-v2:
+    # transformer classifiers must read their own tokenizer's subword ids. Items are then
+    # subwords, each document one sequence cut to limits.max_tokens (the sentence limits do not
+    # apply), and the vocabulary is the tokenizer's, so min_count and max_vocab must stay unset.
+    # See data/hf_tokenizer.py. Checked here only as a setting: the folder is read when preparing.
+    tokenizer: str | None = None
     # Shares of dev and test when the source has no such split (carved from train when only the
     # other is missing). 10% each is the common choice for sets of thousands of documents.
     dev_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
@@ -173,6 +182,31 @@ class DataConfig(ConfigSection):
     @field_serializer("limits")
     def _dump_limits(self, value: Any) -> dict[str, int]:
         out: dict[str, int] = value.to_dict()
+        return out
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _check_tokenizer(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not value:
+            raise ValueError("must be a tokenizer folder or 'minilm' (leave it out for words)")
+        # Declared after min_count and max_vocab, so both are validated by now (when valid).
+        given = [f"{name}={info.data[name]!r}" for name in ("min_count", "max_vocab")
+                 if name in info.data and info.data[name] != cls.model_fields[name].default]
+        if given:
+            raise ValueError(f"{', '.join(given)} cannot apply: the vocabulary of tokenizer "
+                             f"{value!r} is used whole; leave min_count and max_vocab out")
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        """As :meth:`ConfigSection.to_dict`, without ``tokenizer`` when it is None: a word-tokenizer
+        config then saves (config.json, run.json) and keys the prepared-data cache exactly as
+        before the setting existed."""
+        out = super().to_dict()
+        if out.get("tokenizer") is None:
+            out.pop("tokenizer", None)
         return out
 
 
@@ -310,8 +344,9 @@ class AuditConfig(ConfigSection):
     random_draw: RandomDraw = "uniform"
     # Fixes the random ranking and Test 1's random item, per document. None = the run's training seed.
     seed: int | None = None
-    # documents per batch; results do not depend on it (tested)
-    batch_size: int = Field(default=64, ge=1)
+    # Documents per batch; results do not depend on it (tested). None = by device: 64 on a CPU,
+    # 512 on a GPU, where a batch's fixed Python cost (not its tensor work) sets the audit's speed.
+    batch_size: int | None = Field(default=None, ge=1)
     max_docs: int | None = Field(default=None, ge=1)  # audit a seeded random subset of the test split
     chunk_docs: int = Field(default=1000, ge=1)  # documents per resumable part under audit/parts/
     # Erasure levels whose curves the measures read; Test 2 and Test 1 stay attention-level.

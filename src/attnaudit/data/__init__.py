@@ -13,7 +13,13 @@ from attnaudit.data.batching import (
 )
 from attnaudit.data.default import DEFAULT_DATA_NOTE, fetch_default
 from attnaudit.data.loaders import FORMATS, detect_format, load_documents
-from attnaudit.data.prepare import DataConfig, PreparedData, prepare_data, sort_labels
+from attnaudit.data.prepare import (
+    DataConfig,
+    PreparedData,
+    check_tokenizer_model,
+    prepare_data,
+    sort_labels,
+)
 from attnaudit.data.splits import (
     apply_splits,
     assign_splits,
@@ -42,6 +48,7 @@ __all__ = [
     "apply_splits",
     "assign_splits",
     "bucket",
+    "check_tokenizer_model",
     "clean_text",
     "collate",
     "detect_format",

@@ -286,7 +286,11 @@ def warn_dropped(dropped: Sequence[str]) -> None:
 
 
 def tokenize_documents(
-    docs: Iterable[Document], limits: Limits, *, workers: int | None = 1
+    docs: Iterable[Document],
+    limits: Limits,
+    *,
+    workers: int | None = 1,
+    tokenizer: str | None = None,
 ) -> list[tuple[Document, list[list[str]]]]:
     """:func:`tokenize_document` for each document, dropping (and logging) those left with no token.
 
@@ -295,9 +299,17 @@ def tokenize_documents(
         limits: length limits.
         workers: processes (see :func:`tokenize_texts`); 1 by default, as callers of this function
             tokenise small batches.
+        tokenizer: ``DataConfig.tokenizer``: None for words, else a Hugging Face tokenizer's
+            subwords, one sentence per document (see :mod:`attnaudit.data.hf_tokenizer`).
     """
     docs = list(docs)
-    interned = tokenize_texts([d.text for d in docs], limits, workers=workers)
+    texts = [d.text for d in docs]
+    if tokenizer is not None:
+        from attnaudit.data.hf_tokenizer import load_tokenizer  # imports transformers: only here
+
+        interned = load_tokenizer(tokenizer).tokenize(texts, limits.max_tokens)
+    else:
+        interned = tokenize_texts(texts, limits, workers=workers)
     result = []
     dropped: list[str] = []
     with _gc_paused():
@@ -392,15 +404,30 @@ def encode_documents(
     vocab: Vocab,
     label_names: Sequence[str],
     limits: Limits | None = None,
+    *,
+    tokenizer: str | None = None,
 ) -> list[EncodedDocument]:
     """Clean, split, tokenise, truncate (see :class:`Limits`) and index documents.
 
     Documents left with no token are dropped, with one logged warning giving the count.
 
+    Args:
+        docs, vocab, label_names, limits: as for :func:`tokenize_documents` and
+            :func:`index_documents`.
+        tokenizer: ``DataConfig.tokenizer`` of the data ``vocab`` came from (a trained run's):
+            None for words, else the Hugging Face tokenizer, whose vocabulary ``vocab`` must be.
+
     Raises:
-        DataError: a document's label is not in ``label_names``.
+        DataError: a document's label is not in ``label_names``; ``vocab`` is not the tokenizer's.
     """
-    return index_documents(tokenize_documents(docs, limits or Limits()), vocab, label_names)
+    if tokenizer is not None:
+        from attnaudit.data.hf_tokenizer import load_tokenizer  # imports transformers: only here
+
+        if load_tokenizer(tokenizer).vocab != vocab:
+            raise DataError(f"the vocabulary is not tokenizer {tokenizer!r}'s: was the run "
+                            "trained with another tokenizer, or has its folder changed since?")
+    tokenized = tokenize_documents(docs, limits or Limits(), tokenizer=tokenizer)
+    return index_documents(tokenized, vocab, label_names)
 
 
 def collate(docs: Sequence[EncodedDocument], *, hierarchical: bool) -> Batch:

@@ -5,8 +5,10 @@ An entry is a folder ``<root>/<key>/`` holding the encoded splits in flat form a
 (token ids, token-string indices, sentence lengths, sentences per document, labels; loaded
 memory-mapped), the distinct token strings as one text file, and ``meta.json`` (vocabulary, label
 names, document ids, warnings to replay). The key is a SHA-256 over everything that decides the
-result: the data's content hash, its resolved path, the data settings, a given vocabulary, label
-names and splits, the source of the preparation code, and :data:`CACHE_FORMAT`.
+result: the data's content hash, its resolved path, the data settings (with a Hugging Face tokenizer:
+a hash of its files and of the transformers and tokenizers versions, see
+:func:`~attnaudit.data.hf_tokenizer.tokenizer_digest`), a given vocabulary, label names and splits,
+the source of the preparation code, and :data:`CACHE_FORMAT`.
 
 Entries are written to a temporary folder and renamed into place, so a crash never leaves a
 half-written entry under a key; an entry that cannot be read is logged, removed and rebuilt.
@@ -26,7 +28,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -130,8 +132,8 @@ def code_digest() -> str:
     """
     digest = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for name in ("batching.py", "cache.py", "loaders.py", "prepare.py", "splits.py", "text.py",
-                 "types.py", "vocab.py"):
+    for name in ("batching.py", "cache.py", "hf_tokenizer.py", "loaders.py", "prepare.py",
+                 "splits.py", "text.py", "types.py", "vocab.py"):
         source = here / name
         digest.update(name.encode())
         digest.update(source.read_bytes() if source.is_file() else b"missing")
@@ -188,6 +190,9 @@ class Entry:
     #: ``(logger name, level, message)`` of the warnings preparing logged, replayed on a hit so
     #: that a cached run warns exactly like a fresh one.
     warnings: list[tuple[str, int, str]]
+    #: :attr:`Vocab.specials <attnaudit.data.vocab.Vocab.specials>` of the vocabulary (a
+    #: tokenizer's unknown token); empty for a word vocabulary, whose entries then hold no such key.
+    vocab_specials: dict[str, str] = field(default_factory=dict)
 
 
 _ARRAYS = ("labels", "document_sentences", "sentence_lengths", "ids", "token_index")
@@ -218,9 +223,9 @@ def _remove_stale_tmp(root: Path) -> None:
 def save_entry(root: Path, key: str, entry: Entry) -> Path:
     """Write ``entry`` under ``root/key`` atomically; returns the entry's folder.
 
-    Token strings are stored once each (``strings.txt``, one per line: no token contains a line
-    break) with an int32 index per token (``token_index``), smaller than the strings themselves and
-    loaded without parsing.
+    Token strings are stored once each (``strings.txt``, one per line: no token may contain a line
+    break, see :func:`storable_strings`) with an int32 index per token (``token_index``), smaller
+    than the strings themselves and loaded without parsing.
     """
     root.mkdir(parents=True, exist_ok=True)
     _remove_stale_tmp(root)
@@ -242,6 +247,7 @@ def save_entry(root: Path, key: str, entry: Entry) -> Path:
             "doc_ids": {name: split.doc_ids for name, split in entry.splits.items()},
             "num_strings": len(entry.strings),
             "warnings": entry.warnings,
+            **({"vocab_specials": entry.vocab_specials} if entry.vocab_specials else {}),
         }
         # meta.json last: an entry folder without it is never complete, even if renamed by hand.
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
@@ -257,6 +263,16 @@ def save_entry(root: Path, key: str, entry: Entry) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def storable_strings(strings: Sequence[str]) -> bool:
+    """Whether ``strings`` can be stored in an entry's ``strings.txt``, one per line.
+
+    The word tokenizer's tokens never hold whitespace; a Hugging Face tokenizer's vocabulary may
+    hold a token with a line break (``"\\r"`` too: reading the file back translates it), which
+    would shift every later line, so such a result is not stored.
+    """
+    return not any("\n" in s or "\r" in s for s in strings)
 
 
 class CorruptEntry(Exception):
@@ -309,8 +325,10 @@ def load_entry(root: Path, key: str, split_names: Sequence[str]) -> Entry | None
                 token_index=index,
             )
         warnings = [(str(n), int(level), str(message)) for n, level, message in meta["warnings"]]
+        specials = {str(k): str(v) for k, v in meta.get("vocab_specials", {}).items()}
         return Entry(splits=splits, strings=strings, vocab=list(meta["vocab"]),
-                     label_names=list(meta["label_names"]), warnings=warnings)
+                     label_names=list(meta["label_names"]), warnings=warnings,
+                     vocab_specials=specials)
     except CorruptEntry:
         raise
     except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError) as err:

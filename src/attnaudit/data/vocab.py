@@ -1,4 +1,9 @@
-"""Word vocabulary: token strings to ids, with ``<pad>`` = 0 and ``<unk>`` = 1."""
+"""Vocabulary: token strings to ids, with the padding token at id 0.
+
+The project's own word vocabulary has ``<pad>`` = 0 and ``<unk>`` = 1; a Hugging Face tokenizer's
+vocabulary (see :mod:`attnaudit.data.hf_tokenizer`) keeps the tokenizer's ids, its padding token
+(which must be id 0) and its unknown token, e.g. ``[PAD]`` = 0 and ``[UNK]`` = 100 for BERT.
+"""
 
 from __future__ import annotations
 
@@ -16,14 +21,29 @@ UNK_TOKEN = "<unk>"
 class Vocab:
     """A fixed mapping between token strings and ids.
 
-    ``itos[i]`` is the token of id ``i``; ids ``PAD_ID`` (0) and ``UNK_ID`` (1) are reserved. Build one
-    with :meth:`build` from training tokens, save it with :meth:`to_dict` beside a checkpoint and
+    ``itos[i]`` is the token of id ``i``; id ``PAD_ID`` (0) is the padding token. A word vocabulary
+    reserves ids ``PAD_ID`` (0) and ``UNK_ID`` (1) for ``<pad>`` and ``<unk>``. Build one with
+    :meth:`build` from training tokens, save it with :meth:`to_dict` beside a checkpoint and
     restore it with :meth:`from_dict`.
+
+    Args:
+        itos: the token of each id.
+        unk_token: None for a word vocabulary. A tokenizer's vocabulary names its own unknown
+            token (e.g. ``"[UNK]"``), anywhere in ``itos``; ``itos[0]`` is then its padding token,
+            whatever its name (the tokenizer was checked to pad with id 0).
+
+    Attributes:
+        unk_id: the id that unknown strings map to: ``UNK_ID`` for a word vocabulary, the
+            tokenizer's (e.g. 100 for BERT's ``[UNK]``) for a tokenizer's.
     """
 
-    def __init__(self, itos: Sequence[str]) -> None:
+    def __init__(self, itos: Sequence[str], *, unk_token: str | None = None) -> None:
         itos = list(itos)
-        if len(itos) < 2 or itos[PAD_ID] != PAD_TOKEN or itos[UNK_ID] != UNK_TOKEN:
+        # The word vocabulary's layout (the erasure code relies on <unk> being UNK_ID); a
+        # tokenizer's keeps its own ids, its padding id 0 checked when it was loaded.
+        if unk_token is None and (
+            len(itos) < 2 or itos[PAD_ID] != PAD_TOKEN or itos[UNK_ID] != UNK_TOKEN
+        ):
             raise DataError(
                 f"vocabulary must start with {PAD_TOKEN!r}, {UNK_TOKEN!r}; got {itos[:2]!r}"
             )
@@ -31,8 +51,24 @@ class Vocab:
         if len(stoi) != len(itos):
             dupes = sorted(t for t, c in Counter(itos).items() if c > 1)
             raise DataError(f"vocabulary has duplicate tokens: {dupes[:5]!r}")
+        if unk_token is not None and unk_token not in stoi:
+            raise DataError(f"vocabulary has no unknown token {unk_token!r}")
         self.itos: list[str] = itos
         self.stoi: dict[str, int] = stoi
+        self._unk_token = unk_token
+        self.unk_id: int = UNK_ID if unk_token is None else stoi[unk_token]
+
+    @property
+    def unk_token(self) -> str:
+        """The token of :attr:`unk_id`."""
+        return self.itos[self.unk_id]
+
+    @property
+    def specials(self) -> dict[str, str]:
+        """``{"unk_token": ...}`` for a tokenizer's vocabulary, ``{}`` for a word vocabulary: the
+        keyword arguments that rebuild this vocabulary from :attr:`itos`, and what :meth:`to_dict`
+        adds to ``itos``."""
+        return {} if self._unk_token is None else {"unk_token": self._unk_token}
 
     @classmethod
     def build(
@@ -86,10 +122,10 @@ class Vocab:
         return cls(itos)
 
     def encode(self, tokens: Iterable[str]) -> list[int]:
-        """Token strings to ids; unknown tokens become ``UNK_ID``."""
+        """Token strings to ids; unknown tokens become :attr:`unk_id` (``UNK_ID`` for words)."""
         # map() with a bound dict method runs the lookups without a Python frame per token: about
         # 4x faster than the equivalent comprehension over a corpus.
-        return list(map(self.stoi.get, tokens, repeat(UNK_ID)))
+        return list(map(self.stoi.get, tokens, repeat(self.unk_id)))
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Ids back to token strings."""
@@ -102,17 +138,19 @@ class Vocab:
         return token in self.stoi
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocab) and self.itos == other.itos
+        return (isinstance(other, Vocab) and self.itos == other.itos
+                and self.specials == other.specials)
 
     def __hash__(self) -> int:
-        return hash(tuple(self.itos))
+        return hash((tuple(self.itos), self._unk_token))
 
     def __repr__(self) -> str:
         return f"Vocab(size={len(self)})"
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable form for checkpoints."""
-        return {"itos": list(self.itos)}
+        """A JSON-serialisable form for checkpoints: ``{"itos": [...]}``, plus ``unk_token`` for a
+        tokenizer's vocabulary (a word vocabulary's form is unchanged)."""
+        return {"itos": list(self.itos), **self.specials}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Vocab:
@@ -123,4 +161,7 @@ class Vocab:
             raise DataError("vocabulary data has no 'itos' list") from err
         if not isinstance(itos, list) or not all(isinstance(t, str) for t in itos):
             raise DataError("vocabulary 'itos' must be a list of strings")
-        return cls(itos)
+        unk_token = data.get("unk_token")
+        if unk_token is not None and not isinstance(unk_token, str):
+            raise DataError("vocabulary 'unk_token' must be a string")
+        return cls(itos, unk_token=unk_token)

@@ -16,8 +16,10 @@ Two questions per document and site, both answered through :meth:`AttentionClass
   any step is kept, then pushed further along its ray from ``a`` while it stays feasible.
 
 Every document is optimised on its own objective (the batch loss is a sum of per-document losses and
-Adam is elementwise), and its random draws come from its own generator, so a document gives the same
-result alone as inside any batch. One-item documents get NaN (null in the table), like Test 1.
+Adam is elementwise), and its random draws are counter-based (Philox, keyed on ``(seed, doc_id,
+purpose)``: :mod:`attnaudit.utils.seeding`), computed for the whole batch at once yet a function of
+the document alone, so a document gives the same result alone as inside any batch. One-item
+documents get NaN (null in the table), like Test 1.
 Divergences: TVD in [0, 1]; JSD in nats (natural log, at most ln 2).
 """
 
@@ -32,7 +34,7 @@ import torch
 
 from attnaudit.erasure.metrics import js_divergence
 from attnaudit.models.base import AttentionClassifier, ModelOutput, masked_softmax
-from attnaudit.utils.seeding import doc_rng
+from attnaudit.utils.seeding import doc_keys, random_permutations, standard_normals
 
 #: permutations per ``logits_with`` call (bounds memory: B x chunk x n candidate weights)
 PERMUTATION_CHUNK = 32
@@ -114,29 +116,47 @@ def _purpose(part: str, site: str) -> str:
     return f"counterfactual:{part}:{site}"
 
 
+def _permutation_indices(keys: torch.Tensor, lengths: torch.Tensor, n_max: int,
+                         permutations: range) -> torch.Tensor:
+    """Gather indices of permutations ``permutations`` (their numbers ``j``): ``(B, k, n_max)``.
+
+    Permutation ``j`` of a document is the argsort of its items' Philox sort keys at counters
+    ``(i // 2, j, 0, 0)`` (:func:`~attnaudit.utils.seeding.random_permutations`): a pure function of
+    ``(key, j, length)``, so any range of ``j`` gives the same permutations as the full set, and
+    padding maps to itself.
+    """
+    streams = torch.arange(permutations.start, permutations.stop, dtype=torch.int64,
+                           device=keys.device)
+    return random_permutations(keys, lengths, n_max, streams)
+
+
 def draw_permutations(seed: int, doc_id: str, site: str, n_items: int, permutations: int
                       ) -> np.ndarray:
     """The ``(permutations, n_items)`` permutations of one document's items at ``site``, fixed by
-    ``(seed, doc_id, site)`` alone (row ``j`` maps position ``i`` to the item whose weight it takes)."""
-    rng = doc_rng(seed, doc_id, _purpose("permutation", site))
-    return rng.permuted(np.tile(np.arange(n_items), (permutations, 1)), axis=1)
+    ``(seed, doc_id, site)`` alone (row ``j`` maps position ``i`` to the item whose weight it takes):
+    the rows :func:`permuted_weights` uses for this document inside any batch."""
+    keys = doc_keys(seed, [doc_id], _purpose("permutation", site))
+    index = _permutation_indices(keys, torch.tensor([n_items]), n_items, range(permutations))
+    return index[0].numpy()
 
 
 def permuted_weights(
     weights: torch.Tensor, mask: torch.Tensor, doc_ids: Sequence[str], site: str, *,
-    permutations: int, seed: int,
+    permutations: int, seed: int, first: int = 0,
 ) -> torch.Tensor:
-    """Each document's weights under its ``m`` permutations: ``(B, m, n)``, padding stays 0.
+    """Each document's weights under its permutations ``first .. first + permutations - 1``:
+    ``(B, permutations, n)``, padding stays 0.
+
+    All documents' permutations are drawn at once on ``weights``' device (counter-based: no
+    per-document generator), each from ``(seed, doc_id, site)`` and the permutation's number.
 
     Args:
         weights: ``(B, n)`` attention; mask: ``(B, n)`` real items (a prefix of each row).
     """
-    n_max = weights.shape[1]
-    index = np.tile(np.arange(n_max), (len(doc_ids), permutations, 1))  # (B, m, n): identity
-    for row, (doc_id, n) in enumerate(zip(doc_ids, mask.sum(dim=1).tolist(), strict=True)):
-        index[row, :, :n] = draw_permutations(seed, doc_id, site, int(n), permutations)
-    index_t = torch.from_numpy(index).to(weights.device)
-    return weights[:, None, :].expand(-1, permutations, -1).gather(2, index_t)  # (B, m, n)
+    keys = doc_keys(seed, doc_ids, _purpose("permutation", site), device=weights.device)
+    index = _permutation_indices(keys, mask.sum(dim=1), weights.shape[1],
+                                 range(first, first + permutations))  # (B, k, n)
+    return weights[:, None, :].expand(-1, permutations, -1).gather(2, index)  # (B, k, n)
 
 
 @torch.no_grad()
@@ -144,15 +164,20 @@ def permutation_tvds(
     model: AttentionClassifier, output: ModelOutput, site: str, doc_ids: Sequence[str], *,
     permutations: int, seed: int = 0,
 ) -> torch.Tensor:
-    """Output TVD under each document's random permutations of its weights: ``(B, m)`` float64."""
+    """Output TVD under each document's random permutations of its weights: ``(B, m)`` float64.
+
+    Drawn and evaluated :data:`PERMUTATION_CHUNK` permutations at a time, which bounds the memory
+    of both the draw and the candidates to ``B x chunk x n``.
+    """
     out = output.site(site)
-    candidates = permuted_weights(out.attention.detach(), out.mask, doc_ids, site,
-                                  permutations=permutations, seed=seed)  # (B, m, n)
-    logits = torch.cat([
-        model.logits_with(output, site, candidates[:, start : start + PERMUTATION_CHUNK])
-        for start in range(0, permutations, PERMUTATION_CHUNK)
-    ], dim=1)  # (B, m, C)
-    return output_tvd(output.logits.detach(), logits)
+    attention = out.attention.detach()
+    logits = []
+    for start in range(0, permutations, PERMUTATION_CHUNK):
+        chunk = min(PERMUTATION_CHUNK, permutations - start)
+        candidates = permuted_weights(attention, out.mask, doc_ids, site, permutations=chunk,
+                                      seed=seed, first=start)  # (B, chunk, n)
+        logits.append(model.logits_with(output, site, candidates))  # (B, chunk, C)
+    return output_tvd(output.logits.detach(), torch.cat(logits, dim=1))  # (B, m)
 
 
 def permutation_test(
@@ -187,17 +212,18 @@ def adversarial_attention(
     mask = out.mask
     base_logits = output.logits.detach()
     restarts, n_max = search.restarts, attention.shape[1]
-    noise = np.zeros((len(doc_ids), restarts, n_max))
-    for row, (doc_id, n) in enumerate(zip(doc_ids, mask.sum(dim=1).tolist(), strict=True)):
-        rng = doc_rng(seed, doc_id, _purpose("adversarial", site))
-        noise[row, :, :n] = rng.normal(0.0, search.init_scale, size=(restarts, int(n)))
+    # Counter-based start noise, N(0, init_scale^2) per (document, restart, item) at counters
+    # (item // 2, restart, 0, 0): the whole batch at once, each document's from its own key.
+    keys = doc_keys(seed, doc_ids, _purpose("adversarial", site), device=attention.device)
+    streams = torch.arange(restarts, dtype=torch.int64, device=attention.device)
+    noise = search.init_scale * standard_normals(keys, n_max, streams)  # (B, R, n) float64
     # log a: zero weights (underflow in float32) start at a tiny weight instead of -inf.
     start = attention.clamp_min(1e-30).log().masked_fill(~mask, 0.0)  # (B, n)
     # Restart r moves in logit space at scale 2^-r, both its start and its steps: far, bold searches
     # find large JSD where the output tolerates much; near, cautious ones stay feasible where it is
     # sensitive (a bold step there saturates the softmax, whose vanishing gradient then traps it).
     scale = torch.pow(0.5, torch.arange(restarts, dtype=start.dtype, device=start.device))[:, None]
-    free = torch.from_numpy(noise).to(start).requires_grad_(True)  # (B, R, n)
+    free = noise.masked_fill(~mask[:, None, :], 0.0).to(start).requires_grad_(True)  # (B, R, n)
     candidate_mask = mask[:, None, :].expand(-1, restarts, -1)  # (B, R, n)
     target = attention[:, None, :].expand(-1, restarts, -1)  # (B, R, n)
     best_jsd = torch.zeros(len(doc_ids), dtype=torch.float64, device=attention.device)

@@ -19,7 +19,7 @@ import torch
 from attnaudit.erasure.interventions import erase
 from attnaudit.erasure.metrics import js_divergence
 from attnaudit.models.base import AttentionClassifier, ModelOutput, tie_key
-from attnaudit.utils.seeding import doc_rng
+from attnaudit.utils.seeding import doc_keys, random_words, uniform_below
 
 #: the removals every Test 1 makes, before the selected rankings' top items
 BASE_REMOVALS = ("max", "second", "min", "random")
@@ -32,23 +32,49 @@ def single_removals(rankings: Sequence[str]) -> tuple[str, ...]:
     return (*BASE_REMOVALS, *(r for r in rankings if r not in ("random", "attention")))
 
 
+def random_items(
+    keys: torch.Tensor, lengths: torch.Tensor, top_items: torch.Tensor, *,
+    draw: RandomDraw = "uniform",
+) -> torch.Tensor:
+    """The random comparison item ``r`` of every document at once: ``(B,)`` long.
+
+    Args:
+        keys: ``(B, 2)`` the documents' Philox keys (:func:`~attnaudit.utils.seeding.doc_keys`).
+        lengths: ``(B,)`` real items per document (a prefix of each row).
+        top_items: ``(B,)`` each document's top item ``i*``.
+        draw: ``"uniform"`` draws uniformly among the items other than ``i*`` (the intended
+            test). ``"original"`` reproduces the original code's draw: a raw position in
+            ``1..n-1``, so ``r`` can equal ``i*`` and position 0 is never drawn.
+    Returns:
+        ``(B,)`` on ``keys``' device; 0 for documents with fewer than two items (skipped by the
+        caller). Each draw is ``floor(u * (n - 1) / 2^32)`` of the 32-bit word ``u`` at counter
+        ``(0, 0, 0, 0)`` (multiply-shift: each value's probability is within a relative
+        ``n / 2^32`` of uniform), so it depends on the document's key and length alone.
+    """
+    if draw not in ("uniform", "original"):
+        raise ValueError(f"draw must be 'uniform' or 'original', got {draw!r}")
+    counter = torch.zeros(4, dtype=torch.int64, device=keys.device)
+    word = random_words(keys, counter)[:, 0]  # (B,) 32-bit
+    lengths = lengths.to(keys.device)
+    other = uniform_below(word, (lengths - 1).clamp_min(0))  # (B,) in [0, n-1)
+    # "uniform" skips the top item: the n - 1 others, in position order
+    skip = (other >= top_items.to(keys.device)).long() if draw == "uniform" else 1
+    chosen = other + skip
+    return torch.where(lengths >= 2, chosen, torch.zeros_like(chosen))
+
+
 def draw_random_item(
     seed: int, doc_id: str, n_items: int, top_item: int, *, draw: RandomDraw = "uniform",
     purpose: str = "single_weight:random",
 ) -> int:
-    """The random comparison item ``r`` of one document.
+    """The random comparison item ``r`` of one document (:func:`random_items` for one document).
 
-    ``"uniform"`` draws uniformly among the items other than ``top_item`` (the intended test).
-    ``"original"`` reproduces the original code's draw: a raw position in ``1..n-1``, so ``r`` can
-    equal ``i*`` and position 0 is never drawn. Both are fixed by ``(seed, doc_id, purpose)``.
+    Fixed by ``(seed, doc_id, purpose)`` and ``n_items``: the same item as inside any batch.
     """
-    rng = doc_rng(seed, doc_id, purpose)
-    if draw == "original":
-        return int(rng.integers(1, n_items))
-    if draw != "uniform":
-        raise ValueError(f"draw must be 'uniform' or 'original', got {draw!r}")
-    other = int(rng.integers(0, n_items - 1))
-    return other if other < top_item else other + 1
+    if n_items < 2:
+        raise ValueError(f"a random other item needs at least two items, got {n_items}")
+    keys = doc_keys(seed, [doc_id], purpose)
+    return int(random_items(keys, torch.tensor([n_items]), torch.tensor([top_item]), draw=draw)[0])
 
 
 def choose_items(
@@ -67,25 +93,22 @@ def choose_items(
     Args:
         weights: ``(B, n)`` the site's attention; mask: ``(B, n)`` its real items.
         scores: ``(B, n)`` scores of the rankings named in ``removals`` beyond :data:`BASE_REMOVALS`.
+        doc_ids: the ``B`` document ids; with ``seed`` and ``purpose`` they fix the random item
+            (:func:`random_items`).
     Returns:
         ``(B, R)``; rows with fewer than two items are skipped by the caller.
     """
     key = tie_key(weights)  # near-equal weights count as tied: first position wins
     by_weight = key.masked_fill(~mask, float("-inf")).argsort(dim=1, descending=True, stable=True)
     top = by_weight[:, 0]
-    lengths = mask.sum(dim=1).tolist()
-    top_list = top.tolist()
     # Real items are a prefix of each row, so the top item's rank among them is its position.
-    randoms = [
-        draw_random_item(seed, doc_id, n, top_list[row], draw=random_draw, purpose=purpose)
-        if n >= 2 else 0
-        for row, (doc_id, n) in enumerate(zip(doc_ids, lengths, strict=True))
-    ]
+    # One counter-based draw for the whole batch, on its device: no per-document host work.
+    keys = doc_keys(seed, doc_ids, purpose, device=weights.device)  # (B, 2)
     chosen = {
         "max": top,
         "second": by_weight[:, 1] if by_weight.shape[1] > 1 else top,
         "min": key.masked_fill(~mask, float("inf")).argmin(dim=1),
-        "random": torch.tensor(randoms, dtype=torch.long, device=weights.device),
+        "random": random_items(keys, mask.sum(dim=1), top, draw=random_draw),
     }
     for name in removals:
         if name not in chosen:

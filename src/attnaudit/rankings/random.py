@@ -8,15 +8,17 @@ import torch
 
 from attnaudit.models.base import AttentionClassifier, ModelOutput
 from attnaudit.rankings.base import mask_padding
-from attnaudit.utils.seeding import doc_rng
+from attnaudit.utils.seeding import doc_keys, random_permutations
 
 
 class RandomRanking:
-    """Uniformly random order of the real items, fixed by ``(seed, doc_id)``.
+    """Uniformly random order of the real items, fixed by ``(seed, doc_id)`` and the site.
 
-    Drawing per document (not per batch) makes the order independent of batching. The paper's site
-    keeps the original purpose key, so its orders are those of earlier versions; other sites draw
-    with the site's name in the key (independent draws per site).
+    Each document's order is the argsort of its items' counter-based random keys
+    (:func:`~attnaudit.utils.seeding.random_permutations`, stream 0): computed for the whole batch
+    at once on its device, yet a pure function of the document's key and length, so independent of
+    batching. The paper's site keeps the original purpose key (``"ranking:random"``); other sites
+    draw with the site's name in the key (independent draws per site).
     """
 
     name: ClassVar[str] = "random"
@@ -30,12 +32,16 @@ class RandomRanking:
         self, model: AttentionClassifier, output: ModelOutput, site: str, doc_ids: list[str]
     ) -> torch.Tensor:
         """``(B, n)`` scores: a random permutation of ``n_b, ..., 1`` over each row's real items."""
-        mask = output.site(site).mask
+        mask = output.site(site).mask  # (B, n): real items are a prefix of each row
         purpose = "ranking:random" if site == model.pooling_site else f"ranking:random:{site}"
-        lengths = mask.sum(dim=1).tolist()
-        scores = torch.zeros(mask.shape, dtype=torch.float32)
-        for row, doc_id in enumerate(doc_ids):
-            perm = doc_rng(self.seed, doc_id, purpose).permutation(int(lengths[row]))
-            # real items are a prefix of each row (batching pads at the end)
-            scores[row, : len(perm)] = torch.from_numpy(perm.astype("float32") + 1.0)
-        return mask_padding(scores.to(mask.device), mask)
+        keys = doc_keys(self.seed, doc_ids, purpose, device=mask.device)  # (B, 2)
+        lengths = mask.sum(dim=1)  # (B,)
+        n = mask.shape[1]
+        stream = torch.zeros(1, dtype=torch.int64, device=mask.device)
+        order = random_permutations(keys, lengths, n, stream)[:, 0]  # (B, n): real items first
+        # The item at place r of the order scores n_b - r: n_b for the first, 1 for the last real
+        # item (padding gets <= 0, then -inf below).
+        places = torch.arange(n, device=mask.device)
+        scores = (lengths[:, None] - places).to(torch.float32)  # (B, n) by place
+        by_item = torch.empty_like(scores).scatter_(1, order, scores)  # (B, n) by item
+        return mask_padding(by_item, mask)

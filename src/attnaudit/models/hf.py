@@ -1,0 +1,837 @@
+"""Transformer classifiers (BERT family, Hugging Face ``transformers``) behind the model protocol.
+
+Two models over one encoder::
+
+    hf           [CLS] x [SEP] -> BERT layers -> pooler(h_[CLS]) -> linear head
+                 (BertForSequenceClassification, as trained and saved by transformers)
+    hf-attnpool  [CLS] x [SEP] -> BERT layers -> additive attention over the items' final states
+                 -> linear head (the paper's pooling on top of a transformer)
+
+**Inputs and items.** ``Batch.token_ids`` ``(B, T)`` hold the tokenizer's subword ids of each document
+*without* special tokens, padded with 0 (BERT's [PAD] is 0 = ``PAD_ID``). The model builds the
+sequence ``[CLS] t_1 .. t_n [SEP] [PAD] ..`` ``(B, T + 2)`` and its mask itself, so token position
+``i`` of ``token_ids`` is sequence position ``i + 1`` and item ``i`` of every site. [CLS] and [SEP] are
+never items, by construction: they cannot be erased, only the items' share of a row moves.
+
+**Sites.** Per layer ``l`` (0-based) ``L{l}`` (all heads) and ``L{l}.h{h}`` (one head); for
+hf-attnpool also ``pool`` (the additive attention, the paper's site, first). A layer site's attention
+``(B, n)`` is the classification row's (query [CLS]) attention over the items, renormalised over them
+(all heads: the mean over heads, then renormalised). Sites are declared from the last layer down; the
+first site is what the audit runs by default (``--sites``), so it must be cheap and meaningful:
+plain hf's first site is ``L{L-1}``, the last layer's [CLS] row over all heads. It is marked
+``paper=True``: it is the last attention before the head (the paper's criterion), only its
+classification row reaches the output, and the conformance suite requires the first site to be the
+paper's. It is *not* a linear pooling: erasing re-runs the rest of the layer, the pooler and the head.
+
+**Erasure** (``logits_with(output, site, w)``, ``w`` ``(B, k, n)``). Erasing item ``i`` sets the
+attention probabilities from the chosen query rows (``query_rows="cls"``, the default: the [CLS] row;
+``"all"``: every row) to key ``i`` to zero in the site's head(s), and renormalises each row: [CLS] and
+[SEP] keep their probability, so they take a share of the freed mass. Everything downstream is then
+recomputed from the hidden states that entered the layer in the unmodified pass (cached by ``run``).
+The items to erase are the zeros of ``w``. Non-zero candidates (permutations, adversarial attention,
+gradients) follow one rule that contains erasure as a special case: with ``a`` the site's attention,
+``S = sum of a_j over the items w keeps`` and heads ``G`` (one head or all), every row's probability
+of key ``i`` in every head of ``G`` is multiplied by ``(w_i / a_i) * S`` and the row renormalised.
+
+* ``w`` an erasure of ``a`` (``a`` zeroed somewhere, renormalised): the factor is 1 on kept items and
+  0 on erased ones, exactly the erasure above.
+* single-head site: the [CLS] row's item part becomes ``w * S_h`` (``S_h`` the head's original mass
+  on the kept items): a permutation puts the candidate weights, scaled to the original item mass,
+  on the items and leaves [CLS]/[SEP] untouched.
+* all-heads site: every head's item part is reweighted by the same ratio ``w_i / a_i``; heads keep
+  their own shapes (nothing homogenises them), which is the only way erasure and renormalisation per
+  head stay as defined. The site's attention after the edit is close to, not exactly, ``w``
+  (each head renormalises on its own). An item with ``a_i = 0`` (underflow) keeps nothing.
+* ``w = a``: factors 1, the unmodified pass; the all-zero ``w``: every item erased, rows keep only
+  [CLS] and [SEP] (finite).
+
+With ``query_rows="cls"`` erasure at hf-attnpool's last layer changes nothing (the pool never reads
+the [CLS] state): use ``"all"`` there. With plain hf, ``"all"`` at the last layer is the [CLS] row only
+(no other row of the last layer reaches the pooler).
+
+**How: transformers' attention registry.** The module registers one attention function,
+``"attnaudit"`` (:func:`attnaudit_attention`), with ``AttentionInterface.register`` and switches the
+wrapped model to it (``set_attn_implementation``: no module is swapped or patched). Called without
+a plan (the HF model's own ``forward``, e.g. in training) it is exactly transformers' SDPA.
+``run`` and ``logits_with`` call the encoder's own layer modules and pass an :class:`AttentionPlan`
+through the layers' ``**kwargs``, which transformers hands to the attention function with the
+module (and its ``layer_idx``): the plan says which layer to edit, how, and what to record. Only
+the edited layer leaves the base kernel: with [CLS] rows the function recomputes the [CLS] row by
+hand next to SDPA's output for the other rows; with all rows it runs that layer eagerly.
+Recomputing from the cached states entering layer ``l`` runs layers ``l..L-1`` on ``B * k``
+sequences (the ``k`` candidates batched). This is the reference path (``fast_path = False``).
+
+**Fast path** (``fast_path = True``, the default), tested equal to the reference. Two facts save
+most of the work. (1) With [CLS] rows edited, only the [CLS] row of the site's layer changes: its
+[CLS] output is computed alone for the ``k`` candidates (queries/keys/values once per document, the
+edits only reweight the per-head values; then output projection, LayerNorms and feed-forward on
+``B * k`` vectors) and every other row of the layer's output is the unmodified pass's (cached as
+``hidden_out``). (2) Plain hf reads only [CLS]'s final state, so its last layer is computed for the
+[CLS] row alone. At plain hf's last layer both hold (with all rows too, which there reach the output
+through the [CLS] row only): ``k`` candidates cost ``B * k`` vectors, no sequences. At ``l < L-1``
+layers ``l+1..L-2`` run in full on ``B * k`` sequences, through the encoder's modules and the base
+kernel. With all rows the site's layer also runs in full, edited by the registered function.
+
+Only BERT-architecture encoders (``model_type == "bert"``: BERT, MiniLM, ...) are accepted: the
+sequence layout, absolute positions from 0 and the layer structure above are BERT's. RoBERTa-style
+models (positions offset by the padding index) would need their own sequence builder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+from transformers import (
+    AttentionInterface,
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+    BertModel,
+    PretrainedConfig,
+    PreTrainedModel,
+)
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+from attnaudit.data.types import PAD_ID, Batch
+from attnaudit.models.base import (
+    AdditiveAttention,
+    AttentionClassifier,
+    LinearReadout,
+    ModelOutput,
+    Site,
+    SiteOutput,
+)
+
+#: which query rows an erasure edits: the classification row ([CLS]) or every row
+QueryRows = Literal["cls", "all"]
+#: the kernels the registered function falls back to where nothing is edited
+BaseAttention = Literal["sdpa", "eager"]
+
+#: the name of the registered attention function (``config._attn_implementation`` of wrapped models)
+ATTENTION_NAME = "attnaudit"
+
+
+# --- the registered attention function --------------------------------------------------------------
+
+
+@dataclass
+class RowEdit:
+    """Candidate weights applied to one layer's attention rows (see the module docstring).
+
+    Attributes:
+        layer: index of the layer to edit.
+        weights: ``(..., n)`` candidate item weights; the leading dims match the probabilities'
+            (``(N,)`` inside the layers, ``(B, k)`` on the fast path).
+        items: ``(..., n)`` bool, True on real items (padding and the shifted [SEP] are no items).
+        head: the edited head, or None for all heads.
+        rows: ``"cls"`` (the [CLS] row only) or ``"all"``.
+    """
+
+    layer: int
+    weights: torch.Tensor
+    items: torch.Tensor
+    head: int | None
+    rows: QueryRows
+
+
+@dataclass
+class AttentionPlan:
+    """What :func:`attnaudit_attention` does in one pass, handed to it through the layers' kwargs.
+
+    Attributes:
+        base: the kernel of every unedited computation (``"sdpa"`` or ``"eager"``).
+        edit: the layer edit, if any.
+        record_cls: if a dict, each recorded layer's [CLS] row probabilities ``(N, H, T+2)`` are
+            stored under its index, for the layers in ``record_layers`` (None: every layer).
+        record_full: if a dict, every layer's full probabilities ``(N, H, T+2, T+2)`` (rollout).
+        record_layers: see ``record_cls``.
+    """
+
+    base: BaseAttention = "sdpa"
+    edit: RowEdit | None = None
+    record_cls: dict[int, torch.Tensor] | None = None
+    record_full: dict[int, torch.Tensor] | None = None
+    record_layers: frozenset[int] | None = None
+
+
+def edit_factors(cls_probs: torch.Tensor, edit: RowEdit) -> torch.Tensor:
+    """Per-head multiplicative factor of every key, from the [CLS] row and the candidate weights.
+
+    Args:
+        cls_probs: ``(..., H, T')`` the [CLS] row's probabilities (``T' = n + 2`` or more).
+        edit: the candidates (``weights``, ``items`` ``(..., n)``, broadcastable to ``cls_probs``'
+            leading dims) and the head(s).
+    Returns:
+        ``(..., H, T')``: ``(w_i / a_i) * S`` on the item keys of the edited head(s), 1 elsewhere
+        ([CLS], [SEP], padding, other heads).
+    """
+    n = edit.weights.shape[-1]
+    heads = cls_probs.shape[-2]
+    item_probs = cls_probs[..., 1 : n + 1]  # (..., H, n): sequence position i+1 is item i
+    chosen = item_probs if edit.head is None else item_probs[..., edit.head : edit.head + 1, :]
+    mean = chosen.mean(dim=-2)  # (..., n): the site's (unnormalised) attention
+    weights = edit.weights.to(cls_probs.dtype) * edit.items  # (..., n)
+    kept = (weights > 0) & edit.items
+    mass = (mean * kept).sum(dim=-1, keepdim=True)  # (..., 1): S, in unnormalised units
+    positive = mean > 0
+    ratio = torch.where(positive, weights / torch.where(positive, mean, 1.0), 0.0) * mass  # (..., n)
+    ratio = torch.where(edit.items, ratio, torch.ones_like(ratio))
+    before = torch.ones_like(ratio[..., :1])  # (..., 1): [CLS]
+    after = torch.ones_like(ratio[..., :1]).expand(*ratio.shape[:-1], cls_probs.shape[-1] - n - 1)
+    factor = torch.cat([before, ratio, after], dim=-1)  # (..., T')
+    factor = factor.unsqueeze(-2).expand(*factor.shape[:-1], heads, factor.shape[-1])  # (..., H, T')
+    if edit.head is not None:
+        in_site = torch.arange(heads, device=factor.device)[:, None] == edit.head  # (H, 1)
+        factor = torch.where(in_site, factor, torch.ones_like(factor))
+    return factor
+
+
+def apply_edit(probs: torch.Tensor, edit: RowEdit) -> torch.Tensor:
+    """Edited, renormalised attention probabilities.
+
+    Args:
+        probs: ``(..., H, Q, T')`` probabilities whose row 0 is the [CLS] row (``Q = 1``: that row
+            alone).
+        edit: the candidates; leading dims broadcast against ``probs``'.
+    Returns:
+        ``(..., H, Q, T')``: the chosen rows of the edited head(s) scaled by :func:`edit_factors`
+        and renormalised; every other row and head exactly as it was.
+    """
+    factor = edit_factors(probs[..., 0, :], edit)[..., None, :]  # (..., H, 1, T')
+    scaled = probs * factor  # (..., H, Q, T')
+    total = scaled.sum(dim=-1, keepdim=True)  # (..., H, Q, 1)
+    edited = torch.where(total > 0, scaled / torch.where(total > 0, total, 1.0), 0.0)
+    heads, rows = probs.shape[-3], probs.shape[-2]
+    head_ok = torch.ones(heads, dtype=torch.bool, device=probs.device)
+    if edit.head is not None:
+        head_ok = torch.arange(heads, device=probs.device) == edit.head
+    row_ok = torch.arange(rows, device=probs.device) == 0 if edit.rows == "cls" else \
+        torch.ones(rows, dtype=torch.bool, device=probs.device)
+    touched = head_ok[:, None, None] & row_ok[None, :, None]  # (H, Q, 1)
+    return torch.where(touched, edited, probs)
+
+
+def attention_probabilities(
+    query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float
+) -> torch.Tensor:
+    """Eager softmax attention: ``(N, H, Q, dh), (N, H, T', dh) -> (N, H, Q, T')``.
+
+    ``mask``: None, bool (True = attend) or additive float, broadcastable to ``(N, H, Q, T')``.
+    """
+    scores = torch.matmul(query, key.transpose(-1, -2)) * scaling  # (N, H, Q, T')
+    if mask is not None and mask.dtype == torch.bool:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    elif mask is not None:
+        scores = scores + mask
+    return torch.softmax(scores, dim=-1)
+
+
+def _base_attention(
+    base: BaseAttention, module: nn.Module, query: torch.Tensor, key: torch.Tensor,
+    value: torch.Tensor, mask: torch.Tensor | None, dropout: float, scaling: float,
+    **kwargs: Any,
+) -> torch.Tensor:
+    """The unedited output ``(N, T', H, dh)`` with the base kernel (SDPA, or eager math)."""
+    if base == "sdpa":
+        out, _ = sdpa_attention_forward(module, query, key, value, mask, dropout=dropout,
+                                        scaling=scaling, **kwargs)
+        return out
+    probs = attention_probabilities(query, key, mask, scaling)  # (N, H, T', T')
+    probs = nn.functional.dropout(probs, p=dropout, training=module.training)
+    return torch.matmul(probs, value).transpose(1, 2).contiguous()  # (N, T', H, dh)
+
+
+def attnaudit_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    attnaudit_plan: AttentionPlan | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """The attention function registered as ``"attnaudit"`` (transformers' AttentionInterface).
+
+    Args:
+        module: the calling self-attention module (its ``layer_idx`` says which layer this is).
+        query, key, value: ``(N, H, T', dh)``.
+        attention_mask: bool ``(N, 1, Q|1, T')`` (True = attend; the mask format registered for
+            this name is SDPA's) or None.
+        dropout, scaling: as transformers passes them.
+        attnaudit_plan: what to edit and record (from :class:`HFClassifier`); None: plain base SDPA.
+    Returns:
+        ``(N, T', H, dh)`` attention output and None (weights are recorded through the plan).
+    """
+    plan = attnaudit_plan if attnaudit_plan is not None else AttentionPlan()
+    layer = int(getattr(module, "layer_idx", -1))
+    scale = float(scaling) if scaling is not None else query.shape[-1] ** -0.5
+    edit = plan.edit if plan.edit is not None and plan.edit.layer == layer else None
+    recorded = plan.record_layers is None or layer in plan.record_layers
+    if plan.record_full is not None or (edit is not None and edit.rows == "all"):
+        # Every row is needed (rollout) or edited: eager attention for this layer only.
+        probs = attention_probabilities(query, key, attention_mask, scale)  # (N, H, T', T')
+        if plan.record_full is not None:
+            plan.record_full[layer] = probs.detach()
+        if plan.record_cls is not None and recorded:
+            plan.record_cls[layer] = probs[:, :, 0].detach()
+        if edit is not None:
+            probs = apply_edit(probs, edit)
+        probs = nn.functional.dropout(probs, p=dropout, training=module.training)
+        return torch.matmul(probs, value).transpose(1, 2).contiguous(), None  # (N, T', H, dh)
+    out = _base_attention(plan.base, module, query, key, value, attention_mask, dropout, scale,
+                          **kwargs)  # (N, T', H, dh)
+    if edit is None and not (plan.record_cls is not None and recorded):
+        return out, None
+    # The [CLS] row alone, by hand: (N, H, 1, T'), next to the base kernel's output.
+    cls_mask = None if attention_mask is None else attention_mask[..., :1, :]  # (N, 1, 1, T')
+    cls_probs = attention_probabilities(query[:, :, :1], key, cls_mask, scale)
+    if plan.record_cls is not None and recorded:
+        plan.record_cls[layer] = cls_probs[:, :, 0].detach()
+    if edit is None:
+        return out, None
+    cls_out = torch.matmul(apply_edit(cls_probs, edit), value)  # (N, H, 1, dh)
+    return torch.cat([cls_out.transpose(1, 2), out[:, 1:]], dim=1), None  # (N, T', H, dh)
+
+
+AttentionInterface.register(ATTENTION_NAME, attnaudit_attention)
+# Masks for this name are built as for SDPA (bool, True = attend) when the HF model's own forward runs.
+AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)
+
+
+# --- the classifiers ----------------------------------------------------------------------------------
+
+
+def _bert_config(config: PretrainedConfig | dict[str, Any], num_classes: int | None) -> BertConfig:
+    """A :class:`BertConfig` from a config or its dict, with ``num_labels`` set when given."""
+    values = config.to_dict() if isinstance(config, PretrainedConfig) else dict(config)
+    model_type = values.get("model_type", "bert")
+    if model_type != "bert":
+        raise ValueError(
+            f"hf models wrap BERT-architecture encoders (model_type 'bert'), got {model_type!r}"
+        )
+    if num_classes is not None:
+        values["num_labels"] = num_classes
+        values.pop("id2label", None)
+        values.pop("label2id", None)
+    return BertConfig(**values)
+
+
+class HFClassifier(AttentionClassifier):
+    """A BERT sequence classifier ([CLS] pooling) under audit; see the module docstring.
+
+    Args:
+        config: the encoder's :class:`BertConfig` or its ``to_dict()`` (what :meth:`config_dict`
+            saves, so checkpoints rebuild the model).
+        num_classes: ``C``; None keeps the config's ``num_labels``.
+        cls_token_id, sep_token_id: ids of [CLS] and [SEP] in the tokenizer's vocabulary.
+        query_rows: ``"cls"`` (default) or ``"all"``: the rows erasure edits.
+        attention: the kernel of unedited attention, ``"sdpa"`` (default) or ``"eager"``.
+        model: an already built transformers model for ``config`` (:meth:`from_pretrained`); None
+            builds a randomly initialised one.
+
+    Example:
+        >>> config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
+        ...                     num_attention_heads=4, intermediate_size=64)
+        >>> model = HFClassifier.from_config(config, num_classes=3, cls_token_id=2, sep_token_id=3)
+        >>> model.pooling_site, len(model.sites())
+        ('L1', 10)
+    """
+
+    kind: ClassVar[str] = "hf"
+    hierarchical: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        config: PretrainedConfig | dict[str, Any],
+        num_classes: int | None = None,
+        cls_token_id: int,
+        sep_token_id: int,
+        query_rows: QueryRows = "cls",
+        attention: BaseAttention = "sdpa",
+        model: PreTrainedModel | None = None,
+    ) -> None:
+        super().__init__()
+        if query_rows not in ("cls", "all"):
+            raise ValueError(f"query_rows must be 'cls' or 'all', got {query_rows!r}")
+        if attention not in ("sdpa", "eager"):
+            raise ValueError(f"attention must be 'sdpa' or 'eager', got {attention!r}")
+        bert_config = _bert_config(config, num_classes)
+        self.query_rows: QueryRows = query_rows
+        self.base_attention: BaseAttention = attention
+        self.cls_token_id = int(cls_token_id)
+        self.sep_token_id = int(sep_token_id)
+        #: False: logits_with recomputes every row of every layer from the site's up through the
+        #: registered attention function (the reference the fast path is tested against)
+        self.fast_path = True
+        self.hf: PreTrainedModel = model if model is not None else self._build(bert_config)
+        # Route every attention call through the registered function (the official switch).
+        self.hf.set_attn_implementation(ATTENTION_NAME)
+        self.state_dim = int(bert_config.hidden_size)
+        self.num_layers = int(bert_config.num_hidden_layers)
+        self.num_heads = int(bert_config.num_attention_heads)
+        self._sites = self._declare_sites()
+
+    # -- construction ------------------------------------------------------------------------------
+
+    def _build(self, config: BertConfig) -> PreTrainedModel:
+        """A randomly initialised transformers model for ``config``."""
+        return BertForSequenceClassification(config)
+
+    @property
+    def bert(self) -> BertModel:
+        """The encoder (embeddings + layers [+ pooler])."""
+        bert = self.hf.bert
+        assert isinstance(bert, BertModel)
+        return bert
+
+    @classmethod
+    def from_config(cls, config: PretrainedConfig, **options: Any) -> HFClassifier:
+        """A randomly initialised model for ``config`` (options: see the class)."""
+        return cls(config=config, **options)
+
+    @classmethod
+    def _load(cls, path: Path, config: BertConfig) -> PreTrainedModel:
+        """The transformers model saved in ``path`` (local files only)."""
+        return BertForSequenceClassification.from_pretrained(
+            path, config=config, local_files_only=True)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        *,
+        num_classes: int | None = None,
+        cls_token_id: int | None = None,
+        sep_token_id: int | None = None,
+        **options: Any,
+    ) -> HFClassifier:
+        """The model saved by ``save_pretrained`` in the local folder ``path`` (never downloads).
+
+        Weights the folder lacks (a new head, a changed ``num_classes``) are initialised at random
+        by transformers. [CLS]/[SEP] ids default to the tokenizer saved in the folder.
+        """
+        folder = Path(path)
+        config = _bert_config(BertConfig.from_pretrained(folder, local_files_only=True),
+                              num_classes)
+        if cls_token_id is None or sep_token_id is None:
+            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+            cls_token_id = tokenizer.cls_token_id if cls_token_id is None else cls_token_id
+            sep_token_id = tokenizer.sep_token_id if sep_token_id is None else sep_token_id
+        if cls_token_id is None or sep_token_id is None:
+            raise ValueError(f"no [CLS]/[SEP] ids in the tokenizer of {folder}; pass them")
+        return cls(config=config, cls_token_id=int(cls_token_id),
+                   sep_token_id=int(sep_token_id), model=cls._load(folder, config), **options)
+
+    def config_dict(self) -> dict[str, Any]:
+        """Constructor arguments (plain types), enough to rebuild an identical untrained model."""
+        return {
+            "config": self.hf.config.to_dict(),
+            "cls_token_id": self.cls_token_id,
+            "sep_token_id": self.sep_token_id,
+            "query_rows": self.query_rows,
+            "attention": self.base_attention,
+        }
+
+    # -- sites ---------------------------------------------------------------------------------------
+    # Sites depend on the encoder's depth and width, so they are declared per instance.
+
+    def _layer_sites(self) -> list[Site]:
+        """``L{l}`` then ``L{l}.h{h}`` for every layer, last layer first."""
+        sites = []
+        for layer in reversed(range(self.num_layers)):
+            sites.append(Site(
+                f"L{layer}", f"layer {layer + 1} [CLS] attention, mean of heads", "token",
+                description=f"the classification row's attention of layer {layer + 1} over the "
+                "subword tokens, averaged over heads; erasing it edits every head's row and "
+                "recomputes the layers above"))
+            sites.extend(
+                Site(f"L{layer}.h{head}", f"layer {layer + 1} head {head + 1} [CLS] attention",
+                     "token",
+                     description=f"the classification row's attention of head {head + 1} in layer "
+                     f"{layer + 1} over the subword tokens")
+                for head in range(self.num_heads))
+        return sites
+
+    def _declare_sites(self) -> tuple[Site, ...]:
+        sites = self._layer_sites()
+        last = sites[0]
+        paper = Site(last.name, last.label, last.item, paper=True,
+                     description=last.description + " (the last attention before the head, "
+                     "whose [CLS] row alone reaches it)")
+        return (paper, *sites[1:])
+
+    def sites(self) -> tuple[Site, ...]:  # type: ignore[override]
+        """Every site of this model, the default one first (per instance: depends on the config)."""
+        return self._sites
+
+    def site_names(self, requested: Sequence[str] | None = None) -> tuple[str, ...]:  # type: ignore[override]
+        """Validate requested site names (None = all), in declaration order (see the base class)."""
+        declared = [s.name for s in self._sites]
+        if requested is None:
+            return tuple(declared)
+        unknown = [name for name in requested if name not in declared]
+        if unknown:
+            raise ValueError(
+                f"{self.kind} has no attention site {', '.join(map(repr, unknown))}; "
+                f"choose from {', '.join(declared)}"
+            )
+        return tuple(name for name in declared if name in requested)
+
+    def site(self, name: str) -> Site:  # type: ignore[override]
+        """The declared :class:`Site` called ``name``."""
+        self.site_names([name])
+        return next(s for s in self._sites if s.name == name)
+
+    def site_layer(self, site: str) -> tuple[int, int | None]:
+        """``"L3.h2" -> (3, 2)``, ``"L3" -> (3, None)``; a ValueError for other sites."""
+        self.site_names([site])
+        if not site.startswith("L"):
+            raise ValueError(f"site {site!r} is not an attention layer site")
+        layer, _, head = site[1:].partition(".h")
+        return int(layer), (int(head) if head else None)
+
+    # -- the sequence --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _lengths(token_ids: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` item counts; token ids must be ``(B, T)`` with padding at the end of each row."""
+        if token_ids.dim() != 2:
+            raise ValueError(
+                f"hf models need flat subword ids (B, T), got shape {tuple(token_ids.shape)}; "
+                "batch with hierarchical=False"
+            )
+        real = token_ids != PAD_ID
+        lengths = real.sum(dim=1)  # (B,)
+        prefix = torch.arange(token_ids.shape[1], device=token_ids.device)[None, :] < lengths[:, None]
+        if not torch.equal(real, prefix):
+            raise ValueError("token ids must have their padding (0) at the end of each row")
+        return lengths
+
+    def _sequence_mask(self, token_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sequence mask ``(B, T+2)`` ([CLS], items, [SEP]) and the ``(B, T+2)`` [SEP] positions."""
+        lengths = self._lengths(token_ids)  # (B,)
+        positions = torch.arange(token_ids.shape[1] + 2, device=token_ids.device)[None, :]
+        return positions <= lengths[:, None] + 1, positions == lengths[:, None] + 1
+
+    def _sequence_embeddings(self, batch: Batch, embedded: torch.Tensor) -> torch.Tensor:
+        """Word vectors of ``[CLS] items [SEP] [PAD]..`` ``(B, T+2, d)`` from the items' ``(B, T, d)``.
+
+        The special tokens' vectors are looked up here, so attribution methods perturb the items
+        only; [SEP] goes right after each document's last item.
+        """
+        table = self.bert.embeddings.word_embeddings
+        ids = torch.tensor([self.cls_token_id, self.sep_token_id, PAD_ID],
+                           device=embedded.device)
+        cls_vec, sep_vec, pad_vec = table(ids).to(embedded.dtype)  # (d,) each
+        b = embedded.shape[0]
+        sequence = torch.cat([cls_vec.expand(b, 1, -1), embedded, pad_vec.expand(b, 1, -1)],
+                             dim=1)  # (B, T+2, d)
+        _, is_sep = self._sequence_mask(batch.token_ids)  # (B, T+2)
+        return torch.where(is_sep[..., None], sep_vec, sequence)  # (B, T+2, d)
+
+    def _extended_mask(self, seq_mask: torch.Tensor) -> torch.Tensor:
+        """The layers' key mask: bool ``(B, 1, 1, T')``, True = attend (SDPA's format)."""
+        return seq_mask[:, None, None, :]
+
+    # -- the forward pass ----------------------------------------------------------------------------
+
+    def embed(self, batch: Batch) -> torch.Tensor:
+        """Word vectors of the subword tokens ``(B, T, d)`` (no position/type embeddings: those are
+        added inside, with the special tokens)."""
+        self._lengths(batch.token_ids)
+        return self.bert.embeddings.word_embeddings(batch.token_ids)  # (B, T, d)
+
+    def _layers(
+        self, hidden: torch.Tensor, seq_mask: torch.Tensor, start: int, plan: AttentionPlan,
+        keep_inputs: frozenset[int] = frozenset(), stop: int | None = None,
+    ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """Run the encoder's layers ``start..stop-1`` (default: to the last) on ``hidden``
+        ``(N, T', d)``, passing ``plan`` to the attention function.
+
+        Returns:
+            the states leaving layer ``stop - 1`` ``(N, T', d)`` and the states entering each layer
+            in ``keep_inputs``.
+        """
+        mask = self._extended_mask(seq_mask)  # (N, 1, 1, T')
+        inputs = {}
+        for index in range(start, self.num_layers if stop is None else stop):
+            if index in keep_inputs:
+                inputs[index] = hidden
+            hidden = self.bert.encoder.layer[index](hidden, mask, attnaudit_plan=plan)  # (N, T', d)
+        return hidden, inputs
+
+    def _encode_sequence(
+        self, batch: Batch, embedded: torch.Tensor, plan: AttentionPlan,
+        keep_inputs: frozenset[int] = frozenset(),
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor]]:
+        """Final states ``(B, T', d)``, sequence mask ``(B, T')`` and kept layer inputs."""
+        seq_mask, _ = self._sequence_mask(batch.token_ids)  # (B, T')
+        hidden = self.bert.embeddings(inputs_embeds=self._sequence_embeddings(batch, embedded))
+        final, inputs = self._layers(hidden, seq_mask, 0, plan, keep_inputs)  # (B, T', d)
+        return final, seq_mask, inputs
+
+    def _head(self, final: torch.Tensor, seq_mask: torch.Tensor, n: int) -> torch.Tensor:
+        """Logits ``(N, C)`` from the final states ``(N, T', d)`` (only [CLS]'s is read here)."""
+        pooler = self.bert.pooler
+        if pooler is None:
+            raise ValueError("this BERT model has no pooler: [CLS] pooling needs one")
+        pooled = pooler(final)  # (N, d): dense + tanh on position 0
+        head, dropout = self.hf.get_submodule("classifier"), self.hf.get_submodule("dropout")
+        return head(dropout(pooled))  # (N, C)
+
+    def encode_embedded(
+        self, batch: Batch, embedded: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The items' final states ``(B, T, d)`` and the item mask ``(B, T)``."""
+        final, _, _ = self._encode_sequence(batch, embedded, AttentionPlan(self.base_attention))
+        n = batch.token_ids.shape[1]
+        return final[:, 1 : n + 1], batch.token_ids != PAD_ID
+
+    def logits_from_embeddings(self, batch: Batch, embedded: torch.Tensor) -> torch.Tensor:
+        """``(B, C)`` logits from the items' word vectors ``(B, T, d)`` (:meth:`run`'s code)."""
+        final, seq_mask, _ = self._encode_sequence(batch, embedded, AttentionPlan(self.base_attention))
+        return self._head(final, seq_mask, batch.token_ids.shape[1])
+
+    def run(self, batch: Batch, sites: Sequence[str] | None = None) -> ModelOutput:
+        """Full pass: the logits and, per requested site, its attention and caches.
+
+        A layer site's cache: ``hidden`` and ``hidden_out`` ``(B, T+2, d)`` (the states entering
+        and leaving its layer; tensors shared between the sites of a layer) and ``probs``
+        ``(B, H, T+2)`` (the layer's [CLS] row probabilities, every head).
+        """
+        wanted = self.site_names(sites)
+        layers = {self.site_layer(name)[0] for name in wanted if name.startswith("L")}
+        plan = AttentionPlan(self.base_attention, record_cls={}, record_layers=frozenset(layers))
+        keep = frozenset(layers | {layer + 1 for layer in layers})  # entering and leaving
+        final, seq_mask, inputs = self._encode_sequence(batch, self.embed(batch), plan,
+                                                        keep_inputs=keep)
+        inputs[self.num_layers] = final
+        n = batch.token_ids.shape[1]
+        items = batch.token_ids != PAD_ID  # (B, n)
+        out = ModelOutput(logits=self._head(final, seq_mask, n), sites={}, batch=batch)
+        anchor = torch.full((items.shape[0],), -1, dtype=torch.long, device=items.device)
+        assert plan.record_cls is not None
+        for name in wanted:
+            if not name.startswith("L"):
+                continue
+            layer, head = self.site_layer(name)
+            probs = plan.record_cls[layer]  # (B, H, T')
+            chosen = probs[:, :, 1 : n + 1] if head is None else probs[:, head : head + 1, 1 : n + 1]
+            attention = chosen.mean(dim=1) * items  # (B, n): items only ([SEP] may sit inside)
+            total = attention.sum(dim=1, keepdim=True)
+            attention = torch.where(total > 0, attention / torch.where(total > 0, total, 1.0), 0.0)
+            out.sites[name] = SiteOutput(attention=attention, mask=items, anchor=anchor,
+                                         cache={"hidden": inputs[layer],
+                                                "hidden_out": inputs[layer + 1], "probs": probs})
+        self._extra_sites(out, final, wanted)
+        return out
+
+    def _extra_sites(self, out: ModelOutput, final: torch.Tensor, wanted: Sequence[str]) -> None:
+        """Sites other than the layers' (none for plain hf)."""
+
+    # -- recomputation ---------------------------------------------------------------------------
+
+    def logits_with(self, output: ModelOutput, site: str, weights: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, k, C)`` with ``site``'s attention edited by ``(B, k, n)`` candidate weights.
+
+        The rows, heads and renormalisation follow the module docstring; the layers from the site's
+        up are recomputed from the cached states entering its layer (see "Fast path").
+        """
+        layer, head = self.site_layer(site)
+        out = output.site(site)
+        hidden = out.cache["hidden"]  # (B, T', d) entering the site's layer
+        items = out.mask  # (B, n)
+        b, k, n = weights.shape
+        seq_mask = self._seq_mask_of(items)  # (B, T')
+        flat_mask = seq_mask[:, None].expand(b, k, -1).reshape(b * k, -1)  # (B*k, T')
+        if self.fast_path and (self.query_rows == "cls" or
+                               (layer == self.num_layers - 1 and self._cls_only_head)):
+            # Only the [CLS] row of the site's layer changes: compute it alone, for k candidates,
+            # and take every other row of the layer's output from the unmodified pass.
+            edit = RowEdit(layer, weights, items[:, None, :], head, "cls")  # (B, k, n)
+            cls_state = self._cls_row(layer, hidden, seq_mask, edit)  # (B*k, 1, d)
+            if layer == self.num_layers - 1 and self._cls_only_head:
+                return self._head(cls_state, flat_mask, n).reshape(b, k, -1)  # (B, k, C)
+            rest = out.cache["hidden_out"][:, None, 1:]  # (B, 1, T'-1, d) leaving the layer
+            rest = rest.expand(b, k, *rest.shape[2:]).reshape(b * k, *rest.shape[2:])
+            above = torch.cat([cls_state, rest], dim=1)  # (B*k, T', d)
+            return self._top(above, flat_mask, layer + 1, n, None).reshape(b, k, -1)
+        # Every candidate its own sequence: (B*k, T', d), every row recomputed from the site's
+        # layer up, the edit applied by the registered attention function.
+        flat_hidden = hidden[:, None].expand(b, k, *hidden.shape[1:]).reshape(b * k, *hidden.shape[1:])
+        flat_items = items[:, None].expand(b, k, n).reshape(b * k, n)  # (B*k, n)
+        edit = RowEdit(layer, weights.reshape(b * k, n), flat_items, head, self.query_rows)
+        return self._top(flat_hidden, flat_mask, layer, n, edit).reshape(b, k, -1)  # (B, k, C)
+
+    #: True when the head reads only [CLS]'s final state (the last layer's [CLS] row suffices)
+    _cls_only_head: ClassVar[bool] = True
+
+    def _top(
+        self, hidden: torch.Tensor, seq_mask: torch.Tensor, start: int, n: int, edit: RowEdit | None
+    ) -> torch.Tensor:
+        """Logits ``(N, C)`` from the states ``(N, T', d)`` entering layer ``start`` (``L``: the
+        final states), with ``edit`` applied by the registered attention function."""
+        plan = AttentionPlan(self.base_attention, edit=edit)
+        if not (self.fast_path and self._cls_only_head and start < self.num_layers):
+            final, _ = self._layers(hidden, seq_mask, start, plan)  # (N, T', d)
+            return self._head(final, seq_mask, n)
+        # Layers start..L-2 in full, then the last layer's [CLS] row alone.
+        hidden, _ = self._layers(hidden, seq_mask, start, plan, stop=self.num_layers - 1)
+        return self._head(self._cls_row(self.num_layers - 1, hidden, seq_mask, None), seq_mask, n)
+
+    @staticmethod
+    def _seq_mask_of(items: torch.Tensor) -> torch.Tensor:
+        """Sequence mask ``(..., n + 2)`` from an item mask ``(..., n)`` (items are a prefix)."""
+        lengths = items.sum(dim=-1, keepdim=True)  # (..., 1)
+        positions = torch.arange(items.shape[-1] + 2, device=items.device)
+        return positions <= lengths + 1
+
+    def _cls_row(
+        self, index: int, hidden: torch.Tensor, seq_mask: torch.Tensor, edit: RowEdit | None
+    ) -> torch.Tensor:
+        """Layer ``index``'s output at the [CLS] position alone, for ``k`` edits of its [CLS] row.
+
+        The layer's math (BertLayer) for one query row: per-head weighted values, output projection
+        + residual + LayerNorm, feed-forward + residual + LayerNorm. Keys and values are computed
+        once per document, the ``k`` candidates only reweight them.
+
+        Args:
+            index: the layer.
+            hidden: ``(B, T', d)`` states entering it.
+            seq_mask: ``(B, T')`` sequence mask.
+            edit: ``k`` candidates per document (``weights`` ``(B, k, n)``), or None (``k = 1``).
+        Returns:
+            ``(B*k, 1, d)`` the [CLS] state leaving the layer under each candidate.
+        """
+        layer = self.bert.encoder.layer[index]
+        attention = layer.attention.self
+        b, t, d = hidden.shape
+        heads, size = self.num_heads, d // self.num_heads
+        query = attention.query(hidden[:, :1]).view(b, 1, heads, size).transpose(1, 2)  # (B, H, 1, dh)
+        key = attention.key(hidden).view(b, t, heads, size).transpose(1, 2)  # (B, H, T', dh)
+        value = attention.value(hidden).view(b, t, heads, size).transpose(1, 2)  # (B, H, T', dh)
+        probs = attention_probabilities(query, key, self._extended_mask(seq_mask),
+                                        float(attention.scaling))  # (B, H, 1, T')
+        # (B, k, H, 1, T'): the k edited rows per document (k = 1: the row as it is)
+        probs = probs[:, None] if edit is None else apply_edit(probs[:, None], edit)
+        k = probs.shape[1]
+        context = torch.einsum("bkhqt,bhtd->bkqhd", probs, value)  # (B, k, 1, H, dh)
+        context = context.reshape(b * k, 1, d)  # (B*k, 1, d): heads concatenated as in BERT
+        residual = hidden[:, None, :1].expand(b, k, 1, d).reshape(b * k, 1, d)  # (B*k, 1, d)
+        attended = layer.attention.output(context, residual)  # (B*k, 1, d): dense + LayerNorm
+        return layer.output(layer.intermediate(attended), attended)  # (B*k, 1, d): FFN + LayerNorm
+
+    def linear_readout(self, output: ModelOutput, site: str) -> LinearReadout | None:
+        """None: no layer site pools linearly into the head."""
+        return None
+
+    # -- inspection (rankings) ---------------------------------------------------------------------
+
+    def attention_matrices(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every layer's full attention probabilities, for rollout.
+
+        Returns:
+            ``(L, B, H, T', T')`` probabilities (eager: rows of padded queries included) and the
+            ``(B, T')`` sequence mask; position ``i + 1`` is item ``i``.
+        """
+        plan = AttentionPlan(self.base_attention, record_full={})
+        with torch.no_grad():
+            _, seq_mask, _ = self._encode_sequence(batch, self.embed(batch), plan)
+        assert plan.record_full is not None
+        return torch.stack([plan.record_full[i] for i in range(self.num_layers)]), seq_mask
+
+    def head_mean_attention(self, output: ModelOutput, site: str) -> torch.Tensor:
+        """``(B, n)`` the [CLS] row's attention over the items at ``site``'s layer, averaged over all
+        heads and renormalised (the all-heads site's attention, also for a single-head site)."""
+        self.site_layer(site)  # a layer site (the pool site has no heads)
+        out = output.site(site)
+        n = out.mask.shape[1]
+        mean = out.cache["probs"][:, :, 1 : n + 1].mean(dim=1) * out.mask  # (B, n)
+        total = mean.sum(dim=1, keepdim=True)
+        return torch.where(total > 0, mean / torch.where(total > 0, total, 1.0), 0.0)
+
+
+class HFAttentionPoolClassifier(HFClassifier):
+    """A BERT encoder with the paper's head: additive attention over the items' final states, then a
+    linear layer (no [CLS] pooling). Sites: ``pool`` (first, the paper's) and every layer's.
+
+    Args: as :class:`HFClassifier` (``model``: a :class:`BertModel`, e.g. a pretrained encoder).
+    """
+
+    kind: ClassVar[str] = "hf-attnpool"
+    _cls_only_head: ClassVar[bool] = False
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.attention = AdditiveAttention(self.state_dim)
+        num_classes = self.hf.config.num_labels
+        assert num_classes is not None
+        self.classifier = nn.Linear(self.state_dim, int(num_classes))  # V z + v
+
+    def _build(self, config: BertConfig) -> PreTrainedModel:
+        return BertModel(config, add_pooling_layer=False)
+
+    @classmethod
+    def _load(cls, path: Path, config: BertConfig) -> PreTrainedModel:
+        return BertModel.from_pretrained(path, config=config, add_pooling_layer=False,
+                                         local_files_only=True)
+
+    @property
+    def bert(self) -> BertModel:
+        assert isinstance(self.hf, BertModel)
+        return self.hf
+
+    def _declare_sites(self) -> tuple[Site, ...]:
+        pool = Site("pool", "additive attention pooling", "token", paper=True,
+                    description="the additive attention over the subword tokens' final states "
+                    "that pools them for the head")
+        return (pool, *self._layer_sites())
+
+    def _head(self, final: torch.Tensor, seq_mask: torch.Tensor, n: int) -> torch.Tensor:
+        """Logits ``(N, C)``: additive attention over the items' final states ``final[:, 1:n+1]``."""
+        items = seq_mask[:, 1 : n + 1] & seq_mask[:, 2 : n + 2]  # (N, n): [SEP] is the last real
+        return self._pool_output(final[:, 1 : n + 1], items)[0]
+
+    def _extra_sites(self, out: ModelOutput, final: torch.Tensor, wanted: Sequence[str]) -> None:
+        """The ``pool`` site, computed on every pass (it is the head)."""
+        assert out.batch is not None
+        n = out.batch.token_ids.shape[1]
+        items = out.batch.token_ids != PAD_ID  # (B, n)
+        _, pooled = self._pool_output(final[:, 1 : n + 1], items)
+        out.sites["pool"] = pooled
+
+    def run(self, batch: Batch, sites: Sequence[str] | None = None) -> ModelOutput:
+        """See :meth:`HFClassifier.run`; the ``pool`` site's cache holds the items' final states."""
+        out = super().run(batch, sites)
+        if "pool" not in self.site_names(sites):
+            del out.sites["pool"]
+        return out
+
+    def logits_with(self, output: ModelOutput, site: str, weights: torch.Tensor) -> torch.Tensor:
+        if site == "pool":
+            return AttentionClassifier.logits_with(self, output, site, weights)
+        return super().logits_with(output, site, weights)
+
+    def linear_readout(self, output: ModelOutput, site: str) -> LinearReadout | None:
+        return AttentionClassifier.linear_readout(self, output, site) if site == "pool" else None
+
+    def head_mean_attention(self, output: ModelOutput, site: str) -> torch.Tensor:
+        if site == "pool":
+            raise ValueError("the pool site has no heads; head-mean attention needs a layer site")
+        return super().head_mean_attention(output, site)
+
+
+#: model kind -> class, for the lead's registry (models/__init__.py)
+HF_MODELS: dict[str, type[HFClassifier]] = {
+    HFClassifier.kind: HFClassifier,
+    HFAttentionPoolClassifier.kind: HFAttentionPoolClassifier,
+}
