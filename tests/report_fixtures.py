@@ -6,6 +6,9 @@ numbers are random but seeded and shaped like real audits (most single removals 
 decision, gradient rankings flip sooner than attention, attention sooner than random, some documents
 never flip or cannot flip, a few have one item). They are inputs for the report; the report is what
 is under test.
+
+:func:`write_transformer_model` is the exception: a transformer's many layer and head sites are
+audited for real, on a tiny random model, by the audit engine's own functions.
 """
 
 from __future__ import annotations
@@ -362,3 +365,61 @@ def _item_rows(name: str, doc: dict[str, Any], site: str) -> list[dict[str, Any]
 def _write_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2), encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------------------------
+# Transformer audits: a real (tiny, random) model audited by the audit engine itself
+# ----------------------------------------------------------------------------------------------
+
+
+def write_transformer_model(
+    model_dir: Path,
+    kind: str = "hf",
+    *,
+    n_docs: int = 8,
+    seed: int = 2,
+    bootstrap: int = 20,
+    sites: tuple[str, ...] | None = None,
+) -> Path:
+    """A model folder for a tiny random transformer (``kind``: ``hf`` or ``hf-attnpool``; 2 layers
+    of 4 heads, :func:`model_fixtures.tiny_transformer`) audited on ``n_docs`` random two-class
+    documents, as ``attnaudit audit`` writes it: the tables, ``audit_info.json`` and
+    ``summary.json`` come from the audit engine's own functions (:func:`make_plan`, the chunked
+    audit and its writers), so the report reads exactly the audit's layout, site metadata
+    included. ``sites``: the sites to audit (default: every layer and head site, and ``pool``).
+    ``seed`` seeds the weights, the documents and the audit; seed 2 (``hf``) and 3 (``hf-attnpool``)
+    give models that predict both classes (others may predict one class for all 8 documents, which
+    the report flags as degenerate). ``bootstrap``: resamples of the summary's intervals.
+
+    Unlike the rest of this module it runs a model (imported here, so that report tests that do not
+    call it never import torch); a few seconds on one thread.
+    """
+    import dataclasses
+
+    import torch
+    from model_fixtures import random_docs, tiny_transformer
+
+    from attnaudit.config import AuditConfig
+    from attnaudit.erasure import audit as engine
+    from attnaudit.utils.distributed import World
+
+    torch.manual_seed(seed)
+    model = tiny_transformer(kind, num_classes=2).double().eval()
+    # two classes: the fixtures' labels 0-2 folded onto 0-1
+    docs = [dataclasses.replace(d, label=d.label % 2) for d in random_docs(n_docs, seed=seed)]
+    # few permutations, no adversarial search: the report's transformer section reads neither
+    config = AuditConfig(sites=sites, bootstrap=bootstrap, permutations=5, adversarial_epsilon=0.0,
+                         seed=seed)
+    plan = engine.make_plan(model, config, run_seed=seed)
+    out = model_dir / engine.AUDIT_DIR
+    fingerprint = f"fixture-{kind}-{seed}"
+    engine._reset_parts(out, fingerprint)
+    engine._audit_chunks(out, model, docs, ["negative", "positive"], plan, config, model_dir.name,
+                         fingerprint, engine._settings(plan, config), False, World())
+    _write_json(model_dir / "config.json", {
+        "data": {"path": "data/sst2", "fmt": "parquet"},
+        "model": {"kind": kind, **model.config_dict()},
+        "train": {"epochs": 0, "lr": 0.0, "batch_size": 8, "seed": seed},
+    })
+    _write_json(model_dir / "metrics.json", {"test_accuracy": 0.5, "majority_baseline": 0.5})
+    return model_dir

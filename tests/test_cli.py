@@ -144,10 +144,11 @@ def test_help_documents_every_option_without_rst_markup(
 def test_registry_choices_show_in_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["audit", "--help"]) == 0
     assert ("[random|attention|gradient|attention_x_gradient|integrated_gradients|saliency|"
-            "input_x_gradient|occlusion|lime|kernel_shap|paper|attributions|all]"
-            in capsys.readouterr().out)
+            "input_x_gradient|occlusion|lime|kernel_shap|rollout|attention_head_mean|paper|"
+            "attributions|all|transformer]" in capsys.readouterr().out)
     assert main(["run", "--help"]) == 0
-    assert "han-rnn" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "han-rnn" in out and "hf-attnpool" in out
 
 
 def test_help_and_report_do_not_import_torch() -> None:

@@ -40,6 +40,7 @@ from model_fixtures import (
     random_docs,
     random_model,
     random_pass,
+    tested_sites,
 )
 
 from attnaudit.data.batching import make_batches
@@ -59,7 +60,13 @@ from attnaudit.erasure.interventions import (
 from attnaudit.erasure.metrics import js_divergence
 from attnaudit.erasure.single_weight import single_removals, single_weight_test
 from attnaudit.models.base import AttentionClassifier, ModelOutput, item_texts
-from attnaudit.rankings import RANKINGS, build_ranking, decision_gradient
+from attnaudit.rankings import (
+    RANKINGS,
+    applicable_rankings,
+    build_ranking,
+    decision_gradient,
+    supports,
+)
 
 KINDS: tuple[CurveKind, ...] = ("remove", "keep")
 #: one- and two-item documents (Test 1 skips the first), short and long ones, in one padded batch
@@ -86,16 +93,21 @@ def _lengths(output: ModelOutput, site: str) -> list[int]:
 
 def _orders(model: AttentionClassifier, output: ModelOutput, site: str, doc_ids: list[str],
             seed: int) -> dict[str, torch.Tensor]:
-    """The removal order of every registered ranking."""
+    """The removal order of every registered ranking that applies to the site (transformer-only
+    rankings declare where they apply: ``supports``)."""
     mask = output.site(site).mask
     return {
         name: removal_order(build_ranking(name, seed=seed).rank(model, output, site, doc_ids), mask)
-        for name in RANKINGS
+        for name in RANKINGS if supports(name, model, site)
     }
 
 
 def _plan(model: AttentionClassifier, **options: Any) -> AuditPlan:
-    return AuditPlan(sites=model.site_names(), rankings=tuple(RANKINGS), **options)
+    """Every tested site (:func:`model_fixtures.tested_sites`), and every ranking that applies to
+    all of them (the audit's own rule)."""
+    sites = model.site_names(tested_sites(model))
+    return AuditPlan(sites=sites, rankings=applicable_rankings(tuple(RANKINGS), model, sites)[0],
+                     **options)
 
 
 # --- the forward pass -------------------------------------------------------------------------------
@@ -478,7 +490,8 @@ def test_audit_tables_with_repeated_words_do_not_depend_on_batch_size() -> None:
     """Twins' item_* (Test 1, and the random item drawn around the top one) and rank_* columns."""
     model = random_model("flan-none", seed=0)
     docs = random_docs(60, seed=1, repeats=True)
-    plan = AuditPlan(sites=("token",), rankings=tuple(RANKINGS))
+    plan = AuditPlan(sites=("token",),
+                     rankings=applicable_rankings(tuple(RANKINGS), model, ("token",))[0])
     one = audit_documents(model, docs, LABELS, plan, batch_size=1)
     many = audit_documents(model, docs, LABELS, plan, batch_size=64)
     for table in ("single_weight", "removal", "items"):
@@ -510,11 +523,20 @@ def test_audit_on_cuda_equals_the_audit_on_the_cpu(name: str) -> None:
     plan = _plan(model, seed=13)
     cpu = audit_documents(model, docs, LABELS, plan, batch_size=4)
     model.to("cuda")
+    # LIME's and KernelSHAP's scores are the coefficients of captum's surrogate linear model, fitted
+    # in float32: the float64 outputs' last-bit differences between devices come back from the fit
+    # at float32 precision (seen on an H200: 2e-7 relative), so those scores get float32 tolerance.
+    surrogate = [c for c in cpu.items.columns if c in ("score_lime", "score_kernel_shap")]
     for path in ("fast", "naive"):
         gpu = audit_documents(model, docs, LABELS, _plan(model, seed=13, path=path), batch_size=4)
         for table in ("single_weight", "removal", "items"):
-            pd.testing.assert_frame_equal(getattr(gpu, table), getattr(cpu, table),
-                                          check_exact=False, rtol=1e-7, obj=f"{path} {table}")
+            got, want = getattr(gpu, table), getattr(cpu, table)
+            if table == "items":
+                pd.testing.assert_frame_equal(got[surrogate], want[surrogate], check_exact=False,
+                                              rtol=1e-5, atol=1e-7, obj=f"{path} surrogate scores")
+                got, want = got.drop(columns=surrogate), want.drop(columns=surrogate)
+            pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-7,
+                                          obj=f"{path} {table}")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -10,10 +10,6 @@ is peaked and erasure moves the logits.
 
 from __future__ import annotations
 
-import os
-
-os.environ["HF_HUB_OFFLINE"] = "1"  # never touch the network (read when transformers is imported)
-
 import copy
 import importlib.util
 import math

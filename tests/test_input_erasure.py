@@ -192,6 +192,8 @@ def test_the_empty_document_gives_the_head_bias_as_attention_level_erasure_does(
     model = random_model(name, seed=3)
     site = model.pooling_site
     _, _, batch, order, output = _setup(name, site, 3, 3)
+    if model.linear_readout(output, site) is None:
+        pytest.skip(f"{name}'s empty document is [CLS][SEP], not a pooling with nothing to pool")
     lengths = output.site(site).mask.sum(1)
     logits, schedule = input_curve(model, batch, output, site, order, "remove", "delete", "eraser")
     last = logits[torch.arange(len(lengths)), (schedule < lengths[:, None]).sum(1)]  # k = n

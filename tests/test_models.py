@@ -7,7 +7,7 @@ import torch
 
 from attnaudit.data.types import PAD_ID, Batch
 from attnaudit.models import (
-    MODEL_NAMES,
+    PAPER_MODEL_NAMES,
     AttentionClassifier,
     HierarchicalAttentionClassifier,
     build_model,
@@ -71,7 +71,7 @@ def batch_for(name: str, docs: list[list[list[int]]], extra_pad: int = 0) -> Bat
                       extra_pad=extra_pad)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", PAPER_MODEL_NAMES)
 def test_output_shapes(name: str) -> None:
     model = tiny_model(name).eval()
     batch = batch_for(name, random_docs(5, seed=1))
@@ -89,7 +89,7 @@ def test_output_shapes(name: str) -> None:
         assert word.attention.shape == word.mask.shape == (5, batch.token_ids.shape[2])
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", PAPER_MODEL_NAMES)
 def test_states_are_zero_on_padding_and_padding_changes_nothing(name: str) -> None:
     model = tiny_model(name).eval()
     docs = random_docs(6, seed=2)
@@ -106,7 +106,7 @@ def test_states_are_zero_on_padding_and_padding_changes_nothing(name: str) -> No
         assert torch.all(padded.site(site).attention[:, n:] == 0)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", PAPER_MODEL_NAMES)
 def test_logits_with_rejects_an_unknown_site(name: str) -> None:
     model = tiny_model(name).eval()
     batch = batch_for(name, random_docs(2, seed=3))
@@ -118,7 +118,7 @@ def test_logits_with_rejects_an_unknown_site(name: str) -> None:
     assert model.linear_readout(out, "nope") is None
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", PAPER_MODEL_NAMES)
 def test_every_parameter_gets_a_gradient(name: str) -> None:
     model = tiny_model(name).train()
     batch = batch_for(name, random_docs(6, seed=5))
@@ -129,7 +129,7 @@ def test_every_parameter_gets_a_gradient(name: str) -> None:
         assert p.grad.abs().sum() > 0, pname
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", PAPER_MODEL_NAMES)
 def test_same_seed_same_result(name: str) -> None:
     batch = batch_for(name, random_docs(4, seed=6))
     results = []
@@ -142,7 +142,7 @@ def test_same_seed_same_result(name: str) -> None:
     assert not torch.equal(results[0], other)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", PAPER_MODEL_NAMES)
 def test_empty_document_gives_zero_attention_not_nan(name: str) -> None:
     model = tiny_model(name).eval()
     batch = batch_for(name, random_docs(3, seed=10))
@@ -178,7 +178,7 @@ def test_wrong_batch_shape_is_a_clear_error() -> None:
 
 
 def test_names_and_registry() -> None:
-    assert MODEL_NAMES == ("flan-none", "flan-cnn", "flan-rnn", "han-none", "han-cnn", "han-rnn")
+    assert PAPER_MODEL_NAMES == ("flan-none", "flan-cnn", "flan-rnn", "han-none", "han-cnn", "han-rnn")
     assert parse_model_name("HAN-cnn") == ("han", "cnn")
     assert model_name("flan", "rnn") == "flan-rnn"
     for bad in ("flan", "flan-lstm", "bert-rnn"):
@@ -247,7 +247,7 @@ def test_han_word_level_chunking_changes_nothing(encoder: str) -> None:
                                    atol=1e-6, rtol=1e-6)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", PAPER_MODEL_NAMES)
 def test_all_empty_batch_is_finite(name: str) -> None:
     model = tiny_model(name).eval()
     batch = batch_for(name, random_docs(2, seed=14))

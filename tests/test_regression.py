@@ -24,7 +24,7 @@ import torch
 
 from attnaudit.data.types import EncodedDocument
 from attnaudit.erasure.audit import audit_documents, make_plan
-from attnaudit.models import MODEL_NAMES, build_model, parse_model_name
+from attnaudit.models import PAPER_MODEL_NAMES, build_model, parse_model_name
 
 FIXTURE = Path(__file__).parent / "data" / "regression"
 LABELS = ["a", "b", "c"]
@@ -51,7 +51,7 @@ def _documents() -> list[EncodedDocument]:
 
 
 @pytest.mark.parametrize("path", ["fast", "naive"])
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", PAPER_MODEL_NAMES)
 def test_same_values_as_before_the_rebuild(name: str, path: str, one_thread: None) -> None:
     from attnaudit.config import AuditConfig
 

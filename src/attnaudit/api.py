@@ -20,6 +20,7 @@ from attnaudit.data.batching import encode_documents
 from attnaudit.data.prepare import prepare_data
 from attnaudit.data.types import Document
 from attnaudit.erasure.audit import AuditFrames, audit_documents, batch_size_for, make_plan
+from attnaudit.pipeline import audit_config_for
 
 
 def audit(
@@ -37,7 +38,9 @@ def audit(
             plain strings (unlabelled: their ``label`` column is left empty; flips are judged
             against the model's own prediction anyway). ``None`` audits the run's test split.
         config: audit settings (rankings, sites, seed, ...); defaults to the paper's rankings at
-            every site of the model, with the run's seed.
+            the model's default sites (every site of the paper's models, a transformer's first),
+            with the run's seed. Rankings that do not apply to the model are left out (see
+            :func:`attnaudit.pipeline.audit_config_for`).
     Returns:
         :class:`AuditFrames` with ``single_weight`` (one row per document and site), ``removal``
         (one row per document, site and ranking) and ``items`` (one row per document, site and item)
@@ -45,7 +48,7 @@ def audit(
     """
     loaded = run if isinstance(run, LoadedRun) else load_run(Path(run))
     name = loaded.run_dir.name
-    config = config or AuditConfig()
+    config = audit_config_for(loaded.model, config or AuditConfig(), name=name)
     plan = make_plan(loaded.model, config, run_seed=loaded.config.train.seed)
     run_audit = partial(audit_documents, model_name=name,
                         batch_size=batch_size_for(config, next(loaded.model.parameters()).device),
@@ -61,7 +64,9 @@ def audit(
         else Document(doc_id=f"doc{i}", text=doc, label=loaded.label_names[0])
         for i, doc in enumerate(given)
     ]
-    encoded = encode_documents(as_docs, loaded.vocab, loaded.label_names, loaded.data_config.limits)
+    # The run's own tokenizer: a transformer's subwords, or the project's words (None).
+    encoded = encode_documents(as_docs, loaded.vocab, loaded.label_names, loaded.data_config.limits,
+                               tokenizer=loaded.data_config.tokenizer)
     frames = run_audit(loaded.model, encoded, loaded.label_names, plan)
     for frame in (frames.single_weight, frames.removal):
         frame["label"] = frame["label"].where(~frame["doc_id"].isin(unlabelled), None)

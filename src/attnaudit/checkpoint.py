@@ -9,18 +9,28 @@ A run folder written by :func:`attnaudit.train.train_run` holds::
     state.pt       training state after the last finished epoch (model, optimizer, scheduler, epoch,
                    best dev accuracy, patience counter, RNG states): what a killed run resumes from
     metrics.json   dev/test accuracy, majority baseline, per-epoch history, time, docs/s
+    tokenizer/     runs on a Hugging Face tokenizer ([data] tokenizer) only: a copy of its files
     DONE           written last: the run is complete and is never retrained
 
 Every file is written to a temporary name and renamed into place, so a run killed at any moment leaves
 either the old file or the new one, never half of one. ``model.pt`` alone is enough to rebuild the
 classifier (:func:`load_model_file`); files are read with ``torch.load(weights_only=True)``, so loading
 a run never executes code from it.
+
+Transformers (``hf`` kinds) are saved the same way: their state dict and ``config_dict()``, which
+holds the whole Hugging Face model configuration, so they are rebuilt from ``model.pt`` alone, with
+no network and without the pretrained base they were fine-tuned from. Their vocabulary is the
+tokenizer's (saved as the run's vocabulary); the tokenizer itself, needed to tokenise text again
+(auditing later, :func:`attnaudit.api.audit` on new text), is copied into ``tokenizer/``, which
+:func:`load_run` uses when the configured tokenizer folder (or the MiniLM package) is gone.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
+import shutil
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +47,8 @@ from attnaudit.errors import DamagedFileError
 from attnaudit.models import MODELS, AttentionClassifier
 from attnaudit.utils.io import atomic_path
 
+logger = logging.getLogger(__name__)
+
 MODEL_FILE = "model.pt"
 STATE_FILE = "state.pt"
 CONFIG_FILE = "config.json"
@@ -44,6 +56,8 @@ RUN_INFO_FILE = "run_info.json"
 SPLITS_FILE = "splits.json"
 METRICS_FILE = "metrics.json"
 DONE_FILE = "DONE"
+#: the copy of a run's Hugging Face tokenizer
+TOKENIZER_DIR = "tokenizer"
 
 #: bumped when the layout of model.pt changes incompatibly
 CHECKPOINT_FORMAT = 1
@@ -80,6 +94,7 @@ def save_checkpoint(
     """Atomically write ``run_dir/model.pt``; returns its path.
 
     Parameters are saved on the CPU, so a model trained on a GPU loads on a machine without one.
+    A run on a Hugging Face tokenizer also gets a copy of it (``tokenizer/``, once).
     """
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -95,7 +110,32 @@ def save_checkpoint(
     # fixed, so the same weights give the same bytes (the audit fingerprints model.pt).
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         torch.save(payload, handle)
+    if config.data.tokenizer is not None:
+        save_tokenizer(run_dir, config.data.tokenizer)
     return path
+
+
+def save_tokenizer(run_dir: str | os.PathLike[str], spec: str) -> Path:
+    """Copy the files of tokenizer ``spec`` (``"minilm"`` or a folder) into ``run_dir/tokenizer/``
+    unless a copy is there; returns the copy's folder.
+
+    Only the tokenizer's files (vocabulary, settings, config.json: see
+    :data:`attnaudit.data.hf_tokenizer.TOKENIZER_FILES`), not a model's weights beside them. Written
+    to a temporary folder and renamed, so a copy is whole or absent.
+    """
+    from attnaudit.data.hf_tokenizer import resolve_tokenizer, tokenizer_files
+
+    target = Path(run_dir) / TOKENIZER_DIR
+    if target.is_dir():
+        return target
+    source = resolve_tokenizer(spec)
+    partial = target.with_name(f".{TOKENIZER_DIR}.tmp{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for name in tokenizer_files(source):
+        shutil.copy2(source / name, partial / name)
+    partial.rename(target)
+    return target
 
 
 def build_from_checkpoint(payload: dict[str, Any]) -> AttentionClassifier:
@@ -144,6 +184,7 @@ def load_run(run_dir: str | os.PathLike[str], *, device: str | torch.device = "c
     """
     folder = Path(run_dir)
     model, vocab, label_names, config = load_model_file(folder / MODEL_FILE, device=device)
+    config = _with_saved_tokenizer(config, folder)
     return LoadedRun(
         model=model,
         vocab=vocab,
@@ -152,6 +193,24 @@ def load_run(run_dir: str | os.PathLike[str], *, device: str | torch.device = "c
         data_config=config.data,
         run_dir=folder,
     )
+
+
+def _with_saved_tokenizer(config: RunConfig, folder: Path) -> RunConfig:
+    """``config``, reading its tokenizer from the run's copy (``tokenizer/``) when the configured
+    one cannot be found any more (a moved base folder, an uninstalled MiniLM package)."""
+    spec = config.data.tokenizer
+    copy = folder / TOKENIZER_DIR
+    if spec is None or not copy.is_dir():
+        return config
+    from attnaudit.data.hf_tokenizer import resolve_tokenizer
+
+    try:
+        resolve_tokenizer(spec)
+    except DataError:
+        logger.info("tokenizer %r not found; using the run's copy %s", spec, copy)
+        data = config.data.model_copy(update={"tokenizer": str(copy.resolve())})
+        return config.model_copy(update={"data": data})
+    return config
 
 
 def save_training_state(run_dir: str | os.PathLike[str], state: dict[str, Any]) -> None:

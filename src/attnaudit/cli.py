@@ -7,6 +7,10 @@ imported only when an option is checked or its help is shown, so ``attnaudit rep
 
 Every failure the user can fix ends in one line, ``attnaudit: error: ...``, naming the file or field
 and what to do, with exit code 2; Ctrl-C exits 130 with a note that the same command resumes.
+
+Transformers: ``attnaudit train --model hf --base minilm|FOLDER`` fine-tunes one, ``attnaudit run
+--models flan-rnn,hf`` mixes families, and ``attnaudit audit --hf-model FOLDER --data DATA --out
+RUN_DIR`` audits a classifier fine-tuned elsewhere (and writes its report).
 """
 
 from __future__ import annotations
@@ -149,7 +153,14 @@ MaxTestOpt = Annotated[int | None, typer.Option(
     "--max-test-docs", help="Stratified subsample of the test documents.")]
 EpochsOpt = Annotated[int | None, typer.Option(
     "--epochs", help="Training epochs, at least 1 (default 3); the best dev epoch is kept.")]
-LrOpt = Annotated[float | None, typer.Option("--lr", help="Adam learning rate (default 2e-3).")]
+LrOpt = Annotated[float | None, typer.Option(
+    "--lr", help="Learning rate (default 2e-3 for Adam; 5e-5 for AdamW, the transformers' "
+    "optimizer).")]
+BaseOpt = Annotated[str | None, typer.Option(
+    "--base", metavar="minilm|FOLDER",
+    help="Pretrained encoder the transformer models (hf, hf-attnpool) fine-tune: minilm "
+    "(the shipped all-MiniLM-L6-v2, default) or a local save_pretrained folder; their data is "
+    "tokenised by its tokenizer. Nothing is downloaded.")]
 SeedOpt = Annotated[int | None, typer.Option(
     "--seed", help="Fixes the data split, initialisation, batch order and the audit's random "
     "draws (default 0).")]
@@ -171,8 +182,9 @@ RankingsOpt = Annotated[Names | None, typer.Option(
     help="Comma-separated Test 2 rankings, in report order (default: the paper's four).")]
 SitesOpt = Annotated[Names | None, typer.Option(
     "--sites", parser=_names(None, "site"), metavar="NAME[,NAME...]",
-    help="Comma-separated attention sites: token (FLAN), sentence and word (HAN). Default: every "
-    "site the model declares.")]
+    help="Comma-separated attention sites: token (FLAN), sentence and word (HAN); a transformer's "
+    "L<layer> and L<layer>.h<head> (layers from 0), and pool (hf-attnpool). Default: every site of "
+    "the paper's models; a transformer's first (its last layer's [CLS] attention, or pool).")]
 PathOpt = Annotated[ErasurePath | None, typer.Option(
     "--path",
     help="fast (default) or naive, the slow reference implementation.")]
@@ -384,15 +396,18 @@ def train_command(
     max_test_docs: MaxTestOpt = None,
     model: Annotated[str | None, typer.Option(
         "--model", parser=_name(_model_kinds, "model kind"), metavar="KIND",
-        help="Model kind (default han).")] = None,
+        help="Model kind (default han): flan, han (the paper's), or a transformer fine-tuned from "
+        "--base: hf ([CLS] pooling) or hf-attnpool (attention pooling).")] = None,
     encoder: Annotated[str | None, typer.Option(
         "--encoder", parser=_name(_encoders, "encoder"), metavar="ENCODER",
-        help="Encoder under the attention (default rnn).")] = None,
+        help="Encoder under the attention (default rnn; flan and han only).")] = None,
+    base: BaseOpt = None,
     embeddings: EmbeddingsOpt = None,
     epochs: EpochsOpt = None,
     lr: LrOpt = None,
     batch_size: Annotated[int | None, typer.Option(
-        "--batch-size", help="Training documents per batch (default 64).")] = None,
+        "--batch-size", help="Training documents per batch (default 64; 32 for transformers).")
+    ] = None,
     max_batch_tokens: Annotated[int | None, typer.Option(
         "--max-batch-tokens", help="Cap on padded tokens per training batch (default 40000).")] = None,
     patience: Annotated[int | None, typer.Option(
@@ -410,7 +425,7 @@ def train_command(
     overrides = {
         "data": _data_overrides(data, data_format, text_column, label_column, max_train_docs,
                                 max_dev_docs, max_test_docs, seed),
-        "model": {"kind": model, "encoder": encoder, "embeddings": embeddings},
+        "model": {"kind": model, "encoder": encoder, "embeddings": embeddings, "base": base},
         "train": {"epochs": epochs, "lr": lr, "batch_size": batch_size,
                   "max_batch_tokens": max_batch_tokens, "patience": patience, "seed": seed,
                   "device": device, "threads": threads},
@@ -449,9 +464,22 @@ def evaluate_command(
 
 @app.command("audit")
 def audit_command(
-    runs: Annotated[list[Path], typer.Argument(
+    runs: Annotated[list[Path] | None, typer.Argument(
         help="One or more model folders (runs/NAME/models/<model>, or the --out of 'attnaudit "
-        "train').")],
+        "train'); or none, with --hf-model.")] = None,
+    hf_model: Annotated[Path | None, typer.Option(
+        "--hf-model", help="Audit a classifier fine-tuned elsewhere: the folder save_pretrained "
+        "wrote for a BERT-family AutoModelForSequenceClassification and its tokenizer. Needs "
+        "--data (its labels must be the model's config.id2label names) and --out (the model "
+        "folder to create, with its report); the test split of the data is audited.",
+        file_okay=False)] = None,
+    data: DataOpt = None,
+    data_format: FormatOpt = None,
+    text_column: TextColumnOpt = None,
+    label_column: LabelColumnOpt = None,
+    max_test_docs: MaxTestOpt = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="With --hf-model: the model folder to create (e.g. runs/NAME).")] = None,
     config: ConfigOpt = None,
     rankings: RankingsOpt = None,
     sites: SitesOpt = None,
@@ -482,24 +510,70 @@ def audit_command(
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Attention tests (Test 1, Test 2) and the faithfulness measures on trained models; results go
-    to each <run>/audit/."""
+    to each <run>/audit/. With --hf-model, on a classifier fine-tuned elsewhere (and its report)."""
     from attnaudit.erasure.audit import audit_run
+    from attnaudit.pipeline import audit_config_for_run
     from attnaudit.train import set_threads
 
+    data_flags = _data_overrides(data, data_format, text_column, label_column, None, None,
+                                 max_test_docs, None)
     sections = load_sections(config, {"audit": _audit_overrides(
         rankings, sites, path, gradient_output, random_draw, max_docs, seed,
         MeasureOptions(erasure, input_erasure, bootstrap, permutations, attribution_samples),
-        batch_size)})
+        batch_size), **({"data": data_flags} if hf_model is not None else {})})
     audit_config = AuditConfig.from_dict(sections.get("audit", {}), source=config)
     set_threads(_threads(threads, sections, config))
-    folders = [_model_folder(run, "audit") for run in runs]  # every folder checked before any work
+    if hf_model is not None:
+        folders = [_import_hf_model(hf_model, runs, out, sections, config, device)]
+    else:
+        given = [name for name, value in (("--data", data), ("--format", data_format),
+                                          ("--text-column", text_column),
+                                          ("--label-column", label_column),
+                                          ("--max-test-docs", max_test_docs), ("--out", out))
+                 if value is not None]
+        if given:
+            raise DataError(f"{', '.join(given)} go(es) with --hf-model; a trained model folder "
+                            "audits its own data")
+        if not runs:
+            raise DataError("give one or more model folders to audit, or --hf-model PATH --data "
+                            "DATA --out RUN_DIR for a classifier fine-tuned elsewhere")
+        # every folder checked before any work
+        folders = [_model_folder(run, "audit") for run in runs]
     for folder in folders:
-        summary = audit_run(folder, audit_config, progress=not no_progress, device=device,
+        # the model's default sites, and the rankings that apply to them
+        settings = audit_config_for_run(folder, audit_config)
+        summary = audit_run(folder, settings, progress=not no_progress, device=device,
                             replace=replace)
         print(_audit_line(folder, summary, js_unit))
+    if hf_model is not None:
+        from attnaudit.reports.html import ReportError, build_report
+
+        try:
+            print(f"report: {build_report(folders[0], js_unit=js_unit)}")
+        except ReportError as err:
+            raise DataError(str(err)) from None
     if len(folders) > 1:
         target = compare_out or folders[0].parent / "comparison"
         print(f"comparison report: {_comparison_report(folders, target, js_unit)}")
+
+
+def _import_hf_model(model: Path, runs: Sequence[Path] | None, out: Path | None,
+                     sections: Mapping[str, Any], config: Path | None, device: str) -> Path:
+    """``attnaudit audit --hf-model``: the model folder ``out`` made from the classifier in
+    ``model`` (see :func:`attnaudit.pipeline.import_hf_model`)."""
+    from attnaudit.config import DataConfig
+    from attnaudit.pipeline import import_hf_model
+
+    if runs:
+        raise DataError("give model folders or --hf-model, not both")
+    if out is None:
+        raise DataError("--hf-model needs --out RUN_DIR: the model folder to create")
+    values = dict(sections.get("data") or {})
+    if "path" not in values:
+        raise DataError("--hf-model needs --data: the labelled documents to audit it on")
+    data_config = DataConfig.from_dict(values, source=config)
+    import_hf_model(model, data_config, out, device=device)
+    return out
 
 
 def _comparison_report(folders: Sequence[Path], target: Path, js_unit: str) -> Path:
@@ -540,7 +614,9 @@ def run_command(
     max_test_docs: MaxTestOpt = None,
     models: Annotated[Names | None, typer.Option(
         "--models", parser=_names(_model_names, "model"), metavar="NAME[,NAME...]",
-        help="Comma-separated KIND-ENCODER names (default: the paper's six).")] = None,
+        help="Comma-separated model names: KIND-ENCODER (flan-rnn, ...; default: the paper's six) "
+        "or a transformer, hf or hf-attnpool (fine-tuned from --base).")] = None,
+    base: BaseOpt = None,
     embeddings: EmbeddingsOpt = None,
     epochs: EpochsOpt = None,
     lr: LrOpt = None,
@@ -579,7 +655,7 @@ def run_command(
                                 None, max_test_docs, seed),
         "models": models,
         "seeds": None if seeds is None else list(seeds),
-        "model": {"embeddings": embeddings},
+        "model": {"embeddings": embeddings, "base": base},
         "train": {"epochs": epochs, "lr": lr, "seed": seed, "device": device, "threads": threads},
         # The audit's seed stays unset: it is the run's seed (--seed) unless [audit] seed says else.
         "audit": _audit_overrides(rankings, sites, path, gradient_output, random_draw, max_docs,

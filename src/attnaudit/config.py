@@ -48,6 +48,7 @@ from pydantic import (
     ValidationInfo,
     field_serializer,
     field_validator,
+    model_validator,
 )
 
 from attnaudit.errors import DataError
@@ -220,12 +221,15 @@ def _limits(values: Mapping[str, Any]) -> Any:
 
 
 class ModelConfig(ConfigSection):
-    """Which classifier to build (``kind-encoder``, e.g. ``han-rnn``) and its sizes."""
+    """Which classifier to build (``kind-encoder``, e.g. ``han-rnn``, or a transformer kind, ``hf``)
+    and its sizes."""
 
     section: ClassVar[str] = "model"
 
-    kind: str = "han"  # "flan" or "han"; HAN is the paper's main model
-    encoder: str = "rnn"  # "none", "cnn" or "rnn"; at both levels of a HAN
+    # "flan" or "han" (HAN is the paper's main model), or a transformer: "hf" ([CLS] pooling) or
+    # "hf-attnpool" (the paper's attention pooling on a transformer); see attnaudit.models
+    kind: str = "han"
+    encoder: str = "rnn"  # "none", "cnn" or "rnn"; at both levels of a HAN; "none" for transformers
     embedding_dim: int = Field(default=200, ge=1)  # original: 200-d word2vec vectors
     # original: 50 GRU units per direction / 50 CNN filters per width
     hidden: int = Field(default=50, ge=1)
@@ -234,6 +238,11 @@ class ModelConfig(ConfigSection):
     # trained on each data set's own train+dev text. None = random init (N(0, 1/E) per value, so
     # rows have about unit norm like the original's L2-normalised vectors), fine-tuned all the same.
     embeddings: str | None = None
+    # Transformer kinds only: the pretrained encoder they fine-tune, "minilm" (the shipped
+    # all-MiniLM-L6-v2, the default) or a local save_pretrained folder; nothing is downloaded.
+    # None for the paper's models (trained from scratch). The sizes above do not apply to
+    # transformers (the base has its own), and their data is tokenised by the base's tokenizer.
+    base: str | None = None
 
     @field_validator("kind")
     @classmethod
@@ -246,17 +255,54 @@ class ModelConfig(ConfigSection):
 
     @field_validator("encoder")
     @classmethod
-    def _check_encoder(cls, value: str) -> str:
-        from attnaudit.models import ENCODERS
+    def _check_encoder(cls, value: str, info: ValidationInfo) -> str:
+        from attnaudit.models import ENCODERS, MODEL_ENTRIES
 
         if value not in ENCODERS:
             raise ValueError(f"unknown encoder {value!r}; choose from {', '.join(sorted(ENCODERS))}")
+        known = MODEL_ENTRIES.get(info.data.get("kind", ""))
+        if known is not None and not known.encoders and value != "none":
+            raise ValueError(f"{known.kind} models have no encoder choice (got {value!r}); leave "
+                             "encoder out")
         return value
+
+    @field_validator("base")
+    @classmethod
+    def _check_base(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must be 'minilm' or a folder saved with save_pretrained (leave it "
+                             "out for the paper's models)")
+        return None if value is None else value.strip()
+
+    @model_validator(mode="after")
+    def _transformer_defaults(self) -> ModelConfig:
+        # A transformer kind has no encoder and fine-tunes a base: "none" and the registry's
+        # default base (minilm) unless given. A base given with a paper kind is refused where the
+        # model is built (attnaudit.train_hf.resolve_run_config): `run` shares one [model] table
+        # between paper models and transformers.
+        from attnaudit.models import MODEL_ENTRIES
+
+        known = MODEL_ENTRIES.get(self.kind)
+        if known is not None and not known.encoders:
+            self.encoder = "none"
+        if known is not None and known.pretrained and self.base is None:
+            self.base = known.default_base
+        return self
 
     @property
     def name(self) -> str:
-        """``kind-encoder``, e.g. ``"flan-rnn"``."""
-        return f"{self.kind}-{self.encoder}"
+        """``kind-encoder``, e.g. ``"flan-rnn"``, or the kind alone for transformers (``"hf"``)."""
+        from attnaudit.models import model_name
+
+        return model_name(self.kind, self.encoder)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As :meth:`ConfigSection.to_dict`, without ``base`` when it is None: a paper model's
+        config saves (config.json, run.json) exactly as before the setting existed."""
+        out = super().to_dict()
+        if out.get("base") is None:
+            out.pop("base", None)
+        return out
 
 
 class TrainConfig(ConfigSection):
@@ -538,7 +584,7 @@ class PipelineConfig(BaseModel):
             return value
         if not names:
             raise ValueError("give at least one model")
-        from attnaudit.models import MODEL_NAMES, parse_model_name
+        from attnaudit.models import MODEL_NAMES, model_name, parse_model_name
 
         out = []
         for name in names:
@@ -548,14 +594,26 @@ class PipelineConfig(BaseModel):
                 raise ValueError(
                     f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}"
                 ) from None
-            out.append(f"{kind}-{encoder}")
+            out.append(model_name(kind, encoder))
         return tuple(dict.fromkeys(out))
 
     def run_config(self, name: str, *, seed: int | None = None) -> RunConfig:
         """The training configuration of one of :attr:`models`, trained with ``seed`` (default
-        ``train.seed``); the data and its split stay this config's whatever the seed."""
-        kind, _, encoder = name.partition("-")
-        model = self.model.model_copy(update={"kind": kind, "encoder": encoder})
+        ``train.seed``); the data and its split stay this config's whatever the seed.
+
+        The shared ``[model] base`` goes to transformer models only (default: their registry's);
+        the paper's models get none, and transformers no word vectors (``embeddings``: they have
+        their base's). Family defaults (a transformer's tokenizer, length limit, optimizer
+        settings) are applied by :func:`attnaudit.train_hf.resolve_run_config`.
+        """
+        from attnaudit.models import MODEL_ENTRIES, parse_model_name
+
+        kind, encoder = parse_model_name(name)
+        known = MODEL_ENTRIES[kind]
+        family: dict[str, Any] = (
+            {"base": self.model.base or known.default_base, "embeddings": None}
+            if known.pretrained else {"base": None})
+        model = self.model.model_copy(update={"kind": kind, "encoder": encoder, **family})
         train = self.train if seed is None else self.train.model_copy(update={"seed": seed})
         return RunConfig(data=self.data, model=model, train=train)
 

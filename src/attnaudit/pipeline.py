@@ -17,11 +17,21 @@ holds the mean and spread across seeds.
 
 Each stage leaves a completion marker (``DONE`` for training, ``audit/summary.json`` for the audit),
 so running the same command again skips finished stages, and an interrupted stage resumes.
+
+Models of different families can share a run (``--models flan-rnn,hf``): each model's settings are
+its family's (:func:`attnaudit.train_hf.resolve_run_config`: a transformer reads its base's
+subword tokenizer, the paper's models words), so the data is prepared once per distinct data
+setting, and each model's audit covers the sites and rankings that apply to it
+(:func:`audit_config_for`).
+
+:func:`import_hf_model` makes a model folder from a classifier fine-tuned elsewhere (``attnaudit
+audit --hf-model``), which is then audited and reported like a trained one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import signal
 import threading
@@ -29,19 +39,43 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-from attnaudit.config import ALL_MODELS, PipelineConfig, check_resumable
+from attnaudit.checkpoint import (
+    CONFIG_FILE,
+    DONE_FILE,
+    METRICS_FILE,
+    RUN_INFO_FILE,
+    SPLITS_FILE,
+    load_run,
+    save_checkpoint,
+)
+from attnaudit.config import (
+    ALL_MODELS,
+    AuditConfig,
+    DataConfig,
+    ModelConfig,
+    PipelineConfig,
+    RunConfig,
+    check_resumable,
+)
+from attnaudit.data.batching import make_batches
 from attnaudit.data.prepare import PreparedData, prepare_data
+from attnaudit.data.types import DataError
 from attnaudit.erasure.audit import audit_run
+from attnaudit.models import AttentionClassifier, default_sites
+from attnaudit.rankings import applicable_rankings
 from attnaudit.results.seeds import seed_model_name, write_seeds_summary
-from attnaudit.train import resolve_device, set_threads, train_run
+from attnaudit.train import accuracy, majority_baseline, resolve_device, set_threads, train_run
+from attnaudit.train_hf import resolve_run_config
 from attnaudit.utils.io import read_json, remove_stale_temp_files, run_info, write_json
 
 logger = logging.getLogger(__name__)
 
 MODELS_DIR = "models"
 
-__all__ = ["ALL_MODELS", "MODELS_DIR", "PipelineConfig", "model_dir", "run_pipeline"]
+__all__ = ["ALL_MODELS", "MODELS_DIR", "PipelineConfig", "audit_config_for",
+           "audit_config_for_run", "import_hf_model", "model_dir", "run_pipeline"]
 
 
 def model_dir(run_dir: Path, name: str) -> Path:
@@ -111,24 +145,33 @@ def run_pipeline(
         # paired and their spread is that of training alone. (The first seed's audit is the one a
         # single-seed run makes, so adding seeds to a finished run reuses it.)
         audit = audit.model_copy(update={"seed": seeds[0]})
-    prepared: PreparedData | None = None
-    if not all((model_dir(run_dir, folder) / "DONE").exists() for _, _, folder in jobs):
-        prepared = prepare_data(config.data)  # once, shared by every model and seed
+    # Each model's own settings (its family's tokenizer, length limit and optimizer settings),
+    # checked before any work: a missing base or a mismatching tokenizer stops here.
+    run_configs = {folder: resolve_run_config(config.run_config(name, seed=seed))
+                   for name, seed, folder in jobs}
+    # Data once per distinct data setting (words, a transformer's subwords), shared by every
+    # model and seed that reads it; only where some model still has to train.
+    prepared: dict[str, PreparedData] = {}
+    for _, _, folder in jobs:
+        key = _data_key(run_configs[folder].data)
+        if key not in prepared and not (model_dir(run_dir, folder) / "DONE").exists():
+            prepared[key] = prepare_data(run_configs[folder].data)
     # Written once the data has loaded, so a run whose data fails leaves no run.json behind.
     write_json(run_json, info)
 
     device = str(resolve_device(config.train.device))
     started = time.perf_counter()
     with _noting_ctrl_c() as ctrl_c:
-        for index, (name, seed, folder) in enumerate(jobs, start=1):
+        for index, (_, _, folder) in enumerate(jobs, start=1):
             target = model_dir(run_dir, folder)
+            data = prepared.get(_data_key(run_configs[folder].data))
             logger.info("[%d/%d] %s: training", index, len(jobs), folder)
-            train_run(config.run_config(name, seed=seed), target, prepared=prepared,
-                      progress=progress, restart_damaged=restart_damaged)
+            train_run(run_configs[folder], target, prepared=data, progress=progress,
+                      restart_damaged=restart_damaged)
             ctrl_c.check()
             logger.info("[%d/%d] %s: auditing", index, len(jobs), folder)
-            audit_run(target, audit, progress=progress, prepared=prepared, device=device,
-                      replace=replace_audit)
+            audit_run(target, audit_config_for_run(target, audit), progress=progress,
+                      prepared=data, device=device, replace=replace_audit)
             ctrl_c.check()
     if len(seeds) >= 2:
         path = write_seeds_summary(run_dir, run_dir / MODELS_DIR, config.models, seeds)
@@ -139,6 +182,213 @@ def run_pipeline(
     report = build_report(run_dir)
     logger.info("pipeline finished in %.0f s", time.perf_counter() - started)
     return report
+
+
+def _data_key(data: DataConfig) -> str:
+    return json.dumps(data.to_dict(), sort_keys=True)
+
+
+# --- per-model audit settings ---------------------------------------------------------------------
+
+
+def audit_config_for(model: AttentionClassifier, config: AuditConfig, *, name: str) -> AuditConfig:
+    """``config`` as it applies to ``model``: its default sites when none are chosen, and the
+    rankings that apply to those sites.
+
+    The paper's models audit every site by default; a transformer, which declares a site per layer
+    and head, its first (the last layer's [CLS] attention, or hf-attnpool's pooling), since each
+    site costs a full audit (``--sites`` chooses others). A ranking that does not apply to the
+    audited sites (``rollout`` on a model without self-attention layers) is left out with a
+    warning, so one ``--rankings`` list serves a run of several families.
+
+    Raises:
+        DataError: a site the model does not declare, or no ranking of the list applies.
+    """
+    try:
+        sites = model.site_names(config.sites) if config.sites is not None else default_sites(model)
+    except ValueError as err:
+        raise DataError(f"--sites: {err}") from None
+    kept, left_out = applicable_rankings(config.rankings, model, sites)
+    if not kept:
+        raise DataError(
+            f"--rankings: none of {', '.join(config.rankings)} applies to {name} at site(s) "
+            f"{', '.join(sites)} (they need {_needs(left_out)}); add a ranking that does, e.g. "
+            "--rankings paper"
+        )
+    for ranking, failing in left_out.items():
+        logger.warning("%s: ranking %s left out: it does not apply to site(s) %s", name, ranking,
+                       ", ".join(failing))
+    updates: dict[str, Any] = {}
+    if config.sites is None and sites != model.site_names():
+        logger.info("%s: auditing site(s) %s (the default; --sites chooses among %d)", name,
+                    ", ".join(sites), len(model.site_names()))
+        updates["sites"] = sites
+    if kept != tuple(config.rankings):
+        updates["rankings"] = kept
+    return config.model_copy(update=updates) if updates else config
+
+
+def _needs(left_out: dict[str, tuple[str, ...]]) -> str:
+    from attnaudit.rankings import TRANSFORMER_RANKINGS
+
+    if set(left_out) <= set(TRANSFORMER_RANKINGS):
+        return "a transformer's attention layers (models hf, hf-attnpool)"
+    return "other models or sites"
+
+
+def audit_config_for_run(run_dir: Path, config: AuditConfig) -> AuditConfig:
+    """:func:`audit_config_for` the model of the model folder ``run_dir`` (loaded on the CPU to
+    read its sites; the audit loads it again on its device)."""
+    return audit_config_for(load_run(run_dir).model, config, name=Path(run_dir).name)
+
+
+# --- a classifier fine-tuned elsewhere ------------------------------------------------------------
+
+
+def import_hf_model(
+    model_path: Path, data: DataConfig, out: Path, *, device: str = "cpu"
+) -> dict[str, Any]:
+    """Make ``out`` a model folder holding the Hugging Face classifier saved in ``model_path``, to
+    be audited (no training); returns its metrics.
+
+    ``model_path`` is what ``save_pretrained`` wrote for an ``AutoModelForSequenceClassification``
+    of the BERT family, with its tokenizer. The data is prepared with that tokenizer and the usual
+    split rules (``[data]``: fractions, ``max_test_docs``, seed); the model's classes are its
+    ``config.id2label`` names, in its order, which the data's labels must be among. ``out`` gets
+    what ``attnaudit train`` writes (config.json, run_info.json, splits.json, model.pt, a copy of
+    the tokenizer, metrics.json with the test accuracy and the majority baseline, DONE), so every
+    command that reads model folders (audit, evaluate, report) reads it. A folder that already
+    holds this model with these settings is reused.
+
+    Raises:
+        DataError: one line: no such folder, not a BERT sequence classifier, labels that do not
+            match the data's (both sets named), or ``out`` holding another run.
+    """
+    from attnaudit.data.loaders import load_documents
+    from attnaudit.data.prepare import _resolve_path
+    from attnaudit.models.hf import HFClassifier
+
+    folder, names = _hf_classifier(model_path)
+    config = resolve_run_config(RunConfig(data=data, model=ModelConfig(kind=HFClassifier.kind,
+                                                                      base=str(folder))))
+    source = _source_digest(folder)
+    if (out / DONE_FILE).is_file() and (out / CONFIG_FILE).is_file():
+        check_resumable(read_json(out / CONFIG_FILE), config, where=out,
+                        fix="use another --out folder, or delete this one")
+        if read_json(out / RUN_INFO_FILE).get("source_digest") == source:
+            logger.info("%s already holds %s; reusing it", out, folder)
+            metrics: dict[str, Any] = read_json(out / METRICS_FILE)
+            return metrics
+        raise DataError(f"{out} holds {folder} as it was before its files changed; use another "
+                        "--out folder, or delete this one to import the model again")
+    # The labels first, in one line naming both sets: a mismatch is the likely mistake.
+    path = _resolve_path(config.data)
+    documents = load_documents(path, fmt=config.data.fmt, text_column=config.data.text_column,
+                               label_column=config.data.label_column,
+                               id_column=config.data.id_column, on_empty=config.data.on_empty)
+    in_data = sorted({d.label for d in documents})
+    del documents
+    unknown = [label for label in in_data if label not in names]
+    if unknown:
+        raise DataError(
+            f"{path}: the data's labels ({', '.join(in_data)}) are not the model's "
+            f"({', '.join(names)}, config.id2label of {folder}); give the model the data's label "
+            "names (set config.id2label = {index: name} as it was trained, then save_pretrained), "
+            "or choose the data's label column (--label-column)"
+        )
+    prepared = prepare_data(config.data, label_names=names)
+    model = HFClassifier.from_pretrained(folder).eval()
+    if len(prepared.vocab) > int(model.hf.config.vocab_size):
+        raise DataError(f"{folder}: the tokenizer has {len(prepared.vocab)} tokens, the model "
+                        f"{model.hf.config.vocab_size} word vectors: they do not belong together")
+    if not prepared.test:
+        raise DataError(f"{path}: no test documents to audit (see [data] test_fraction)")
+    out.mkdir(parents=True, exist_ok=True)
+    info = run_info(config.train.seed, config.to_dict())
+    info.update(imported_from=str(folder), source_digest=source)
+    write_json(out / RUN_INFO_FILE, info)
+    write_json(out / SPLITS_FILE, prepared.splits)
+    write_json(out / CONFIG_FILE, config.to_dict())
+    save_checkpoint(out, model, prepared.vocab, names, config)
+    here = resolve_device(device)
+    batches = make_batches(prepared.test, hierarchical=False,
+                           batch_size=config.train.eval_batch_size,
+                           max_batch_tokens=config.train.max_batch_tokens)
+    started = time.perf_counter()
+    test_accuracy = accuracy(model.to(here), batches)
+    majority_label, majority_accuracy = majority_baseline(prepared.train, prepared.test)
+    metrics = {
+        "model": out.name,
+        "imported_from": str(folder),
+        "dev_accuracy": None,
+        "test_accuracy": test_accuracy,
+        "majority_label": prepared.label_names[majority_label],
+        "majority_test_accuracy": majority_accuracy,
+        "best_epoch": 0,
+        "epochs_trained": 0,
+        "stopped_early": False,
+        "num_train": len(prepared.train),
+        "num_dev": len(prepared.dev),
+        "num_test": len(prepared.test),
+        "num_classes": len(names),
+        "vocab_size": len(prepared.vocab),
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+        "device": str(here),
+        "eval_seconds": time.perf_counter() - started,
+        "history": [],
+    }
+    write_json(out / METRICS_FILE, metrics)
+    (out / DONE_FILE).touch()
+    logger.info("%s: %s imported, test accuracy %.4f on %d documents (majority %.4f)", out,
+                folder, test_accuracy, len(prepared.test), majority_accuracy)
+    return metrics
+
+
+def _hf_classifier(model_path: Path) -> tuple[Path, list[str]]:
+    """The folder of a saved BERT sequence classifier and its class names (``id2label`` in index
+    order, normalised as data labels are).
+
+    Raises:
+        DataError: one line saying what the folder lacks.
+    """
+    from transformers import AutoConfig
+
+    from attnaudit.data.loaders.common import normalise_label
+
+    folder = Path(model_path).expanduser()
+    if not (folder / "config.json").is_file():
+        raise DataError(f"--hf-model {model_path}: no Hugging Face model here (no config.json); "
+                        "give the folder save_pretrained wrote")
+    try:
+        hf_config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise DataError(f"--hf-model {model_path}: cannot read its config.json ({reason})") from None
+    if hf_config.model_type != "bert":
+        raise DataError(f"--hf-model {model_path}: a {hf_config.model_type!r} model; attnaudit "
+                        "audits BERT-architecture classifiers (model_type 'bert': BERT, MiniLM, ...)")
+    architectures = hf_config.architectures or []
+    if not any(str(a).endswith("ForSequenceClassification") for a in architectures):
+        raise DataError(
+            f"--hf-model {model_path}: not a sequence classifier (architectures "
+            f"{architectures or 'unset'}); fine-tune it first: attnaudit train --model hf --base "
+            f"{model_path}"
+        )
+    names = [normalise_label(hf_config.id2label[i]) for i in range(int(hf_config.num_labels))]
+    if len(set(names)) != len(names):
+        raise DataError(f"--hf-model {model_path}: config.id2label repeats a name ({names}); give "
+                        "each class its own name")
+    return folder.resolve(), names
+
+
+def _source_digest(folder: Path) -> str:
+    """A digest of the model's configuration and weights (``*.safetensors``, ``*.bin``)."""
+    from attnaudit.data.cache import cache_root, data_digest
+
+    root = cache_root()
+    parts = [data_digest(p, root) for p in sorted(folder.iterdir())
+             if p.is_file() and (p.name == "config.json" or p.suffix in (".safetensors", ".bin"))]
+    return ",".join(parts)
 
 
 class _CtrlC:

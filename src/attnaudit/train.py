@@ -2,10 +2,12 @@
 
 ``train_run(config, out_dir)`` trains with Adam and cross-entropy on length-bucketed, shuffled
 batches, clips the gradient norm, halves the learning rate when dev accuracy stops improving, stops
-early on dev accuracy and keeps the best checkpoint. After every epoch it saves the full training
-state (including RNG states), so a run killed mid-training and started again with the same command
-continues from its last finished epoch and ends with the same result as an uninterrupted run. A run
-folder with ``DONE`` is never retrained. The folder's files are described in :mod:`attnaudit.checkpoint`.
+early on dev accuracy and keeps the best checkpoint (transformers fine-tune with AdamW and a linear
+warmup and decay instead, with their family's defaults: see :mod:`attnaudit.train_hf`). After every
+epoch it saves the full training state (including RNG states), so a run killed mid-training and
+started again with the same command continues from its last finished epoch and ends with the same
+result as an uninterrupted run. A run folder with ``DONE`` is never retrained. The folder's files are
+described in :mod:`attnaudit.checkpoint`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import random
 import shutil
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +48,9 @@ from attnaudit.data.batching import make_batches
 from attnaudit.data.prepare import PreparedData, prepare_data
 from attnaudit.data.types import Batch, DataError, EncodedDocument
 from attnaudit.errors import DamagedFileError
-from attnaudit.models import AttentionClassifier, build_model, is_hierarchical
+from attnaudit.models import AttentionClassifier, build_from_config, is_hierarchical
 from attnaudit.models.embeddings import load_embeddings
+from attnaudit.train_hf import make_schedule, resolve_run_config
 from attnaudit.utils.io import read_json, run_info, write_json
 from attnaudit.utils.seeding import seed_everything
 
@@ -115,6 +119,130 @@ def majority_baseline(
     label = min(counts, key=lambda c: (-counts[c], c))
     share = sum(d.label == label for d in test) / len(test) if test else float("nan")
     return label, share
+
+
+@dataclass(frozen=True)
+class EpochTotals:
+    """What one training epoch adds up.
+
+    Attributes:
+        loss_sum: sum over batches, in order, of the batch's mean loss times its size, in Python
+            floats (the mean training loss is ``loss_sum / seen``).
+        correct: training documents whose prediction (before that batch's update) was right.
+        seen: documents trained on.
+    """
+
+    loss_sum: float
+    correct: int
+    seen: int
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    """``batch`` with its tensors on ``device``, copied without making the host wait for the GPU.
+
+    A copy from ordinary (pageable) host memory to a GPU waits until the GPU has finished all the
+    work queued before it, so a training loop that copies each batch that way cannot queue the next
+    step while the GPU runs the current one. From pinned memory the copy is queued like a kernel
+    (``non_blocking``), in order on the same stream, so the model reads the batch only once it
+    has arrived. Off CUDA this is ``batch.to(device)``.
+    """
+    if device.type != "cuda":
+        return batch.to(device)
+    return replace(
+        batch,
+        token_ids=batch.token_ids.pin_memory().to(device, non_blocking=True),  # (B, T) / (B, S, W)
+        labels=batch.labels.pin_memory().to(device, non_blocking=True),  # (B,)
+    )
+
+
+#: seconds between refreshes of the progress bar's loss and accuracy (each reads them off the GPU)
+POSTFIX_INTERVAL = 1.0
+
+
+class _Tally:
+    """An epoch's losses and predictions, kept where they were computed until the totals are asked
+    for: one device-to-host read per epoch instead of a wait for the GPU after every step."""
+
+    def __init__(self) -> None:
+        self.losses: list[torch.Tensor] = []  # () float32 batch-mean losses
+        self.sizes: list[int] = []  # documents per batch
+        self.logits: list[torch.Tensor] = []  # (B, C) per batch
+        self.labels: list[torch.Tensor] = []  # (B,) per batch
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Record one step (detached: no kernel is launched and no graph kept alive)."""
+        self.losses.append(loss.detach())
+        self.sizes.append(len(labels))
+        self.logits.append(logits.detach())
+        self.labels.append(labels)
+
+    def totals(self) -> EpochTotals:
+        """The sums of the steps so far (reads them off the device)."""
+        loss_sum = 0.0
+        if self.losses:
+            for value, size in zip(torch.stack(self.losses).tolist(), self.sizes, strict=True):
+                # Python floats in step order: the same sum, to the bit, as adding
+                # loss.item() * len(batch) after each step
+                loss_sum += value * size
+            predicted = torch.cat(self.logits).argmax(dim=-1)  # (N,) per row, as per batch
+            correct = int((predicted == torch.cat(self.labels)).sum())
+        else:
+            correct = 0
+        return EpochTotals(loss_sum=loss_sum, correct=correct, seen=sum(self.sizes))
+
+
+def train_epoch(
+    model: AttentionClassifier,
+    optimizer: torch.optim.Optimizer,
+    batches: Sequence[Batch],
+    *,
+    device: torch.device,
+    grad_clip: float,
+    bar: tqdm[Any] | None = None,
+    after_step: Callable[[], None] | None = None,
+) -> EpochTotals:
+    """One optimisation step per batch, in order: what :func:`train_run` does in an epoch.
+
+    Each step: cross-entropy of ``model(batch)`` ``(B, C)`` against ``batch.labels`` ``(B,)``,
+    backward, gradient-norm clip at ``grad_clip``, ``optimizer.step()``. The model is put in train
+    mode.
+
+    Nothing is read back from the device during the epoch (except for the progress bar, once every
+    :data:`POSTFIX_INTERVAL` seconds): reading the loss after each step (``loss.item()``) made the
+    host wait for each step to finish before it could queue the next, and summing on the device
+    would cost kernel launches per step; at IMDB's sizes a GPU step is bound by the host's time
+    spent launching it, not by the GPU. The losses and logits stay on the device (``(N, C)`` for
+    the epoch) and are totalled at the end with the same float arithmetic as before, so the totals
+    are the same to the bit.
+
+    Args:
+        batches: host or device batches; each is moved with :func:`to_device`.
+        bar: a progress bar advanced by the documents of each batch.
+        after_step: called after every optimizer step (a per-step learning-rate schedule).
+    """
+    model.train()
+    params = list(model.parameters())  # clip_grad_norm_ skips those without a gradient
+    tally = _Tally()
+    shown = time.monotonic()
+    for host_batch in batches:
+        batch = to_device(host_batch, device)
+        logits = model(batch)  # (B, C)
+        loss = nn.functional.cross_entropy(logits, batch.labels)  # () mean over the batch
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, grad_clip)
+        optimizer.step()
+        if after_step is not None:
+            after_step()
+        tally.add(loss, logits, batch.labels)
+        if bar is not None:
+            bar.update(len(batch))
+            if time.monotonic() - shown >= POSTFIX_INTERVAL:
+                so_far = tally.totals()
+                bar.set_postfix(loss=f"{so_far.loss_sum / so_far.seen:.4f}",
+                                acc=f"{so_far.correct / so_far.seen:.3f}", refresh=False)
+                shown = time.monotonic()
+    return tally.totals()
 
 
 def _rng_states() -> dict[str, Any]:
@@ -207,6 +335,9 @@ def train_run(
         DamagedFileError: ``state.pt`` cannot be read and ``restart_damaged`` is off.
     """
     run_dir = Path(out_dir)
+    # The model family's defaults (a transformer's tokenizer, length limit, optimizer settings)
+    # where the user set none: config.json then records the values used.
+    config = resolve_run_config(config)
     # Before anything else, finished runs included: the caller's next stage (the audit) runs on
     # the threads set here, and config.json records the count actually used.
     threads = set_threads(config.train.threads)
@@ -241,20 +372,14 @@ def train_run(
     if mc.embeddings is not None:
         embeddings = load_embeddings(mc.embeddings, prepared.vocab.itos, dim=mc.embedding_dim,
                                      seed=tc.seed)
-    model = build_model(
-        mc.kind,
-        mc.encoder,
-        vocab_size=len(prepared.vocab),
-        num_classes=len(prepared.label_names),
-        embedding_dim=mc.embedding_dim,
-        hidden=mc.hidden,
-        dropout=mc.dropout,
-        embeddings=embeddings,
-    ).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", factor=tc.lr_factor, patience=tc.lr_patience
-    )
+    model = build_from_config(mc, vocab_size=len(prepared.vocab),
+                              num_classes=len(prepared.label_names),
+                              embeddings=embeddings).to(device)
+    # The family's optimizer and learning-rate schedule (the paper's: Adam, halved on plateaus).
+    schedule = make_schedule(model, config, steps_per_epoch=lambda: len(make_batches(
+        prepared.train, hierarchical=hierarchical, batch_size=tc.batch_size,
+        max_batch_tokens=tc.max_batch_tokens, shuffle=True, seed=_epoch_seed(tc.seed, 0))))
+    optimizer = schedule.optimizer
     patience = tc.effective_patience(mc.encoder)
 
     start_epoch, best_dev, best_epoch, bad_epochs = 0, float("-inf"), 0, 0
@@ -274,7 +399,7 @@ def train_run(
             )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        schedule.load_state_dict(state["scheduler"])
         start_epoch, best_dev, best_epoch = state["epoch"], state["best_dev"], state["best_epoch"]
         bad_epochs, history = state["bad_epochs"], list(state["history"])
         _set_rng_states(state["rng"])
@@ -295,7 +420,6 @@ def train_run(
     dev_batches = batches(prepared.dev, size=tc.eval_batch_size, shuffle=False)
     if not prepared.dev:
         logger.warning("no dev documents: no early stopping, the last epoch is kept")
-    loss_fn = nn.CrossEntropyLoss()
     name = mc.name
     logger.info(
         "training %s: %d train / %d dev / %d test docs, %d classes, vocab %d, %d parameters, %s",
@@ -309,31 +433,20 @@ def train_run(
             break
         train_batches = batches(prepared.train, size=tc.batch_size, shuffle=True,
                                 seed=_epoch_seed(tc.seed, epoch))
-        model.train()
-        total_loss, correct, seen = 0.0, 0, 0
         started = time.perf_counter()
         bar = tqdm(total=len(prepared.train), desc=f"{name} epoch {epoch + 1}/{tc.epochs}",
                    unit="doc", disable=not progress, leave=False, mininterval=1.0)
-        for batch in train_batches:
-            batch = batch.to(device)
-            logits = model(batch)  # (B, C)
-            loss = loss_fn(logits, batch.labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            optimizer.step()
-            total_loss += loss.item() * len(batch)
-            correct += int((logits.argmax(-1) == batch.labels).sum())
-            seen += len(batch)
-            bar.update(len(batch))
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
+        totals = train_epoch(model, optimizer, train_batches, device=device,
+                             grad_clip=tc.grad_clip, bar=bar if progress else None,
+                             after_step=schedule.after_step)
         bar.close()
         seconds = time.perf_counter() - started
+        total_loss, correct, seen = totals.loss_sum, totals.correct, totals.seen
 
         dev_acc = accuracy(model, dev_batches) if prepared.dev else float("nan")
         lr = optimizer.param_groups[0]["lr"]
         if prepared.dev:
-            scheduler.step(dev_acc)
+            schedule.after_epoch(dev_acc)
         improved = not prepared.dev or dev_acc > best_dev
         if improved:
             best_dev, best_epoch, bad_epochs = dev_acc, epoch + 1, 0
@@ -360,7 +473,7 @@ def train_run(
         save_training_state(run_dir, {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
+            "scheduler": schedule.state_dict(),
             "epoch": epoch + 1,
             "best_dev": best_dev,
             "best_epoch": best_epoch,

@@ -28,7 +28,14 @@ import numpy as np
 import torch
 
 from attnaudit.data.text import clean_text, split_sentences, tokenize
-from attnaudit.data.types import PAD_ID, Batch, DataError, Document, EncodedDocument
+from attnaudit.data.types import (  # InternedTokens: re-exported, its home before types
+    PAD_ID,
+    Batch,
+    DataError,
+    Document,
+    EncodedDocument,
+    InternedTokens,
+)
 from attnaudit.data.vocab import Vocab
 
 logger = logging.getLogger(__name__)
@@ -115,30 +122,6 @@ def tokenize_document(text: str, limits: Limits) -> list[list[str]]:
 # strings. It crosses process boundaries as a few bytes objects instead of millions of small Python
 # objects, lets numpy count the vocabulary and look up ids per token in C, and is what the
 # prepared-data cache stores. Nested per-document lists are built only at the very end.
-
-
-@dataclass
-class InternedTokens:
-    """The tokens of a sequence of documents, flattened and interned.
-
-    Attributes:
-        strings: the distinct token strings, in order of first occurrence.
-        index: per kept token (document after document, sentence after sentence), its position
-            in ``strings``; int32.
-        sentence_lengths: tokens per sentence (all > 0); int32.
-        document_sentences: sentences per input document (0: the document had no token and is to
-            be dropped); int32, one per input text.
-    """
-
-    strings: list[str]
-    index: np.ndarray[Any, np.dtype[np.int32]]
-    sentence_lengths: np.ndarray[Any, np.dtype[np.int32]]
-    document_sentences: np.ndarray[Any, np.dtype[np.int32]]
-
-    def token_strings(self, index: np.ndarray[Any, Any] | None = None) -> list[str]:
-        """The token strings of ``index`` (default: every token), gathered by numpy in C."""
-        table = np.array(self.strings, dtype=object)
-        return list(table[self.index if index is None else index].tolist())
 
 
 # What the kernel returns: the distinct strings joined by "\n" (no token contains whitespace, see

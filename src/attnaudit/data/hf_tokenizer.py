@@ -46,10 +46,9 @@ from typing import Any
 
 import numpy as np
 
-from attnaudit.data.batching import InternedTokens
 from attnaudit.data.cache import data_digest
 from attnaudit.data.text import clean_text
-from attnaudit.data.types import PAD_ID, DataError
+from attnaudit.data.types import PAD_ID, DataError, InternedTokens
 from attnaudit.data.vocab import Vocab
 
 logger = logging.getLogger(__name__)

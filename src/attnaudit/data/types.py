@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 
 from attnaudit.errors import DataError
 
-__all__ = ["PAD_ID", "UNK_ID", "Batch", "DataError", "Document", "EncodedDocument"]
+__all__ = [
+    "PAD_ID", "UNK_ID", "Batch", "DataError", "Document", "EncodedDocument", "InternedTokens",
+]
 
 PAD_ID = 0  # index of the padding token in every vocabulary; masks are derived from it
 UNK_ID = 1  # index of the unknown-word token
@@ -72,3 +76,27 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.doc_ids)
+
+
+@dataclass
+class InternedTokens:
+    """The tokens of a sequence of documents, flattened and interned.
+
+    Attributes:
+        strings: the distinct token strings, in order of first occurrence.
+        index: per kept token (document after document, sentence after sentence), its position
+            in ``strings``; int32.
+        sentence_lengths: tokens per sentence (all > 0); int32.
+        document_sentences: sentences per input document (0: the document had no token and is to
+            be dropped); int32, one per input text.
+    """
+
+    strings: list[str]
+    index: np.ndarray[Any, np.dtype[np.int32]]
+    sentence_lengths: np.ndarray[Any, np.dtype[np.int32]]
+    document_sentences: np.ndarray[Any, np.dtype[np.int32]]
+
+    def token_strings(self, index: np.ndarray[Any, Any] | None = None) -> list[str]:
+        """The token strings of ``index`` (default: every token), gathered by numpy in C."""
+        table = np.array(self.strings, dtype=object)
+        return list(table[self.index if index is None else index].tolist())

@@ -10,7 +10,9 @@ the model from scratch, so every layer, the encoders included, sees the erased d
   loses the words and disappears once emptied. Erasing every item leaves the *empty document*, whose
   states are all zero: the context is 0 and the logits are the head's bias, the same point as the
   attention-level curve's "all erased" end (at the pooling site).
-* ``"unk"``: the erased items' tokens become ``UNK_ID`` (the mask token), keeping every position.
+* ``"unk"``: the erased items' tokens become the vocabulary's unknown token, keeping every
+  position: :func:`unk_id` of the model, ``UNK_ID`` (1, ``<unk>``) for the paper's word vocabulary,
+  the tokenizer's ``[UNK]`` (100 for BERT) for a transformer, whose id 1 is ``[unused0]``.
 
 Which tokens make up which item comes from :meth:`AttentionClassifier.token_items` alone, so this
 module works on token ids for any model and never names a layer.
@@ -91,10 +93,24 @@ def _compact(ids: torch.Tensor) -> torch.Tensor:
     return ids[:, :count, :width]
 
 
-def _erase(ids: torch.Tensor, erased: torch.Tensor, mode: InputErasure) -> torch.Tensor:
-    """Token ids with the ``erased`` cells deleted (``"delete"``) or replaced by ``UNK_ID``."""
+def unk_id(model: AttentionClassifier) -> int:
+    """The id ``"unk"`` erasure writes: the model's ``unk_token_id`` where it reads a tokenizer's ids
+    (transformers), else ``UNK_ID`` (the word vocabulary's ``<unk>``, the paper's models).
+
+    Raises:
+        ValueError: the model reads a tokenizer's ids but does not know its unknown token.
+    """
+    value = getattr(model, "unk_token_id", UNK_ID)
+    if value is None:
+        raise ValueError(f"{model.kind}: the model does not know its tokenizer's unknown token; "
+                         "use input erasure 'delete'")
+    return int(value)
+
+
+def _erase(ids: torch.Tensor, erased: torch.Tensor, mode: InputErasure, unk: int) -> torch.Tensor:
+    """Token ids with the ``erased`` cells deleted (``"delete"``) or replaced by ``unk``."""
     if mode == "unk":
-        return torch.where(erased, torch.full_like(ids, UNK_ID), ids)
+        return torch.where(erased, torch.full_like(ids, unk), ids)
     if mode != "delete":
         raise ValueError(f"unknown input erasure {mode!r}; choose from 'delete', 'unk'")
     return torch.where(erased, torch.full_like(ids, PAD_ID), ids)
@@ -161,6 +177,7 @@ def input_curve(
     by_size = torch.argsort(remaining, descending=True, stable=True)  # (P,)
 
     chunk_logits: list[torch.Tensor] = []
+    unk = unk_id(model) if mode == "unk" else UNK_ID
     cells = batch.token_ids[0].numel() if b_size else 1
     per_call = max(1, max_cells // max(cells, 1))
     with torch.no_grad():
@@ -171,7 +188,7 @@ def input_curve(
             before = (rank >= 0) & (rank < k[:, None])  # (p, L): among the first k ranked items
             erased = before if kind == "remove" else (rank >= 0) & ~before
             ids = batch.token_ids[r]  # (p, T) or (p, S, W)
-            ids = _compact(_erase(ids, erased.reshape(ids.shape), mode))
+            ids = _compact(_erase(ids, erased.reshape(ids.shape), mode, unk))
             doc_ids = [batch.doc_ids[i] for i in r.tolist()]
             chunk_logits.append(model(Batch(doc_ids, ids, batch.labels[r])))  # (p, C)
     flat = torch.cat(chunk_logits)[torch.argsort(by_size)] if chunk_logits else None
@@ -228,6 +245,7 @@ def input_curve_reference(
     """
     item_kind = model.site(site).item
     cells = _document_items(doc, item_kind, anchor)
+    unk = unk_id(model) if mode == "unk" else UNK_ID
     rows = []
     for k in steps:
         chosen = set(ranked_items[:k])
@@ -237,7 +255,7 @@ def input_curve_reference(
         sentences: list[list[int]] = []
         for s, sentence in enumerate(doc.sentences):
             if mode == "unk":
-                sentences.append([UNK_ID if (s, w) in erased else t for w, t in enumerate(sentence)])
+                sentences.append([unk if (s, w) in erased else t for w, t in enumerate(sentence)])
             else:
                 kept = [t for w, t in enumerate(sentence) if (s, w) not in erased]
                 if kept:  # an emptied sentence disappears

@@ -177,7 +177,10 @@ def edit_factors(cls_probs: torch.Tensor, edit: RowEdit) -> torch.Tensor:
     chosen = item_probs if edit.head is None else item_probs[..., edit.head : edit.head + 1, :]
     mean = chosen.mean(dim=-2)  # (..., n): the site's (unnormalised) attention
     weights = edit.weights.to(cls_probs.dtype) * edit.items  # (..., n)
-    kept = (weights > 0) & edit.items
+    # "Kept" is non-zero, not positive: erasure writes exact zeros, and a small negative candidate
+    # (a finite difference around a weight below its step) must not drop the item from S, which
+    # would make the logits jump there; for weights >= 0 both readings are the same.
+    kept = (weights != 0) & edit.items
     mass = (mean * kept).sum(dim=-1, keepdim=True)  # (..., 1): S, in unnormalised units
     positive = mean > 0
     ratio = torch.where(positive, weights / torch.where(positive, mean, 1.0), 0.0) * mass  # (..., n)
@@ -332,6 +335,8 @@ class HFClassifier(AttentionClassifier):
             saves, so checkpoints rebuild the model).
         num_classes: ``C``; None keeps the config's ``num_labels``.
         cls_token_id, sep_token_id: ids of [CLS] and [SEP] in the tokenizer's vocabulary.
+        unk_token_id: id of the tokenizer's unknown token ([UNK], 100 for BERT): what input-level
+            erasure in ``unk`` mode writes (:attr:`unk_token_id`); None: that erasure is refused.
         query_rows: ``"cls"`` (default) or ``"all"``: the rows erasure edits.
         attention: the kernel of unedited attention, ``"sdpa"`` (default) or ``"eager"``.
         model: an already built transformers model for ``config`` (:meth:`from_pretrained`); None
@@ -355,6 +360,7 @@ class HFClassifier(AttentionClassifier):
         num_classes: int | None = None,
         cls_token_id: int,
         sep_token_id: int,
+        unk_token_id: int | None = None,
         query_rows: QueryRows = "cls",
         attention: BaseAttention = "sdpa",
         model: PreTrainedModel | None = None,
@@ -369,6 +375,9 @@ class HFClassifier(AttentionClassifier):
         self.base_attention: BaseAttention = attention
         self.cls_token_id = int(cls_token_id)
         self.sep_token_id = int(sep_token_id)
+        #: what input-level erasure in ``unk`` mode replaces tokens with (its word vocabulary's
+        #: UNK_ID = 1 would be BERT's [unused0]); None when the tokenizer is not known
+        self.unk_token_id = None if unk_token_id is None else int(unk_token_id)
         #: False: logits_with recomputes every row of every layer from the site's up through the
         #: registered attention function (the reference the fast path is tested against)
         self.fast_path = True
@@ -393,6 +402,14 @@ class HFClassifier(AttentionClassifier):
         assert isinstance(bert, BertModel)
         return bert
 
+    @property
+    def embedding(self) -> nn.Embedding:
+        """The word-vector table ``(V, d)`` (the paper's models' ``embedding``): what :meth:`embed`
+        looks the items up in."""
+        table = self.bert.embeddings.word_embeddings
+        assert isinstance(table, nn.Embedding)
+        return table
+
     @classmethod
     def from_config(cls, config: PretrainedConfig, **options: Any) -> HFClassifier:
         """A randomly initialised model for ``config`` (options: see the class)."""
@@ -412,24 +429,27 @@ class HFClassifier(AttentionClassifier):
         num_classes: int | None = None,
         cls_token_id: int | None = None,
         sep_token_id: int | None = None,
+        unk_token_id: int | None = None,
         **options: Any,
     ) -> HFClassifier:
         """The model saved by ``save_pretrained`` in the local folder ``path`` (never downloads).
 
         Weights the folder lacks (a new head, a changed ``num_classes``) are initialised at random
-        by transformers. [CLS]/[SEP] ids default to the tokenizer saved in the folder.
+        by transformers. [CLS]/[SEP]/[UNK] ids default to the tokenizer saved in the folder.
         """
         folder = Path(path)
         config = _bert_config(BertConfig.from_pretrained(folder, local_files_only=True),
                               num_classes)
-        if cls_token_id is None or sep_token_id is None:
+        if cls_token_id is None or sep_token_id is None or unk_token_id is None:
             tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
             cls_token_id = tokenizer.cls_token_id if cls_token_id is None else cls_token_id
             sep_token_id = tokenizer.sep_token_id if sep_token_id is None else sep_token_id
+            unk_token_id = tokenizer.unk_token_id if unk_token_id is None else unk_token_id
         if cls_token_id is None or sep_token_id is None:
             raise ValueError(f"no [CLS]/[SEP] ids in the tokenizer of {folder}; pass them")
         return cls(config=config, cls_token_id=int(cls_token_id),
-                   sep_token_id=int(sep_token_id), model=cls._load(folder, config), **options)
+                   sep_token_id=int(sep_token_id), unk_token_id=unk_token_id,
+                   model=cls._load(folder, config), **options)
 
     def config_dict(self) -> dict[str, Any]:
         """Constructor arguments (plain types), enough to rebuild an identical untrained model."""
@@ -437,6 +457,7 @@ class HFClassifier(AttentionClassifier):
             "config": self.hf.config.to_dict(),
             "cls_token_id": self.cls_token_id,
             "sep_token_id": self.sep_token_id,
+            "unk_token_id": self.unk_token_id,
             "query_rows": self.query_rows,
             "attention": self.base_attention,
         }

@@ -1,6 +1,13 @@
 """Importance rankings behind one verb, ``rank(model, output, doc_ids) -> (B, n) scores``.
 
 Adding a ranking: write one file with a class that has ``name`` and ``rank``, add one line below.
+A ranking that applies to some models or sites only (``rollout`` and ``attention_head_mean`` need a
+transformer's self-attention layers) also has ``supports(model, site) -> bool``; :func:`supports`
+reads it (a ranking without one applies everywhere). Where a planned ranking does not apply to a
+model's audited sites, the audit of that model leaves it out with a log line
+(:func:`applicable_rankings`, used by ``attnaudit audit``, ``attnaudit run`` and the Python API), so
+``--rankings all`` and one ``--rankings`` list for a mix of models work; only a list of which
+nothing applies is refused.
 """
 
 from __future__ import annotations
@@ -9,17 +16,20 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
+from attnaudit.models.base import AttentionClassifier
 from attnaudit.rankings.attention import AttentionRanking
 from attnaudit.rankings.attention_x_gradient import AttentionTimesGradientRanking
 from attnaudit.rankings.attribution import item_scores
 from attnaudit.rankings.base import Ranking, mask_padding
 from attnaudit.rankings.gradient import GradientRanking, decision_gradient
+from attnaudit.rankings.head_mean_attention import HeadMeanAttentionRanking
 from attnaudit.rankings.input_x_gradient import InputXGradientRanking
 from attnaudit.rankings.integrated_gradients import IntegratedGradientsRanking
 from attnaudit.rankings.kernel_shap import KernelShapRanking
 from attnaudit.rankings.lime import LimeRanking
 from attnaudit.rankings.occlusion import OcclusionRanking
 from attnaudit.rankings.random import RandomRanking
+from attnaudit.rankings.rollout import RolloutRanking
 from attnaudit.rankings.saliency import SaliencyRanking
 
 RANKINGS: dict[str, type[Ranking]] = {
@@ -33,6 +43,8 @@ RANKINGS: dict[str, type[Ranking]] = {
     OcclusionRanking.name: OcclusionRanking,
     LimeRanking.name: LimeRanking,
     KernelShapRanking.name: KernelShapRanking,
+    RolloutRanking.name: RolloutRanking,
+    HeadMeanAttentionRanking.name: HeadMeanAttentionRanking,
 }
 
 #: the paper's four rankings, in the order results are reported
@@ -46,11 +58,15 @@ PAPER_RANKINGS = ("random", "attention", "gradient", "attention_x_gradient")
 ATTRIBUTION_RANKINGS = ("integrated_gradients", "saliency", "input_x_gradient", "occlusion", "lime",
                         "kernel_shap")
 
+#: rankings that read a transformer's self-attention layers (hf models only), in report order
+TRANSFORMER_RANKINGS = ("rollout", "attention_head_mean")
+
 #: names ``--rankings`` accepts for a group of rankings
 RANKING_SETS: dict[str, tuple[str, ...]] = {
     "paper": PAPER_RANKINGS,
     "attributions": ATTRIBUTION_RANKINGS,
     "all": tuple(RANKINGS),
+    "transformer": TRANSFORMER_RANKINGS,
 }
 
 
@@ -66,6 +82,36 @@ def ranking_settings(ranking: Ranking) -> dict[str, Any] | None:
     them, else None."""
     settings = getattr(ranking, "settings", None)
     return settings() if callable(settings) else None
+
+
+def supports(name: str, model: AttentionClassifier, site: str) -> bool:
+    """Whether ranking ``name`` applies to ``model``'s ``site`` (its class's ``supports``; a ranking
+    without one applies to every model and site)."""
+    check = getattr(RANKINGS[name], "supports", None)
+    return True if check is None else bool(check(model, site))
+
+
+def applicable_rankings(
+    names: Sequence[str], model: AttentionClassifier, sites: Sequence[str]
+) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """Split ``names`` into the rankings that apply to every one of ``sites`` of ``model`` and the
+    others.
+
+    The audit ranks every planned site with every planned ranking, so a ranking that fails one
+    site is left out for this model (audit the other sites alone, ``--sites``, to keep it).
+
+    Returns:
+        The applicable names in the given order, and ``{name: sites it does not apply to}``.
+    """
+    kept: list[str] = []
+    left_out: dict[str, tuple[str, ...]] = {}
+    for name in names:
+        failing = tuple(site for site in sites if not supports(name, model, site))
+        if failing:
+            left_out[name] = failing
+        else:
+            kept.append(name)
+    return tuple(kept), left_out
 
 
 def build_ranking(name: str, **options: Any) -> Ranking:
@@ -86,9 +132,11 @@ __all__ = [
     "PAPER_RANKINGS",
     "RANKINGS",
     "RANKING_SETS",
+    "TRANSFORMER_RANKINGS",
     "AttentionRanking",
     "AttentionTimesGradientRanking",
     "GradientRanking",
+    "HeadMeanAttentionRanking",
     "InputXGradientRanking",
     "IntegratedGradientsRanking",
     "KernelShapRanking",
@@ -96,11 +144,14 @@ __all__ = [
     "OcclusionRanking",
     "RandomRanking",
     "Ranking",
+    "RolloutRanking",
     "SaliencyRanking",
+    "applicable_rankings",
     "build_ranking",
     "decision_gradient",
     "expand_ranking_sets",
     "item_scores",
     "mask_padding",
     "ranking_settings",
+    "supports",
 ]

@@ -5,12 +5,12 @@ returns a dict of numbers, texts and data URIs; :mod:`.render` turns it into HTM
 Summary numbers are taken from summary.json (or :func:`attnaudit.results.summarize` on the tables)
 as they are, so the report and the file cannot disagree: tests compare this dict with the file.
 Rankings' and sites' names, labels and colours come from summary.json's metadata, never from a
-list here.
+list here. A transformer model (layer and head sites) also gets a *Layers and heads* section
+(:mod:`.transformer`), and its head sites no per-site section of their own.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from attnaudit import __version__
 from attnaudit.reports import faithfulness, figures
-from attnaudit.reports.figures.common import removal_label
+from attnaudit.reports.figures.common import inline, removal_label
 from attnaudit.reports.loading import (
     ModelResults,
     discover,
@@ -29,8 +29,19 @@ from attnaudit.reports.loading import (
     run_setting,
     site_rows,
 )
-from attnaudit.reports.markup import JS_UNITS, is_num, js_value, safe_color, share_of, sig, signed, slug
+from attnaudit.reports.markup import (
+    JS_UNITS,
+    flip_text,
+    is_num,
+    js_value,
+    safe_color,
+    shade,
+    sig,
+    signed,
+    slug,
+)
 from attnaudit.reports.seeds import seeds_section
+from attnaudit.reports.transformer import full_sites, transformer_section
 from attnaudit.results.examples import CATEGORIES, example_records, select_examples
 from attnaudit.results.seeds import SEEDS_FILE
 from attnaudit.results.tables import erasure_rows, in_order
@@ -231,9 +242,16 @@ def _comparison(models: Sequence[ModelResults], rankings: dict[str, dict[str, st
     if not with_summary:
         return None
     rows = []
+    summarised: list[str] = []  # transformers' head sites: in their Layers and heads section only
     for m in with_summary:
         summary = m.summary or {}
-        for site, s in (summary.get("by_site") or {}).items():
+        full = full_sites(summary)
+        hidden = len(summary.get("by_site") or {}) - len(full)
+        if hidden:
+            summarised.append(f"{m.name}: its {hidden} attention-head sites are left out of this "
+                              "table; its Layers and heads section summarises them.")
+        for site in full:
+            s = (summary.get("by_site") or {})[site]
             meta = (summary.get("sites") or {}).get(site) or {}
             sw, rm = s.get("single_weight") or {}, s.get("removal") or {}
             flips = sw.get("flip_rate") or {}
@@ -253,15 +271,15 @@ def _comparison(models: Sequence[ModelResults], rankings: dict[str, dict[str, st
     if len(with_summary) >= 2:
         panels = []
         for m in with_summary:
-            site = paper_site(m.summary or {})
-            if site is None:
+            paper = paper_site(m.summary or {})
+            if paper is None:
                 continue
             panels.append(figures.Panel(
-                title=m.name, summary=(m.summary or {})["by_site"][site],
-                single=site_rows(m.tables.single, site), removal=attention_rows(m, site)))
+                title=m.name, summary=(m.summary or {})["by_site"][paper],
+                single=site_rows(m.tables.single, paper), removal=attention_rows(m, paper)))
         figs = [f for spec in figures.FIGURES if spec.across_models
                 if (f := _figure(spec, panels, rankings, folder, js_unit, notes)) is not None]
-    return {"rows": rows, "figures": figs, "notes": notes}
+    return {"rows": rows, "figures": figs, "notes": notes, "summarised": summarised}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -281,12 +299,7 @@ def _figure(spec: figures.FigureSpec, panels: list[figures.Panel], rankings: Map
         return None
     if path is None:
         return None
-    png = path.read_bytes()
-    width = int.from_bytes(png[16:20], "big") if png[12:16] == b"IHDR" else 0
-    title = spec.title if spec.title.endswith(("?", "!", ".")) else spec.title + "."
-    return {"key": spec.key, "title": title, "alt": spec.title, "caption": spec.caption,
-            "path": str(path), "wide": width > 900,
-            "uri": "data:image/png;base64," + base64.b64encode(png).decode("ascii")}
+    return inline(path, key=spec.key, title=spec.title, caption=spec.caption)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -316,8 +329,15 @@ def _model(m: ModelResults, ident: str, js_unit: str, folder: Path) -> dict[str,
     rankings = {r: {"label": str((v or {}).get("label", r)), "color": safe_color((v or {}).get("color"))}
                 for r, v in (summary.get("rankings") or {}).items()}
     notes = list(m.notes)
-    sites = [_site(m, site, s, rankings, js_unit, folder / slug(site), f"{ident}-{slug(site)}",
-                   notes) for site, s in (summary.get("by_site") or {}).items()]
+    by_site = summary.get("by_site") or {}
+    # A transformer's head sites are summarised in its Layers and heads section, not given a
+    # section each (dozens of them would bury the report); every other model keeps every site.
+    full = full_sites(summary)
+    site_ids = {site: f"{ident}-{slug(site)}" for site in full}
+    sites = [_site(m, site, by_site[site], rankings, js_unit, folder / slug(site), site_ids[site],
+                   notes) for site in full]
+    layers = transformer_section(m, rankings, js_unit, folder / "_layers", f"{ident}-layers",
+                                 site_ids, notes, CATEGORY_LABELS)
     prediction = summary.get("prediction") or {}
     return {
         "name": m.name, "id": ident, "has_audit": m.has_audit, "notes": notes,
@@ -328,7 +348,9 @@ def _model(m: ModelResults, ident: str, js_unit: str, folder: Path) -> dict[str,
         "test_accuracy": (m.metrics or {}).get("test_accuracy"),
         "majority_baseline": metric(m.metrics, "majority_baseline"),
         "n_docs": summary.get("n_docs"),
+        "n_sites": len(by_site),
         "sites": sites,
+        "transformer": layers,
     }
 
 
@@ -435,7 +457,7 @@ def example(record: Mapping[str, Any], rankings: Mapping[str, Mapping[str, str]]
               for _, values in views]
     items = []
     for i, text in enumerate(texts):
-        shades = ";".join(f"--v{k}:{_shade(values[i], scales[k], signed_=k > 0)}"
+        shades = ";".join(f"--v{k}:{shade(values[i], scales[k], signed_=k > 0)}"
                           for k, (_, values) in enumerate(views))
         removed = [j for j, r in enumerate(names) if _removed_before_flip(ranks[r][i], steps[r])]
         tip = [f"#{i + 1}  attention {sig(weights[i], 4)}"]
@@ -470,13 +492,6 @@ def example(record: Mapping[str, Any], rankings: Mapping[str, Mapping[str, str]]
     }
 
 
-def flip_text(step: Any, n: int) -> str:
-    """"flips after 1 of 400 removed (0.25%)" or "never flips"."""
-    if step is None:
-        return "never flips"
-    return f"flips after {int(step)} of {n} removed ({share_of(int(step), n)})"
-
-
 def example_categories(examples: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Filter buttons: each category present, in report order, with its count."""
     counts: dict[str, int] = {}
@@ -500,17 +515,6 @@ def _same(a: Sequence[float | None], b: Sequence[float | None]) -> bool:
     return all((x is None and y is None) or (x is not None and y is not None
                                              and math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-12))
                for x, y in zip(a, b, strict=True))
-
-
-def _shade(value: float | None, scale: float, *, signed_: bool) -> str:
-    """Attention in orange (relative to the largest weight); a signed score in green (toward the
-    predicted class) or pink (away), relative to its largest magnitude in the document."""
-    if value is None:
-        return "transparent"
-    if not signed_:
-        return f"rgba(230,159,0,{0.85 * max(0.0, value) / scale:.2f})"
-    rgb = "0,158,115" if value >= 0 else "204,121,167"
-    return f"rgba({rgb},{0.85 * min(1.0, abs(value) / scale):.2f})"
 
 
 __all__ = ["FIGURES_DIR", "build_context", "example", "flip_text", "rel"]

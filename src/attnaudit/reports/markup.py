@@ -1,5 +1,6 @@
 """Number formatting for the report: the Jinja filters of :mod:`.render` and the helpers of
-:mod:`.context`. Every function returns plain text; the templates escape it (autoescape is on).
+:mod:`.context` and :mod:`.transformer`. Every function returns plain text; the templates escape it
+(autoescape is on).
 """
 
 from __future__ import annotations
@@ -66,3 +67,22 @@ def safe_color(value: Any, default: str = "#6b7280") -> str:
     attribute (metadata is data, never CSS)."""
     text = str(value) if value is not None else ""
     return text if _COLOR.fullmatch(text) else default
+
+
+def flip_text(step: Any, n: int) -> str:
+    """"flips after 1 of 400 removed (0.25%)" or "never flips"."""
+    if step is None:
+        return "never flips"
+    return f"flips after {int(step)} of {n} removed ({share_of(int(step), n)})"
+
+
+def shade(value: float | None, scale: float, *, signed_: bool) -> str:
+    """An item's background: attention in orange (relative to ``scale``, the largest weight); a
+    signed score in green (toward the predicted class) or pink (away), relative to ``scale``, its
+    largest magnitude. Only numbers reach the CSS (no metadata)."""
+    if value is None:
+        return "transparent"
+    if not signed_:
+        return f"rgba(230,159,0,{0.85 * max(0.0, value) / scale:.2f})"
+    rgb = "0,158,115" if value >= 0 else "204,121,167"
+    return f"rgba({rgb},{0.85 * min(1.0, abs(value) / scale):.2f})"

@@ -6,6 +6,9 @@
 * :mod:`.curves`: the decision-flip curve;
 * :mod:`.faithfulness`: ERASER comprehensiveness/sufficiency over the bins, agreement heat map;
 * :mod:`.counterfactual`: Jain & Wallace's permutation and adversarial attention against max attention;
+* :mod:`.transformer`: a transformer's layer x ranking grid and layer x head heat map (drawn by
+  :mod:`attnaudit.reports.transformer` for its *Layers and heads* section, not listed in
+  :data:`FIGURES`: they take a model's layers, not a site's panel);
 * :mod:`.common`: style, deterministic PNGs, labels and colours from summary.json's metadata.
 
 :data:`FIGURES` lists every figure with its title and caption; :func:`draw_figure` draws one from a

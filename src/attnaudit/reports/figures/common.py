@@ -1,5 +1,6 @@
 """What every figure shares: the style, an Agg figure outside pyplot, deterministic PNG writing,
-formatters, and ranking colours/labels from summary.json's metadata (never hard-coded here).
+formatters, ranking colours/labels from summary.json's metadata (never hard-coded here), and how a
+drawn PNG is inlined into the page (:func:`inline`).
 
 Figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas directly, never through
 ``pyplot``: no global backend switch, no figure registry to leak, safe to call from a library. Style
@@ -9,6 +10,7 @@ without the ``Software`` metadata key and Agg stores no date, so the same data g
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -76,6 +78,17 @@ def save(fig: Figure, path: str | os.PathLike[str]) -> Path:
         os.chmod(tmp, 0o644)  # like any image; the temporary file starts out private (0600)
     log.debug("wrote %s", target)
     return target
+
+
+def inline(path: Path, *, key: str, title: str, caption: str) -> dict[str, Any]:
+    """A drawn PNG as the page's figure: its title (ending in a full stop), caption, a data URI (the
+    page fetches nothing) and whether it is wide (over 900 px, spans the figure grid)."""
+    png = path.read_bytes()
+    width = int.from_bytes(png[16:20], "big") if png[12:16] == b"IHDR" else 0
+    shown = title if title.endswith(("?", "!", ".")) else title + "."
+    return {"key": key, "title": shown, "alt": title, "caption": caption, "path": str(path),
+            "wide": width > 900,
+            "uri": "data:image/png;base64," + base64.b64encode(png).decode("ascii")}
 
 
 def percent(value: float, _pos: float | None = None) -> str:
