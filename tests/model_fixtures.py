@@ -109,10 +109,10 @@ def model_class(name: str) -> type[AttentionClassifier]:
 #: (sites are read from a built model: a transformer declares them per instance, by its depth)
 def _declared_sites(name: str) -> list[str]:
     with torch.random.fork_rng():  # building seeds torch: leave the caller's random state alone
-        return tested_sites(random_model(name, seed=0))
+        return sites_under_test(random_model(name, seed=0))
 
 
-def tested_sites(model: AttentionClassifier) -> list[str]:
+def sites_under_test(model: AttentionClassifier) -> list[str]:
     """The sites the suite exercises: every site of the paper's models; of a transformer, its
     pooling site (hf-attnpool), the last layer over all heads and one of its heads (the fast path),
     and the first layer over all heads and one of its heads (the recompute through the layers

@@ -40,7 +40,7 @@ from model_fixtures import (
     random_docs,
     random_model,
     random_pass,
-    tested_sites,
+    sites_under_test,
 )
 
 from attnaudit.data.batching import make_batches
@@ -103,9 +103,9 @@ def _orders(model: AttentionClassifier, output: ModelOutput, site: str, doc_ids:
 
 
 def _plan(model: AttentionClassifier, **options: Any) -> AuditPlan:
-    """Every tested site (:func:`model_fixtures.tested_sites`), and every ranking that applies to
+    """Every tested site (:func:`model_fixtures.sites_under_test`), and every ranking that applies to
     all of them (the audit's own rule)."""
-    sites = model.site_names(tested_sites(model))
+    sites = model.site_names(sites_under_test(model))
     return AuditPlan(sites=sites, rankings=applicable_rankings(tuple(RANKINGS), model, sites)[0],
                      **options)
 
@@ -306,7 +306,7 @@ def test_a_document_alone_equals_the_document_in_a_padded_batch(name: str) -> No
         with torch.no_grad():
             single = model.run(one)
         _close(single.logits[0], output.logits[b])
-        for site in model.site_names():
+        for site in plan.sites:
             out, ref = single.site(site), output.site(site)
             n = int(ref.mask[b].sum())
             assert int(out.mask.sum()) == n
@@ -434,7 +434,7 @@ def test_audit_tables_do_not_depend_on_batch_size_or_path(name: str) -> None:
     plan = _plan(model, seed=10)
     reference = audit_documents(model, docs, LABELS, plan, batch_size=64)
     for frame in (reference.single_weight, reference.removal, reference.items):
-        assert set(frame["site"]) == set(model.site_names())
+        assert set(frame["site"]) == set(plan.sites)
         assert list(dict.fromkeys(frame["doc_id"])) == [d.doc_id for d in docs]
     _check_removal(reference.removal)
     runs = {

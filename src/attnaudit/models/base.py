@@ -180,6 +180,25 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return weights * mask.to(weights.dtype)
 
 
+def select_sites(kind: str, sites: Sequence[Site], requested: Sequence[str] | None) -> tuple[str, ...]:
+    """The ``requested`` site names (None = all) of a model of ``kind`` declaring ``sites``, in
+    declaration order.
+
+    Raises:
+        ValueError: a name not declared (the message lists the choices).
+    """
+    declared = [s.name for s in sites]
+    if requested is None:
+        return tuple(declared)
+    unknown = [name for name in requested if name not in declared]
+    if unknown:
+        raise ValueError(
+            f"{kind} has no attention site {', '.join(map(repr, unknown))}; "
+            f"choose from {', '.join(declared)}"
+        )
+    return tuple(name for name in declared if name in requested)
+
+
 class AdditiveAttention(nn.Module):
     """Additive attention of Yang et al. (2016): ``score_i = u . tanh(W h_i + b)``.
 
@@ -233,16 +252,7 @@ class AttentionClassifier(nn.Module):
         Raises:
             ValueError: a name this model does not declare (the message lists the choices).
         """
-        declared = [s.name for s in cls.sites()]
-        if requested is None:
-            return tuple(declared)
-        unknown = [name for name in requested if name not in declared]
-        if unknown:
-            raise ValueError(
-                f"{cls.kind} has no attention site {', '.join(map(repr, unknown))}; "
-                f"choose from {', '.join(declared)}"
-            )
-        return tuple(name for name in declared if name in requested)
+        return select_sites(cls.kind, cls.sites(), requested)
 
     @classmethod
     def site(cls, name: str) -> Site:

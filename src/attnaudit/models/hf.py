@@ -106,6 +106,7 @@ from attnaudit.models.base import (
     ModelOutput,
     Site,
     SiteOutput,
+    select_sites,
 )
 
 #: which query rows an erasure edits: the classification row ([CLS]) or every row
@@ -496,16 +497,7 @@ class HFClassifier(AttentionClassifier):
 
     def site_names(self, requested: Sequence[str] | None = None) -> tuple[str, ...]:  # type: ignore[override]
         """Validate requested site names (None = all), in declaration order (see the base class)."""
-        declared = [s.name for s in self._sites]
-        if requested is None:
-            return tuple(declared)
-        unknown = [name for name in requested if name not in declared]
-        if unknown:
-            raise ValueError(
-                f"{self.kind} has no attention site {', '.join(map(repr, unknown))}; "
-                f"choose from {', '.join(declared)}"
-            )
-        return tuple(name for name in declared if name in requested)
+        return select_sites(self.kind, self._sites, requested)
 
     def site(self, name: str) -> Site:  # type: ignore[override]
         """The declared :class:`Site` called ``name``."""
