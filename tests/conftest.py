@@ -15,6 +15,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -24,6 +25,22 @@ IMDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "imdb50k.jsonl.
 #: work, small enough that two models train and audit in seconds.
 SLICE_DOCS = {"train": 150, "test": 60}
 SLICE_WORDS = 120
+
+
+@pytest.fixture
+def count_prepares(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the real (uncached) data preparations: one entry per call of ``_prepare_flat``."""
+    from attnaudit.data import prepare
+
+    calls: list[int] = []
+    real = prepare._prepare_flat
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(prepare, "_prepare_flat", spy)
+    return calls
 
 
 @pytest.fixture

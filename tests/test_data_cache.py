@@ -14,7 +14,6 @@ import pytest
 
 import attnaudit.data.batching as batching
 import attnaudit.data.cache as cache
-import attnaudit.data.prepare as prepare
 from attnaudit.data import DataConfig, DataError, PreparedData, Vocab, prepare_data
 from attnaudit.data.batching import Limits, default_workers, tokenize_texts
 
@@ -43,20 +42,6 @@ def write_jsonl(path: Path, n: int = 60, *, extra: str = "") -> Path:
 def same(a: PreparedData, b: PreparedData) -> bool:
     return (a.train == b.train and a.dev == b.dev and a.test == b.test
             and a.vocab == b.vocab and a.label_names == b.label_names and a.splits == b.splits)
-
-
-@pytest.fixture
-def count_prepares(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the real (uncached) preparations: one entry per call of ``_prepare_flat``."""
-    calls: list[int] = []
-    real = prepare._prepare_flat
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(prepare, "_prepare_flat", spy)
-    return calls
 
 
 # ---------------------------------------------------------------------------------------------------

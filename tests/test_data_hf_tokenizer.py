@@ -75,20 +75,6 @@ def data(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "d.jsonl")
 
 
-@pytest.fixture
-def count_prepares(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """One entry per real (uncached) preparation."""
-    calls: list[int] = []
-    real = prepare._prepare_flat
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(prepare, "_prepare_flat", spy)
-    return calls
-
-
 def tiny_tokenizer(folder: Path, words: list[str], *, pad: str = "[PAD]") -> Path:
     """A WordPiece tokenizer over ``words`` (BERT's normaliser and pre-tokenizer), saved to
     ``folder`` as save_pretrained writes it."""
