@@ -406,9 +406,7 @@ def encode_documents(
     if tokenizer is not None:
         from attnaudit.data.hf_tokenizer import load_tokenizer  # imports transformers: only here
 
-        if load_tokenizer(tokenizer).vocab != vocab:
-            raise DataError(f"the vocabulary is not tokenizer {tokenizer!r}'s: was the run "
-                            "trained with another tokenizer, or has its folder changed since?")
+        load_tokenizer(tokenizer).check_vocab(vocab, tokenizer)
     tokenized = tokenize_documents(docs, limits or Limits(), tokenizer=tokenizer)
     return index_documents(tokenized, vocab, label_names)
 

@@ -176,6 +176,19 @@ class HFTokenizer:
     model_max_length: int | None
     num_special_tokens: int
 
+    def check_vocab(self, vocab: Vocab, spec: str) -> None:
+        """Refuse a vocabulary that is not this tokenizer's (``spec``: the name it was asked by).
+
+        Raises:
+            DataError: one line: both sizes and where the tokenizer was loaded from.
+        """
+        if vocab != self.vocab:
+            raise DataError(
+                f"the given vocabulary ({len(vocab)} tokens) is not tokenizer {spec!r}'s "
+                f"({len(self.vocab)} tokens, {self.folder}): was the run trained with another "
+                "tokenizer, or has its folder changed since?"
+            )
+
     def check_max_tokens(self, max_tokens: int) -> None:
         """Refuse a length limit that leaves no room for the special tokens the model adds.
 

@@ -434,12 +434,8 @@ def _prepare_flat(
     hf = None
     if config.tokenizer is not None:
         hf = load_tokenizer(config.tokenizer)
-        if vocab is not None and vocab != hf.vocab:
-            raise DataError(
-                f"the given vocabulary ({len(vocab)} tokens) is not tokenizer "
-                f"{config.tokenizer!r}'s ({len(hf.vocab)} tokens, {hf.folder}): was the run "
-                "trained with another tokenizer, or has its folder changed since?"
-            )
+        if vocab is not None:
+            hf.check_vocab(vocab, config.tokenizer)
         # One batched call per chunk of documents: the Rust backend shares it out among threads.
         interned = hf.tokenize([d.text for d in ordered], config.limits.max_tokens)
     else:
