@@ -19,8 +19,13 @@ from attnaudit.config import AuditConfig
 from attnaudit.data.batching import encode_documents
 from attnaudit.data.prepare import prepare_data
 from attnaudit.data.types import Document
-from attnaudit.erasure.audit import AuditFrames, audit_documents, batch_size_for, make_plan
-from attnaudit.pipeline import audit_config_for
+from attnaudit.erasure.audit import (
+    AuditFrames,
+    audit_config_for,
+    audit_documents,
+    batch_size_for,
+    make_plan,
+)
 
 
 def audit(
@@ -40,7 +45,7 @@ def audit(
         config: audit settings (rankings, sites, seed, ...); defaults to the paper's rankings at
             the model's default sites (every site of the paper's models, a transformer's first),
             with the run's seed. Rankings that do not apply to the model are left out (see
-            :func:`attnaudit.pipeline.audit_config_for`).
+            :func:`attnaudit.erasure.audit.audit_config_for`).
     Returns:
         :class:`AuditFrames` with ``single_weight`` (one row per document and site), ``removal``
         (one row per document, site and ranking) and ``items`` (one row per document, site and item)

@@ -512,7 +512,6 @@ def audit_command(
     """Attention tests (Test 1, Test 2) and the faithfulness measures on trained models; results go
     to each <run>/audit/. With --hf-model, on a classifier fine-tuned elsewhere (and its report)."""
     from attnaudit.erasure.audit import audit_run
-    from attnaudit.pipeline import audit_config_for_run
     from attnaudit.train import set_threads
 
     data_flags = _data_overrides(data, data_format, text_column, label_column, None, None,
@@ -540,9 +539,7 @@ def audit_command(
         # every folder checked before any work
         folders = [_model_folder(run, "audit") for run in runs]
     for folder in folders:
-        # the model's default sites, and the rankings that apply to them
-        settings = audit_config_for_run(folder, audit_config)
-        summary = audit_run(folder, settings, progress=not no_progress, device=device,
+        summary = audit_run(folder, audit_config, progress=not no_progress, device=device,
                             replace=replace)
         print(_audit_line(folder, summary, js_unit))
     if hf_model is not None:

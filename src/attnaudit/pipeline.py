@@ -47,12 +47,10 @@ from attnaudit.checkpoint import (
     METRICS_FILE,
     RUN_INFO_FILE,
     SPLITS_FILE,
-    load_run,
     save_checkpoint,
 )
 from attnaudit.config import (
     ALL_MODELS,
-    AuditConfig,
     DataConfig,
     ModelConfig,
     PipelineConfig,
@@ -62,9 +60,7 @@ from attnaudit.config import (
 from attnaudit.data.batching import make_batches
 from attnaudit.data.prepare import PreparedData, prepare_data
 from attnaudit.data.types import DataError
-from attnaudit.erasure.audit import audit_run
-from attnaudit.models import AttentionClassifier, default_sites
-from attnaudit.rankings import applicable_rankings
+from attnaudit.erasure.audit import audit_config_for, audit_run
 from attnaudit.results.seeds import seed_model_name, write_seeds_summary
 from attnaudit.train import accuracy, majority_baseline, resolve_device, set_threads, train_run
 from attnaudit.train_hf import resolve_run_config
@@ -74,8 +70,8 @@ logger = logging.getLogger(__name__)
 
 MODELS_DIR = "models"
 
-__all__ = ["ALL_MODELS", "MODELS_DIR", "PipelineConfig", "audit_config_for",
-           "audit_config_for_run", "import_hf_model", "model_dir", "run_pipeline"]
+__all__ = ["ALL_MODELS", "MODELS_DIR", "PipelineConfig", "audit_config_for", "import_hf_model",
+           "model_dir", "run_pipeline"]
 
 
 def model_dir(run_dir: Path, name: str) -> Path:
@@ -170,7 +166,7 @@ def run_pipeline(
                       restart_damaged=restart_damaged)
             ctrl_c.check()
             logger.info("[%d/%d] %s: auditing", index, len(jobs), folder)
-            audit_run(target, audit_config_for_run(target, audit), progress=progress,
+            audit_run(target, audit, progress=progress,
                       prepared=data, device=device, replace=replace_audit)
             ctrl_c.check()
     if len(seeds) >= 2:
@@ -189,57 +185,6 @@ def _data_key(data: DataConfig) -> str:
 
 
 # --- per-model audit settings ---------------------------------------------------------------------
-
-
-def audit_config_for(model: AttentionClassifier, config: AuditConfig, *, name: str) -> AuditConfig:
-    """``config`` as it applies to ``model``: its default sites when none are chosen, and the
-    rankings that apply to those sites.
-
-    The paper's models audit every site by default; a transformer, which declares a site per layer
-    and head, its first (the last layer's [CLS] attention, or hf-attnpool's pooling), since each
-    site costs a full audit (``--sites`` chooses others). A ranking that does not apply to the
-    audited sites (``rollout`` on a model without self-attention layers) is left out with a
-    warning, so one ``--rankings`` list serves a run of several families.
-
-    Raises:
-        DataError: a site the model does not declare, or no ranking of the list applies.
-    """
-    try:
-        sites = model.site_names(config.sites) if config.sites is not None else default_sites(model)
-    except ValueError as err:
-        raise DataError(f"--sites: {err}") from None
-    kept, left_out = applicable_rankings(config.rankings, model, sites)
-    if not kept:
-        raise DataError(
-            f"--rankings: none of {', '.join(config.rankings)} applies to {name} at site(s) "
-            f"{', '.join(sites)} (they need {_needs(left_out)}); add a ranking that does, e.g. "
-            "--rankings paper"
-        )
-    for ranking, failing in left_out.items():
-        logger.warning("%s: ranking %s left out: it does not apply to site(s) %s", name, ranking,
-                       ", ".join(failing))
-    updates: dict[str, Any] = {}
-    if config.sites is None and sites != model.site_names():
-        logger.info("%s: auditing site(s) %s (the default; --sites chooses among %d)", name,
-                    ", ".join(sites), len(model.site_names()))
-        updates["sites"] = sites
-    if kept != tuple(config.rankings):
-        updates["rankings"] = kept
-    return config.model_copy(update=updates) if updates else config
-
-
-def _needs(left_out: dict[str, tuple[str, ...]]) -> str:
-    from attnaudit.rankings import TRANSFORMER_RANKINGS
-
-    if set(left_out) <= set(TRANSFORMER_RANKINGS):
-        return "a transformer's attention layers (models hf, hf-attnpool)"
-    return "other models or sites"
-
-
-def audit_config_for_run(run_dir: Path, config: AuditConfig) -> AuditConfig:
-    """:func:`audit_config_for` the model of the model folder ``run_dir`` (loaded on the CPU to
-    read its sites; the audit loads it again on its device)."""
-    return audit_config_for(load_run(run_dir).model, config, name=Path(run_dir).name)
 
 
 # --- a classifier fine-tuned elsewhere ------------------------------------------------------------

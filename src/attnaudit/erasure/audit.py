@@ -30,8 +30,9 @@ from tqdm.auto import tqdm
 from attnaudit.data.batching import make_batches
 from attnaudit.data.types import DataError, EncodedDocument
 from attnaudit.erasure.engine import AuditPlan, BatchColumns, audit_batch, ranking_options
+from attnaudit.models import default_sites
 from attnaudit.models.base import AttentionClassifier, item_texts
-from attnaudit.rankings import RANKINGS, build_ranking, ranking_settings
+from attnaudit.rankings import RANKINGS, applicable_rankings, build_ranking, ranking_settings
 from attnaudit.utils.distributed import World, world
 from attnaudit.utils.io import atomic_path, read_json, remove_stale_temp_files, run_info, write_json
 
@@ -74,6 +75,51 @@ def batch_size_for(config: AuditConfig, device: torch.device) -> int:
     """The configured batch size, else :data:`AUTO_BATCH_SIZE` for ``device`` (results do not depend
     on it)."""
     return config.batch_size or AUTO_BATCH_SIZE.get(device.type, AUTO_BATCH_SIZE["cpu"])
+
+
+def audit_config_for(model: AttentionClassifier, config: AuditConfig, *, name: str) -> AuditConfig:
+    """``config`` as it applies to ``model``: its default sites when none are chosen, and the
+    rankings that apply to those sites.
+
+    The paper's models audit every site by default; a transformer, which declares a site per layer
+    and head, its first (the last layer's [CLS] attention, or hf-attnpool's pooling), since each
+    site costs a full audit (``--sites`` chooses others). A ranking that does not apply to the
+    audited sites (``rollout`` on a model without self-attention layers) is left out with a
+    warning, so one ``--rankings`` list serves a run of several families.
+
+    Raises:
+        DataError: a site the model does not declare, or no ranking of the list applies.
+    """
+    try:
+        sites = model.site_names(config.sites) if config.sites is not None else default_sites(model)
+    except ValueError as err:
+        raise DataError(f"--sites: {err}") from None
+    kept, left_out = applicable_rankings(config.rankings, model, sites)
+    if not kept:
+        raise DataError(
+            f"--rankings: none of {', '.join(config.rankings)} applies to {name} at site(s) "
+            f"{', '.join(sites)} (they need {_needs(left_out)}); add a ranking that does, e.g. "
+            "--rankings paper"
+        )
+    for ranking, failing in left_out.items():
+        logger.warning("%s: ranking %s left out: it does not apply to site(s) %s", name, ranking,
+                       ", ".join(failing))
+    updates: dict[str, Any] = {}
+    if config.sites is None and sites != model.site_names():
+        logger.info("%s: auditing site(s) %s (the default; --sites chooses among %d)", name,
+                    ", ".join(sites), len(model.site_names()))
+        updates["sites"] = sites
+    if kept != tuple(config.rankings):
+        updates["rankings"] = kept
+    return config.model_copy(update=updates) if updates else config
+
+
+def _needs(left_out: dict[str, tuple[str, ...]]) -> str:
+    from attnaudit.rankings import TRANSFORMER_RANKINGS
+
+    if set(left_out) <= set(TRANSFORMER_RANKINGS):
+        return "a transformer's attention layers (models hf, hf-attnpool)"
+    return "other models or sites"
 
 
 def default_config() -> AuditConfig:
@@ -328,6 +374,7 @@ def audit_run(
     loaded = load_run(run_dir, device=here.device(device))
     model, label_names = loaded.model, loaded.label_names
     model_name = run_dir.name
+    config = audit_config_for(model, config, name=model_name)  # its default sites, its rankings
     plan = make_plan(model, config, run_seed=loaded.config.train.seed)
     reusable = (
         prepared is not None
