@@ -154,7 +154,7 @@ def share(mask: pd.Series | np.ndarray) -> Reduced:
 def mean(values: pd.Series | np.ndarray) -> Reduced:
     """Mean of the non-NaN values (a Series' ``mean()``, an array's ``np.mean``); None when empty."""
     if isinstance(values, pd.Series):
-        clean = values.astype(np.float64).dropna()
+        clean = _float_series(values)
         plain = float(clean.mean()) if len(clean) else None
     else:
         array = np.asarray(values, dtype=np.float64)
@@ -211,20 +211,9 @@ def median(values: pd.Series | np.ndarray) -> Reduced:
 
 
 def maximum(values: pd.Series | np.ndarray | None) -> Reduced:
-    """Largest non-NaN value; None when empty."""
-    if values is None:
-        return None
-    series = _float_series(values)
-    if not len(series):
-        return None
-    plain = float(series.max())
-    state = active()
-    if state is None:
-        return plain
-    if _positions(values) is None:
-        return Unresampled(plain)
-    # the quantile at 1 is the largest drawn value exactly (no interpolation at the last index)
-    return state.quantile(series.index.to_numpy(dtype=np.int64), series.to_numpy(), 1.0)
+    """Largest non-NaN value; None when empty. It is the quantile at 1: linear interpolation at the
+    last index takes the largest value exactly, plain or resampled."""
+    return quantile(values, 1.0)
 
 
 def count(rows: pd.DataFrame | pd.Series) -> Counted:
