@@ -7,6 +7,8 @@ weights), so the conformance suite runs over all of them and every site they dec
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -17,17 +19,36 @@ from attnaudit.models.base import AttentionClassifier, ModelOutput
 VOCAB = 60
 
 
+#: the suffix of a transformer variant whose items are words (``--items word``): ``"hf+words"``
+WORDS = "+words"
+
+
+def token_string(token_id: int) -> str:
+    """The tiny vocabulary's token of ``token_id``: ``w<id>``, and ``##w<id>`` (a word-continuing
+    subword, WordPiece's mark) for every third id, so random documents hold words of 1-3+ tokens
+    for the word-item variants; the paper's models read these strings as plain tokens."""
+    if token_id == PAD_ID:
+        return "[PAD]"
+    return f"##w{token_id}" if token_id % 3 == 0 else f"w{token_id}"
+
+
 def random_model(
     name: str, *, seed: int, num_classes: int = 3, dtype: torch.dtype = torch.float64
 ) -> AttentionClassifier:
-    """A small untrained model of variant ``name`` (e.g. ``"han-rnn"``), in eval mode.
+    """A small untrained model of variant ``name`` (e.g. ``"han-rnn"``, or ``"hf+words"``: a
+    transformer auditing words), in eval mode.
 
     Weights are scaled up so that attention is peaked and removals often change decisions.
     """
     torch.manual_seed(seed)
-    kind, encoder = parse_model_name(name)
+    kind, encoder = parse_model_name(name.removesuffix(WORDS))
     if MODEL_ENTRIES[kind].pretrained:
-        return tiny_transformer(kind, num_classes=num_classes).to(dtype).eval()
+        model = tiny_transformer(kind, num_classes=num_classes).to(dtype).eval()
+        if name.endswith(WORDS):
+            model.set_vocabulary(  # type: ignore[attr-defined]
+                [token_string(i) for i in range(VOCAB)] + ["[CLS]", "[SEP]"])
+            model.configure_erasure(query_rows=None, items="word")
+        return model
     model = build_model(
         kind, encoder, vocab_size=VOCAB, num_classes=num_classes, embedding_dim=12, hidden=6
     )
@@ -84,7 +105,10 @@ def tiny_transformer(kind: str, *, num_classes: int = 3) -> AttentionClassifier:
         config, cls_token_id=CLS_ID, sep_token_id=SEP_ID, unk_token_id=1)
 
 
-ALL_MODELS = list(MODEL_NAMES)
+#: the transformers again, auditing words (a word's subwords together)
+WORD_MODELS = [f"{name}{WORDS}" for name in MODEL_NAMES
+               if MODEL_ENTRIES[parse_model_name(name)[0]].pretrained]
+ALL_MODELS = list(MODEL_NAMES) + WORD_MODELS
 
 #: class names of the random models' labels
 LABELS = ["a", "b", "c"]
@@ -102,7 +126,7 @@ def random_pass(name: str, *, seed: int, lengths: list[int]
 
 def model_class(name: str) -> type[AttentionClassifier]:
     """The registered class of variant ``name``."""
-    return MODELS[parse_model_name(name)[0]]
+    return MODELS[parse_model_name(name.removesuffix(WORDS))[0]]
 
 
 #: every (model variant, site) pair the registries declare: a new model or site is picked up here
@@ -124,10 +148,21 @@ def sites_under_test(model: AttentionClassifier) -> list[str]:
     layers = sorted({int(n[1:].split(".")[0]) for n in names if n.startswith("L")})
     first, last = layers[0], layers[-1]
     keep = {f"L{last}", f"L{last}.h0", f"L{first}", f"L{first}.h1"}
-    return [n for n in names if n in keep or not n.startswith("L")]
+    sites = [n for n in names if n in keep or not n.startswith("L")]
+    # Word items change what an item is, not how a layer is edited: the default site (fast path)
+    # and the first layer's head (the recompute through the layers above) cover the grouping.
+    return [sites[0], sites[-1]] if audit_settings(model).get("items") == "word" else sites
 
 
-SITE_CASES = [(name, site) for name in MODEL_NAMES for site in _declared_sites(name)]
+def audit_settings(model: AttentionClassifier) -> dict[str, Any]:
+    """The plan settings a fixture model was configured with (:func:`random_model`): a plan built
+    for it must say the same, since the audit configures the model by its plan."""
+    if model.default_query_rows is None:
+        return {}
+    return {"query_rows": model.query_rows, "items": model.item_unit}
+
+
+SITE_CASES = [(name, site) for name in ALL_MODELS for site in _declared_sites(name)]
 SITE_IDS = [f"{name}:{site}" for name, site in SITE_CASES]
 
 
@@ -147,7 +182,7 @@ def random_docs(n: int, *, seed: int, max_sentences: int = 6, max_words: int = 7
         ids = _words(rng, int(sizes.sum()), repeats).tolist()
         ends = np.cumsum(sizes).tolist()
         sentences = [ids[end - size : end] for end, size in zip(ends, sizes.tolist(), strict=True)]
-        tokens = [[f"w{t}" for t in s] for s in sentences]
+        tokens = [[token_string(t) for t in s] for s in sentences]
         docs.append(EncodedDocument(f"d{i}", int(rng.integers(0, 3)), sentences, tokens))
     return docs
 

@@ -35,6 +35,7 @@ from model_fixtures import (
     SITE_CASES,
     SITE_IDS,
     alone,
+    audit_settings,
     model_class,
     random_batch,
     random_docs,
@@ -107,7 +108,7 @@ def _plan(model: AttentionClassifier, **options: Any) -> AuditPlan:
     all of them (the audit's own rule)."""
     sites = model.site_names(sites_under_test(model))
     return AuditPlan(sites=sites, rankings=applicable_rankings(tuple(RANKINGS), model, sites)[0],
-                     **options)
+                     **{**audit_settings(model), **options})
 
 
 # --- the forward pass -------------------------------------------------------------------------------

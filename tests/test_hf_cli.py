@@ -28,7 +28,7 @@ from attnaudit.checkpoint import STATE_FILE, TOKENIZER_DIR, load_run
 from attnaudit.cli import main
 from attnaudit.data.types import PAD_ID, Batch
 from attnaudit.erasure.audit import TABLES
-from attnaudit.erasure.input_level import unk_id
+from attnaudit.erasure.input_level import replacement_id
 from attnaudit.models import TRANSFORMER_MAX_TOKENS
 
 #: the tiny tokenizer's specials: [UNK] is not id 1 (BERT's is 100, its id 1 is [unused0]), so a
@@ -48,15 +48,18 @@ def _restore_threads() -> Iterator[None]:
 
 
 def save_classifier(folder: Path, *, id2label: dict[int, str] | None, seed: int = 0,
-                    head: bool = True) -> Path:
+                    head: bool = True, pieces: dict[str, list[str]] | None = None) -> Path:
     """A tiny random BERT sequence classifier and its tokenizer, as save_pretrained writes them.
 
     ``id2label`` None leaves transformers' defaults (LABEL_0, LABEL_1); ``head`` False saves the
-    encoder alone (a BertModel, no classification head).
+    encoder alone (a BertModel, no classification head). ``pieces`` maps words to the WordPiece
+    subwords that replace them in the vocabulary (``{"great": ["gr", "##eat"]}``).
     """
     from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizerFast
 
-    vocab = [*SPECIALS, *WORDS]
+    pieces = pieces or {}
+    subwords = sorted({p for split in pieces.values() for p in split} - set(WORDS))
+    vocab = [*SPECIALS, *(w for w in WORDS if w not in pieces), *subwords]
     tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}, model_max_length=512)
     labels = {} if id2label is None else {"id2label": id2label,
                                           "label2id": {v: k for k, v in id2label.items()}}
@@ -123,7 +126,8 @@ def test_audit_of_a_saved_classifier_writes_tables_report_and_a_self_contained_r
     assert run.label_names == ["pos", "neg"]  # id2label's order
     assert run.model.kind == "hf" and run.vocab.unk_id == UNK
     assert getattr(run.model, "unk_token_id", None) == UNK
-    assert unk_id(run.model) == UNK  # what input-level "unk" erasure writes (not UNK_ID = 1)
+    # what input-level "unk" erasure writes (not UNK_ID = 1)
+    assert replacement_id(run.model, "unk") == UNK
     assert (out / TOKENIZER_DIR / "tokenizer.json").is_file()
     # The run's model is the saved classifier: its logits are transformers', class for class.
     tokenizer = AutoTokenizer.from_pretrained(classifier, local_files_only=True)

@@ -43,7 +43,7 @@ from attnaudit.config import RunConfig
 from attnaudit.data.prepare import DataConfig
 from attnaudit.data.types import DataError
 from attnaudit.data.vocab import Vocab
-from attnaudit.errors import DamagedFileError
+from attnaudit.errors import DamagedFileError, first_line
 from attnaudit.models import MODELS, AttentionClassifier
 from attnaudit.utils.io import atomic_path
 
@@ -167,6 +167,7 @@ def load_model_file(
     try:
         model = build_from_checkpoint(payload).to(device)
         vocab = Vocab.from_dict(payload["vocab"])
+        model.set_vocabulary(vocab.itos)  # a transformer's word items need its subword strings
         label_names = list(payload["label_names"])
         saved = payload["config"]
     except (KeyError, TypeError, RuntimeError) as err:  # RuntimeError: state_dict does not fit
@@ -241,8 +242,9 @@ def _load(path: Path, *, fix: str) -> dict[str, Any]:
         # OSError: torch's zip reader reports some truncations as EINVAL.
         # A kill cannot truncate these files (they are renamed into place whole), so this is a
         # disk problem or a hand-copied file: say so rather than show torch's zip error.
-        text = str(err).strip()
-        reason = text.splitlines()[0].split(". ")[0][:100] if text else type(err).__name__
+        # The first sentence only: torch goes on with advice that does not apply to our files
+        # ("Weights only load failed. This file can still be loaded, ...").
+        reason = first_line(err).split(". ")[0][:100]
         raise DamagedFileError(path, f"{path} is damaged (truncated or corrupt: {reason}); {fix}") \
             from None
     if not isinstance(payload, dict):

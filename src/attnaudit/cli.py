@@ -31,8 +31,11 @@ from attnaudit.config import (
     ErasurePath,
     GradientOutput,
     InputErasure,
+    InputSteps,
+    ItemUnit,
     JSUnit,
     PipelineConfig,
+    QueryRows,
     RandomDraw,
     RunConfig,
     TrainConfig,
@@ -202,8 +205,20 @@ ErasureOpt = Annotated[Names | None, typer.Option(
     help="Erasure levels the measures read: attention (default: zero a site's weights, "
     "renormalise) and/or input (erase the items' tokens, recompute the whole model).")]
 InputErasureOpt = Annotated[InputErasure | None, typer.Option(
-    "--input-erasure", help="Input-level erasure: delete the tokens (default) or replace them "
-    "with the unk token.")]
+    "--input-erasure", help="Input-level erasure: delete the tokens (default), or replace them "
+    "with the unknown token (unk) or a transformer's [MASK] (mask).")]
+AttentionStepsOpt = Annotated[InputSteps | None, typer.Option(
+    "--attention-steps", help="Steps of the attention-level curves: every k (default, exact) or "
+    "eraser (0, 1, n, ERASER's bins and every 5%: bounds the cost at a transformer's earlier "
+    "layers; the fraction to the first flip is then resolved to those steps).")]
+QueryRowsOpt = Annotated[QueryRows | None, typer.Option(
+    "--query-rows", help="Transformers: the attention rows erasure edits: the [CLS] row (cls; "
+    "default for hf) or every row (all; default for hf-attnpool, whose pooling never reads "
+    "[CLS]).")]
+ItemsOpt = Annotated[ItemUnit | None, typer.Option(
+    "--items", help="Transformers: items are subword tokens (token, default) or words (word: a "
+    "word's subwords erased together, weights and scores summed). The paper's models read words "
+    "either way.")]
 BootstrapOpt = Annotated[int | None, typer.Option(
     "--bootstrap", min=0, help="Bootstrap resamples over documents for every interval (default "
     "1000; 0: no intervals).")]
@@ -224,11 +239,16 @@ class MeasureOptions:
     bootstrap: int | None = None
     permutations: int | None = None
     attribution_samples: int | None = None
+    attention_steps: str | None = None
+    query_rows: str | None = None
+    items: str | None = None
 
     def overrides(self) -> dict[str, Any]:
         return {"erasure": self.erasure, "input_erasure": self.input_erasure,
                 "bootstrap": self.bootstrap, "permutations": self.permutations,
-                "attribution_samples": self.attribution_samples}
+                "attribution_samples": self.attribution_samples,
+                "attention_steps": self.attention_steps, "query_rows": self.query_rows,
+                "items": self.items}
 
 
 MaxDocsOpt = Annotated[int | None, typer.Option(
@@ -502,6 +522,9 @@ def audit_command(
     bootstrap: BootstrapOpt = None,
     permutations: PermutationsOpt = None,
     attribution_samples: SamplesOpt = None,
+    attention_steps: AttentionStepsOpt = None,
+    query_rows: QueryRowsOpt = None,
+    items: ItemsOpt = None,
     js_unit: JsUnitOpt = "nats",
     compare_out: Annotated[Path | None, typer.Option(
         "--compare-out", help="With several runs: folder for a report.html comparing them (it "
@@ -518,12 +541,14 @@ def audit_command(
                                  max_test_docs, None)
     sections = load_sections(config, {"audit": _audit_overrides(
         rankings, sites, path, gradient_output, random_draw, max_docs, seed,
-        MeasureOptions(erasure, input_erasure, bootstrap, permutations, attribution_samples),
+        MeasureOptions(erasure, input_erasure, bootstrap, permutations, attribution_samples,
+                       attention_steps, query_rows, items),
         batch_size), **({"data": data_flags} if hf_model is not None else {})})
     audit_config = AuditConfig.from_dict(sections.get("audit", {}), source=config)
     set_threads(_threads(threads, sections, config))
     if hf_model is not None:
-        folders = [_import_hf_model(hf_model, runs, out, sections, config, device)]
+        folders = [_import_hf_model(hf_model, runs, out, sections, config, device,
+                                    progress=not no_progress)]
     else:
         given = [name for name, value in (("--data", data), ("--format", data_format),
                                           ("--text-column", text_column),
@@ -555,7 +580,8 @@ def audit_command(
 
 
 def _import_hf_model(model: Path, runs: Sequence[Path] | None, out: Path | None,
-                     sections: Mapping[str, Any], config: Path | None, device: str) -> Path:
+                     sections: Mapping[str, Any], config: Path | None, device: str, *,
+                     progress: bool) -> Path:
     """``attnaudit audit --hf-model``: the model folder ``out`` made from the classifier in
     ``model`` (see :func:`attnaudit.pipeline.import_hf_model`)."""
     from attnaudit.config import DataConfig
@@ -569,7 +595,7 @@ def _import_hf_model(model: Path, runs: Sequence[Path] | None, out: Path | None,
     if "path" not in values:
         raise DataError("--hf-model needs --data: the labelled documents to audit it on")
     data_config = DataConfig.from_dict(values, source=config)
-    import_hf_model(model, data_config, out, device=device)
+    import_hf_model(model, data_config, out, device=device, progress=progress)
     return out
 
 
@@ -636,6 +662,9 @@ def run_command(
     bootstrap: BootstrapOpt = None,
     permutations: PermutationsOpt = None,
     attribution_samples: SamplesOpt = None,
+    attention_steps: AttentionStepsOpt = None,
+    query_rows: QueryRowsOpt = None,
+    items: ItemsOpt = None,
     restart_damaged: RestartDamagedOpt = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
@@ -657,7 +686,8 @@ def run_command(
         # The audit's seed stays unset: it is the run's seed (--seed) unless [audit] seed says else.
         "audit": _audit_overrides(rankings, sites, path, gradient_output, random_draw, max_docs,
                                   None, MeasureOptions(erasure, input_erasure, bootstrap,
-                                                       permutations, attribution_samples)),
+                                                       permutations, attribution_samples,
+                                                       attention_steps, query_rows, items)),
     }
     sections = load_sections(config, overrides)
     sections.setdefault("data", {}).setdefault("path", "default")

@@ -83,11 +83,18 @@ RandomDraw = Literal["uniform", "original"]
 #: erasure levels: "attention" zeroes a site's weights and renormalises (the paper's operation);
 #: "input" erases the items' tokens from the input and recomputes the whole model
 ErasureLevel = Literal["attention", "input"]
-#: input-level erasure: "delete" the items' tokens, or replace them with the "unk" token
-InputErasure = Literal["delete", "unk"]
-#: steps of the input-level curves: "every" k = 0..n (exact, n + 1 passes per document), or "eraser":
-#: k = 0, the ERASER bins' ceil(q n) for q in 1, 5, 10, 20, 50% and every 5% of the items
+#: input-level erasure: "delete" the items' tokens, or replace them with the "unk" token or a
+#: transformer's "mask" token ([MASK])
+InputErasure = Literal["delete", "unk", "mask"]
+#: steps of an erasure curve: "every" k = 0..n (exact, n + 1 recomputations per document), or
+#: "eraser": k = 0, 1, n, the ERASER bins' ceil(q n) for q in 1, 5, 10, 20, 50% and every 5% of
+#: the items
 InputSteps = Literal["eraser", "every"]
+#: a transformer layer site's erased query rows: the classification row ("cls") or every row ("all")
+QueryRows = Literal["cls", "all"]
+#: what one item of a transformer's site is: a subword "token", or a "word" (its subwords erased
+#: together, their weights and scores summed); the paper's models' tokens are words already
+ItemUnit = Literal["token", "word"]
 #: how token attributions become item scores: their "sum", or the "l2" norm of the item's tokens'
 #: attribution vectors (a sign-free magnitude)
 AttributionAggregate = Literal["sum", "l2"]
@@ -399,6 +406,15 @@ class AuditConfig(ConfigSection):
     erasure: tuple[ErasureLevel, ...] = ("attention",)
     input_erasure: InputErasure = "delete"
     input_steps: InputSteps = "eraser"
+    # Attention-level curves' steps: "every" (exact; Test 2's fraction to the first flip is then
+    # exact) or "eraser" (bounds the cost at a transformer's earlier layers, which recompute the
+    # layers above for every step; the fraction to the first flip is then the first scheduled step
+    # that flips, an upper bound at 5% resolution).
+    attention_steps: InputSteps = "every"
+    # Transformers: the query rows erasure edits (None: the model's own, "cls" for hf and "all" for
+    # hf-attnpool, whose pooling never reads the [CLS] row) and the item unit.
+    query_rows: QueryRows | None = None
+    items: ItemUnit = "token"
     # Attribution rankings (captum): token scores to item scores, integration steps (integrated
     # gradients; captum's default is 50), perturbation samples (LIME, KernelSHAP).
     attribution_aggregate: AttributionAggregate = "sum"

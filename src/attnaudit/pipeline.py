@@ -61,9 +61,12 @@ from attnaudit.data.batching import make_batches
 from attnaudit.data.prepare import PreparedData, prepare_data
 from attnaudit.data.types import DataError
 from attnaudit.erasure.audit import audit_config_for, audit_run
+from attnaudit.errors import first_line
+from attnaudit.models import check_vocab_fits
 from attnaudit.results.seeds import seed_model_name, write_seeds_summary
 from attnaudit.train import accuracy, majority_baseline, resolve_device, set_threads, train_run
 from attnaudit.train_hf import resolve_run_config
+from attnaudit.utils.hf_progress import transformers_progress
 from attnaudit.utils.io import read_json, remove_stale_temp_files, run_info, write_json
 
 logger = logging.getLogger(__name__)
@@ -191,7 +194,7 @@ def _data_key(data: DataConfig) -> str:
 
 
 def import_hf_model(
-    model_path: Path, data: DataConfig, out: Path, *, device: str = "cpu"
+    model_path: Path, data: DataConfig, out: Path, *, device: str = "cpu", progress: bool = True
 ) -> dict[str, Any]:
     """Make ``out`` a model folder holding the Hugging Face classifier saved in ``model_path``, to
     be audited (no training); returns its metrics.
@@ -203,13 +206,13 @@ def import_hf_model(
     what ``attnaudit train`` writes (config.json, run_info.json, splits.json, model.pt, a copy of
     the tokenizer, metrics.json with the test accuracy and the majority baseline, DONE), so every
     command that reads model folders (audit, evaluate, report) reads it. A folder that already
-    holds this model with these settings is reused.
+    holds this model with these settings is reused. ``progress`` False silences transformers'
+    progress bars while the weights load (``--no-progress``).
 
     Raises:
         DataError: one line: no such folder, not a BERT sequence classifier, labels that do not
             match the data's (both sets named), or ``out`` holding another run.
     """
-    from attnaudit.data.loaders import load_documents
     from attnaudit.data.prepare import _resolve_path
     from attnaudit.models.hf import HFClassifier
 
@@ -226,26 +229,20 @@ def import_hf_model(
             return metrics
         raise DataError(f"{out} holds {folder} as it was before its files changed; use another "
                         "--out folder, or delete this one to import the model again")
-    # The labels first, in one line naming both sets: a mismatch is the likely mistake.
     path = _resolve_path(config.data)
-    documents = load_documents(path, fmt=config.data.fmt, text_column=config.data.text_column,
-                               label_column=config.data.label_column,
-                               id_column=config.data.id_column, on_empty=config.data.on_empty)
-    in_data = sorted({d.label for d in documents})
-    del documents
-    unknown = [label for label in in_data if label not in names]
-    if unknown:
-        raise DataError(
-            f"{path}: the data's labels ({', '.join(in_data)}) are not the model's "
-            f"({', '.join(names)}, config.id2label of {folder}); give the model the data's label "
-            "names (set config.id2label = {index: name} as it was trained, then save_pretrained), "
-            "or choose the data's label column (--label-column)"
-        )
-    prepared = prepare_data(config.data, label_names=names)
-    model = HFClassifier.from_pretrained(folder).eval()
-    if len(prepared.vocab) > int(model.hf.config.vocab_size):
-        raise DataError(f"{folder}: the tokenizer has {len(prepared.vocab)} tokens, the model "
-                        f"{model.hf.config.vocab_size} word vectors: they do not belong together")
+    try:
+        prepared = prepare_data(config.data, label_names=names)
+    except DataError:
+        # prepare_data refuses the first document whose label is not the model's; a mismatch of
+        # the two label sets is the likely mistake, so say that in one line naming both. The data
+        # is read again for it only on this failure path, never when the labels fit.
+        mismatch = _label_mismatch(path, config.data, names, folder)
+        if mismatch is None:
+            raise
+        raise mismatch from None
+    with transformers_progress(progress):
+        model = HFClassifier.from_pretrained(folder).eval()
+    check_vocab_fits(model, len(prepared.vocab), f"--hf-model {model_path}")
     if not prepared.test:
         raise DataError(f"{path}: no test documents to audit (see [data] test_fraction)")
     out.mkdir(parents=True, exist_ok=True)
@@ -289,6 +286,30 @@ def import_hf_model(
     return metrics
 
 
+def _label_mismatch(
+    path: Path, data: DataConfig, names: list[str], folder: Path
+) -> DataError | None:
+    """The one-line error for data whose labels are not all among the model's ``names`` (both
+    sets named), or None when they all are (then the data failed for another reason)."""
+    from attnaudit.data.loaders import load_documents
+
+    try:
+        documents = load_documents(path, fmt=data.fmt, text_column=data.text_column,
+                                   label_column=data.label_column, id_column=data.id_column,
+                                   on_empty=data.on_empty)
+    except DataError:
+        return None  # unreadable as data: the caller's own error says why
+    in_data = sorted({d.label for d in documents})
+    if all(label in names for label in in_data):
+        return None
+    return DataError(
+        f"{path}: the data's labels ({', '.join(in_data)}) are not the model's "
+        f"({', '.join(names)}, config.id2label of {folder}); give the model the data's label "
+        "names (set config.id2label = {index: name} as it was trained, then save_pretrained), "
+        "or choose the data's label column (--label-column)"
+    )
+
+
 def _hf_classifier(model_path: Path) -> tuple[Path, list[str]]:
     """The folder of a saved BERT sequence classifier and its class names (``id2label`` in index
     order, normalised as data labels are).
@@ -307,8 +328,8 @@ def _hf_classifier(model_path: Path) -> tuple[Path, list[str]]:
     try:
         hf_config = AutoConfig.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as err:
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise DataError(f"--hf-model {model_path}: cannot read its config.json ({reason})") from None
+        raise DataError(f"--hf-model {model_path}: cannot read its config.json "
+                        f"({first_line(err)})") from None
     if hf_config.model_type != "bert":
         raise DataError(f"--hf-model {model_path}: a {hf_config.model_type!r} model; attnaudit "
                         "audits BERT-architecture classifiers (model_type 'bert': BERT, MiniLM, ...)")

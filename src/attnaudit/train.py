@@ -367,6 +367,13 @@ def train_run(
     hierarchical = is_hierarchical(mc.kind)
     device = resolve_device(tc.device)
 
+    def batches(docs: Sequence[EncodedDocument], *, size: int, shuffle: bool,
+                seed: int = 0) -> list[Batch]:
+        """``docs`` in batches of this model's layout and token budget (training, dev, and the
+        schedule's count of steps per epoch)."""
+        return make_batches(docs, hierarchical=hierarchical, batch_size=size,
+                            max_batch_tokens=tc.max_batch_tokens, shuffle=shuffle, seed=seed)
+
     seed_everything(tc.seed)  # after data preparation, so model init depends on the seed alone
     embeddings = None
     if mc.embeddings is not None:
@@ -374,11 +381,10 @@ def train_run(
                                      seed=tc.seed)
     model = build_from_config(mc, vocab_size=len(prepared.vocab),
                               num_classes=len(prepared.label_names),
-                              embeddings=embeddings).to(device)
+                              embeddings=embeddings, progress=progress).to(device)
     # The family's optimizer and learning-rate schedule (the paper's: Adam, halved on plateaus).
-    schedule = make_schedule(model, config, steps_per_epoch=lambda: len(make_batches(
-        prepared.train, hierarchical=hierarchical, batch_size=tc.batch_size,
-        max_batch_tokens=tc.max_batch_tokens, shuffle=True, seed=_epoch_seed(tc.seed, 0))))
+    schedule = make_schedule(model, config, steps_per_epoch=lambda: len(batches(
+        prepared.train, size=tc.batch_size, shuffle=True, seed=_epoch_seed(tc.seed, 0))))
     optimizer = schedule.optimizer
     patience = tc.effective_patience(mc.encoder)
 
@@ -411,11 +417,6 @@ def train_run(
     # Rewritten on resumption too: the epochs (or device) asked for now are the run's settings.
     write_json(run_dir / CONFIG_FILE, config.to_dict())
     stopped_early = bool(state and state.get("stop"))
-
-    def batches(docs: Sequence[EncodedDocument], *, size: int, shuffle: bool,
-                seed: int = 0) -> list[Batch]:
-        return make_batches(docs, hierarchical=hierarchical, batch_size=size,
-                            max_batch_tokens=tc.max_batch_tokens, shuffle=shuffle, seed=seed)
 
     dev_batches = batches(prepared.dev, size=tc.eval_batch_size, shuffle=False)
     if not prepared.dev:

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from attnaudit.data.batching import make_batches
 from attnaudit.data.types import DataError, EncodedDocument
 from attnaudit.erasure.engine import AuditPlan, BatchColumns, audit_batch, ranking_options
+from attnaudit.erasure.input_level import replacement_id
 from attnaudit.models import default_sites
 from attnaudit.models.base import AttentionClassifier, item_texts
 from attnaudit.rankings import RANKINGS, applicable_rankings, build_ranking, ranking_settings
@@ -142,6 +143,11 @@ def make_plan(model: AttentionClassifier, config: AuditConfig, *, run_seed: int 
     unknown = [r for r in config.rankings if r not in RANKINGS]
     if unknown:
         raise DataError(f"--rankings: unknown {', '.join(unknown)}; choose from {', '.join(RANKINGS)}")
+    if "input" in config.erasure:
+        try:
+            replacement_id(model, config.input_erasure)  # a [MASK] the model has, before any work
+        except ValueError as err:
+            raise DataError(f"--input-erasure: {err}") from None
     return AuditPlan(
         sites=sites,
         rankings=tuple(config.rankings),
@@ -152,6 +158,12 @@ def make_plan(model: AttentionClassifier, config: AuditConfig, *, run_seed: int 
         erasure=config.erasure,
         input_erasure=config.input_erasure,
         input_steps=config.input_steps,
+        attention_steps=config.attention_steps,
+        # Transformer settings resolve to the model's own; for the paper's models they are moot
+        # (no query rows; their tokens are words), so one config serves a run of both families.
+        query_rows=(config.query_rows or model.default_query_rows
+                    if model.default_query_rows is not None else None),
+        items=config.items if model.subword_tokens else "token",
         attribution_aggregate=config.attribution_aggregate,
         attribution_steps=config.attribution_steps,
         attribution_samples=config.attribution_samples,
@@ -286,9 +298,19 @@ def pick_documents(
     return [docs[i] for i in keep]
 
 
+#: plan settings added after audits were saved, with the value that reproduces those audits: left
+#: out of the fingerprint at that value, so an audit saved before them stays complete
+_LATER_SETTINGS: dict[str, Any] = {"attention_steps": "every", "query_rows": (None, "cls"),
+                                   "items": "token"}
+
+
 def _settings(plan: AuditPlan, config: AuditConfig) -> dict[str, Any]:
     """Everything that changes the tables: the resolved plan and the document selection."""
-    return {**asdict(plan), "max_docs": config.max_docs, "schema_version": SCHEMA_VERSION}
+    settings = {**asdict(plan), "max_docs": config.max_docs, "schema_version": SCHEMA_VERSION}
+    for name, old in _LATER_SETTINGS.items():
+        if settings[name] in (old if isinstance(old, tuple) else (old,)):
+            del settings[name]
+    return settings
 
 
 def _summary_settings(config: AuditConfig) -> dict[str, Any]:

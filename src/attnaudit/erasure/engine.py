@@ -15,10 +15,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from attnaudit.config import AttributionAggregate, ErasureLevel, InputErasure, InputSteps
+from attnaudit.config import (
+    AttributionAggregate,
+    ErasureLevel,
+    InputErasure,
+    InputSteps,
+    ItemUnit,
+    QueryRows,
+)
 from attnaudit.data.types import Batch
 from attnaudit.erasure.counterfactual import counterfactual_test
-from attnaudit.erasure.input_level import input_curve
+from attnaudit.erasure.input_level import input_curve, step_schedule
 from attnaudit.erasure.interventions import ErasurePath, erasure_curve, removal_order
 from attnaudit.erasure.single_weight import RandomDraw, single_removals, single_weight_test
 from attnaudit.measures import MEASURES, CurveArrays
@@ -48,6 +55,12 @@ class AuditPlan:
     erasure: tuple[ErasureLevel, ...] = ("attention",)
     input_erasure: InputErasure = "delete"
     input_steps: InputSteps = "eraser"
+    #: step schedule of the attention-level curves (Test 2 and the measures reading them)
+    attention_steps: InputSteps = "every"
+    #: a transformer's erased query rows (None: the model has no self-attention sites)
+    query_rows: QueryRows | None = None
+    #: item unit: "word" groups a transformer's subword tokens (always "token" for word models)
+    items: ItemUnit = "token"
     attribution_aggregate: AttributionAggregate = "sum"
     attribution_steps: int = 50
     attribution_samples: int = 200
@@ -66,9 +79,9 @@ class AuditPlan:
 
 
 #: how the attention-level rows of ``removal.parquet`` were erased: weights zeroed and the rest
-#: renormalised at the site, every step ``k = 0..n`` (input rows name their mode and step schedule)
-ATTENTION_ERASURE: dict[str, str] = {
-    "erasure": "attention", "erasure_mode": "renormalise", "erasure_steps": "every"}
+#: renormalised at the site (their ``erasure_steps`` is the plan's ``attention_steps``; input rows
+#: name their mode and step schedule)
+ATTENTION_ERASURE: dict[str, str] = {"erasure": "attention", "erasure_mode": "renormalise"}
 
 
 @dataclass
@@ -145,6 +158,7 @@ def audit_batch(
     Returns:
         Columns per table; see docs/architecture.md for the schemas.
     """
+    model.configure_erasure(query_rows=plan.query_rows, items=plan.items)
     with torch.no_grad():
         output = model.run(batch, plan.sites)
     logits = output.logits.detach()
@@ -173,17 +187,19 @@ def audit_batch(
         input_rows: list[dict[str, Any]] = []
         # The fast path's per-item values are the same for every ranking: computed once per site.
         readout = model.linear_readout(output, site) if plan.path == "fast" else None
+        schedule = attention_schedule(lengths, plan.attention_steps)  # (B, K) or None: every step
         for ranking in plan.rankings:
             order = removal_order(scores[ranking], mask)  # (B, n)
             ranks[ranking] = torch.argsort(order, dim=1)  # (B, n): 0 = removed first
             with torch.no_grad():
                 curves = {kind: erasure_curve(model, output, site, order, kind, path=plan.path,
-                                              readout=readout)
+                                              readout=readout, steps=schedule)
                           for kind in (("remove", "keep") if plan.keep_curves else ("remove",))}
             arrays = _curve_arrays(curves, predicted, base_prob, weights.gather(1, order), lengths,
-                                   probabilities=plan.probabilities)
+                                   probabilities=plan.probabilities, steps=schedule)
             measured = _measure_columns(arrays, plan)
             columns.removal.append({**common, "ranking": ranking, **ATTENTION_ERASURE,
+                                    "erasure_steps": plan.attention_steps,
                                     "single_item": n_items < 2, **measured})
             if "input" in plan.erasure:
                 input_rows.append({**common, "ranking": ranking, "erasure": "input",
@@ -196,6 +212,16 @@ def audit_batch(
         columns.removal += input_rows
         columns.items.append(_item_columns(site, batch.doc_ids, weights, mask, scores, ranks))
     return columns
+
+
+def attention_schedule(lengths: torch.Tensor, steps: InputSteps) -> torch.Tensor | None:
+    """The attention-level curves' ``(B, K)`` long schedule for documents of ``lengths`` ``(B,)``
+    items, on their device; None for ``"every"``, which the curves compute without a schedule (their
+    ``(B, n + 1, C)`` form, column ``k`` = step ``k``, as before schedules existed)."""
+    if steps == "every":
+        return None
+    return torch.as_tensor(step_schedule(_host(lengths), steps), dtype=torch.long,
+                           device=lengths.device)
 
 
 def _input_measures(

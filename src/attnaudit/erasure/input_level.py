@@ -11,8 +11,10 @@ the model from scratch, so every layer, the encoders included, sees the erased d
   states are all zero: the context is 0 and the logits are the head's bias, the same point as the
   attention-level curve's "all erased" end (at the pooling site).
 * ``"unk"``: the erased items' tokens become the vocabulary's unknown token, keeping every
-  position: :func:`unk_id` of the model, ``UNK_ID`` (1, ``<unk>``) for the paper's word vocabulary,
-  the tokenizer's ``[UNK]`` (100 for BERT) for a transformer, whose id 1 is ``[unused0]``.
+  position: ``UNK_ID`` (1, ``<unk>``) for the paper's word vocabulary, the tokenizer's ``[UNK]``
+  (100 for BERT) for a transformer, whose id 1 is ``[unused0]`` (:func:`replacement_id`).
+* ``"mask"``: they become a transformer's ``[MASK]`` (103 for BERT), the token its pretraining
+  taught it to read as "a word is missing here"; the paper's word vocabularies have none.
 
 Which tokens make up which item comes from :meth:`AttentionClassifier.token_items` alone, so this
 module works on token ids for any model and never names a layer.
@@ -36,7 +38,7 @@ from attnaudit.config import InputErasure, InputSteps
 from attnaudit.data.batching import make_batches
 from attnaudit.data.types import PAD_ID, UNK_ID, Batch, EncodedDocument
 from attnaudit.measures.eraser import ERASER_PERCENTS, eraser_step
-from attnaudit.models.base import AttentionClassifier, ModelOutput
+from attnaudit.models.base import WHOLE_WORD, AttentionClassifier, ModelOutput, word_starts
 
 CurveKind = Literal["remove", "keep"]
 
@@ -93,27 +95,36 @@ def _compact(ids: torch.Tensor) -> torch.Tensor:
     return ids[:, :count, :width]
 
 
-def unk_id(model: AttentionClassifier) -> int:
-    """The id ``"unk"`` erasure writes: the model's ``unk_token_id`` where it reads a tokenizer's ids
-    (transformers), else ``UNK_ID`` (the word vocabulary's ``<unk>``, the paper's models).
+#: the model attribute holding the id each replacing erasure writes
+_REPLACEMENT_ATTRIBUTE = {"unk": "unk_token_id", "mask": "mask_token_id"}
+
+
+def replacement_id(model: AttentionClassifier, mode: InputErasure) -> int:
+    """The id ``"unk"`` or ``"mask"`` erasure writes (``PAD_ID`` for ``"delete"``, which removes).
+
+    ``"unk"``: the model's ``unk_token_id`` where it reads a tokenizer's ids (transformers), else
+    ``UNK_ID`` (the word vocabulary's ``<unk>``, the paper's models). ``"mask"``: the model's
+    ``mask_token_id``; only transformers have one.
 
     Raises:
-        ValueError: the model reads a tokenizer's ids but does not know its unknown token.
+        ValueError: an unknown mode, or a token the model does not have (one line, with the fix).
     """
-    value = getattr(model, "unk_token_id", UNK_ID)
+    if mode == "delete":
+        return PAD_ID
+    if mode not in _REPLACEMENT_ATTRIBUTE:
+        raise ValueError(f"unknown input erasure {mode!r}; choose from 'delete', 'unk', 'mask'")
+    value = getattr(model, _REPLACEMENT_ATTRIBUTE[mode], UNK_ID if mode == "unk" else None)
     if value is None:
-        raise ValueError(f"{model.kind}: the model does not know its tokenizer's unknown token; "
-                         "use input erasure 'delete'")
+        token = "[UNK]" if mode == "unk" else "[MASK]"
+        raise ValueError(f"input erasure {mode!r}: {model.kind} has no {token} token (its "
+                         "vocabulary does not define one); use --input-erasure delete or unk")
     return int(value)
 
 
-def _erase(ids: torch.Tensor, erased: torch.Tensor, mode: InputErasure, unk: int) -> torch.Tensor:
-    """Token ids with the ``erased`` cells deleted (``"delete"``) or replaced by ``unk``."""
-    if mode == "unk":
-        return torch.where(erased, torch.full_like(ids, unk), ids)
-    if mode != "delete":
-        raise ValueError(f"unknown input erasure {mode!r}; choose from 'delete', 'unk'")
-    return torch.where(erased, torch.full_like(ids, PAD_ID), ids)
+def _erase(ids: torch.Tensor, erased: torch.Tensor, replacement: int) -> torch.Tensor:
+    """Token ids with the ``erased`` cells replaced by ``replacement`` (``PAD_ID``: deleted, once
+    :func:`_compact` moves them out)."""
+    return torch.where(erased, torch.full_like(ids, replacement), ids)
 
 
 def input_curve(
@@ -177,7 +188,7 @@ def input_curve(
     by_size = torch.argsort(remaining, descending=True, stable=True)  # (P,)
 
     chunk_logits: list[torch.Tensor] = []
-    unk = unk_id(model) if mode == "unk" else UNK_ID
+    replacement = replacement_id(model, mode)
     cells = batch.token_ids[0].numel() if b_size else 1
     per_call = max(1, max_cells // max(cells, 1))
     with torch.no_grad():
@@ -188,7 +199,7 @@ def input_curve(
             before = (rank >= 0) & (rank < k[:, None])  # (p, L): among the first k ranked items
             erased = before if kind == "remove" else (rank >= 0) & ~before
             ids = batch.token_ids[r]  # (p, T) or (p, S, W)
-            ids = _compact(_erase(ids, erased.reshape(ids.shape), mode, unk))
+            ids = _compact(_erase(ids, erased.reshape(ids.shape), replacement))
             doc_ids = [batch.doc_ids[i] for i in r.tolist()]
             chunk_logits.append(model(Batch(doc_ids, ids, batch.labels[r])))  # (p, C)
     flat = torch.cat(chunk_logits)[torch.argsort(by_size)] if chunk_logits else None
@@ -209,10 +220,16 @@ def _document_items(
     """``(sentence, word, item)`` of each token of ``doc`` that is an item of a site of kind ``item``."""
     cells: list[tuple[int, int, int]] = []
     position = 0
+    # A word's number: how many tokens before this one began a word.
+    starts = word_starts([t for sentence in doc.tokens for t in sentence])
+    word = -1
     for s, sentence in enumerate(doc.sentences):
         for w in range(len(sentence)):
+            word += starts[position]
             if item == "token":
                 cells.append((s, w, position))
+            elif item == WHOLE_WORD:
+                cells.append((s, w, word))
             elif item == "sentence":
                 cells.append((s, w, s))
             elif item == "word" and s == anchor:
@@ -245,7 +262,7 @@ def input_curve_reference(
     """
     item_kind = model.site(site).item
     cells = _document_items(doc, item_kind, anchor)
-    unk = unk_id(model) if mode == "unk" else UNK_ID
+    replacement = replacement_id(model, mode)
     rows = []
     for k in steps:
         chosen = set(ranked_items[:k])
@@ -254,8 +271,9 @@ def input_curve_reference(
         }
         sentences: list[list[int]] = []
         for s, sentence in enumerate(doc.sentences):
-            if mode == "unk":
-                sentences.append([unk if (s, w) in erased else t for w, t in enumerate(sentence)])
+            if mode != "delete":
+                sentences.append([replacement if (s, w) in erased else t
+                                  for w, t in enumerate(sentence)])
             else:
                 kept = [t for w, t in enumerate(sentence) if (s, w) not in erased]
                 if kept:  # an emptied sentence disappears

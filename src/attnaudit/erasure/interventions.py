@@ -11,6 +11,14 @@ after keeping only them, for every ``k = 0..n``):
 * **batched** (:func:`batched_curve`): every other site: the ``n + 1`` erased weight vectors are built
   and handed to :meth:`AttentionClassifier.logits_with` together (chunked over ``k``).
 * **naive** (:func:`naive_curve`): the reference: one document, one step, one ``logits_with`` call.
+
+Every path also takes a step *schedule* ``steps`` (``(B, K)`` long, the convention of
+:func:`attnaudit.erasure.input_level.step_schedule`: each row increasing from 0 to its ``n_b``, padded
+by repeating ``n_b``) and then returns ``(B, K, C)``: column ``j`` of row ``b`` is step
+``steps[b, j]``. The batched and naive paths then build and recompute only the ``K`` scheduled
+candidates per document (the point of a schedule where each step is a recompute through layers); the
+fast path computes every step anyway (sums are cheap) and gathers the scheduled ones before the
+readout.
 """
 
 from __future__ import annotations
@@ -71,58 +79,87 @@ def _prefix_sums(values: torch.Tensor) -> torch.Tensor:
 
 
 def linear_curve(
-    model: AttentionClassifier, output: ModelOutput, site: str, order: torch.Tensor, kind: CurveKind
+    model: AttentionClassifier,
+    output: ModelOutput,
+    site: str,
+    order: torch.Tensor,
+    kind: CurveKind,
+    steps: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
     """The fast path: all ``n + 1`` erasure steps from suffix/prefix sums, or None if not offered.
 
     Args:
         order: ``(B, n)`` removal order (:func:`removal_order`, padding last).
         kind: ``"remove"`` or ``"keep"``.
+        steps: ``(B, K)`` long step schedule, or None for every step.
     Returns:
         ``(B, n + 1, C)`` logits; entry ``k`` erases (remove) or keeps (keep) the first ``k`` ranked
-        items. Beyond a row's ``n_b`` only padding moves, so entries repeat ``k = n_b``.
+        items. Beyond a row's ``n_b`` only padding moves, so entries repeat ``k = n_b``. With
+        ``steps``: ``(B, K, C)``, column ``j`` of row ``b`` at step ``steps[b, j]``.
     """
     linear = model.linear_readout(output, site)
     if linear is None:
         return None
-    return readout_curve(linear, output.site(site).attention, order, kind)
+    return readout_curve(linear, output.site(site).attention, order, kind, steps)
 
 
 def readout_curve(
-    linear: LinearReadout, weights: torch.Tensor, order: torch.Tensor, kind: CurveKind
+    linear: LinearReadout,
+    weights: torch.Tensor,
+    order: torch.Tensor,
+    kind: CurveKind,
+    steps: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """:func:`linear_curve` from a site's readout (computed once per batch, shared by rankings)."""
+    """:func:`linear_curve` from a site's readout (computed once per batch, shared by rankings):
+    ``(B, n + 1, C)`` logits, or ``(B, K, C)`` on the ``(B, K)`` schedule ``steps``."""
     ranked_weights = weights.gather(1, order)  # (B, n)
     values = linear.values
     ranked = values.gather(1, order[:, :, None].expand(-1, -1, values.shape[2]))  # (B, n, m)
     sums = _suffix_sums if kind == "remove" else _prefix_sums
     mass = sums(ranked_weights)  # (B, n+1): weight left after the erasure
     pooled = sums(ranked_weights[:, :, None] * ranked)  # (B, n+1, m)
+    if steps is not None:
+        # The cumulative sums give all n + 1 steps at once; only the scheduled ones are read out.
+        mass = mass.gather(1, steps)  # (B, K)
+        pooled = pooled.gather(1, steps[:, :, None].expand(-1, -1, pooled.shape[2]))  # (B, K, m)
     has_mass = mass > 0
     safe = torch.where(has_mass, mass, torch.ones_like(mass))[:, :, None]
-    return linear.readout(torch.where(has_mass[:, :, None], pooled / safe, 0.0))  # (B, n+1, C)
+    return linear.readout(torch.where(has_mass[:, :, None], pooled / safe, 0.0))  # (B, K, C)
 
 
-def erased_weights(weights: torch.Tensor, order: torch.Tensor, kind: CurveKind) -> torch.Tensor:
-    """Every step's erased, renormalised weight vector: ``(B, n), (B, n) -> (B, n + 1, n)``."""
+def erased_weights(
+    weights: torch.Tensor, order: torch.Tensor, kind: CurveKind, steps: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Each step's erased, renormalised weight vector: ``(B, n), (B, n) -> (B, n + 1, n)`` for every
+    step, or ``(B, K, n)`` for the ``(B, K)`` long schedule ``steps`` (row ``b``'s steps only)."""
     n = weights.shape[1]
     position = torch.argsort(order, dim=1)  # (B, n): where each item comes in the order
-    steps = torch.arange(n + 1, device=weights.device)[None, :, None]  # (1, n+1, 1)
-    first_k = position[:, None, :] < steps  # (B, n+1, n): item among the first k ranked
+    if steps is None:
+        ks = torch.arange(n + 1, device=weights.device)[None, :, None]  # (1, n+1, 1)
+    else:
+        ks = steps[:, :, None]  # (B, K, 1)
+    first_k = position[:, None, :] < ks  # (B, K, n): item among the first k ranked
     removed = first_k if kind == "remove" else ~first_k
-    return erase(weights[:, None, :].expand(-1, n + 1, -1), removed)
+    return erase(weights[:, None, :].expand(-1, ks.shape[1], -1), removed)
 
 
 def batched_curve(
-    model: AttentionClassifier, output: ModelOutput, site: str, order: torch.Tensor, kind: CurveKind
+    model: AttentionClassifier,
+    output: ModelOutput,
+    site: str,
+    order: torch.Tensor,
+    kind: CurveKind,
+    steps: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """All ``n + 1`` erasure steps through ``logits_with`` (any site): ``(B, n + 1, C)`` logits."""
-    candidates = erased_weights(output.site(site).attention, order, kind)  # (B, n+1, n)
+    """Erasure steps through ``logits_with`` (any site): ``(B, n + 1, C)`` logits of every step, or
+    ``(B, K, C)`` of the ``(B, K)`` schedule ``steps`` (only its ``K`` candidates are built and
+    recomputed per document)."""
+    candidates = erased_weights(output.site(site).attention, order, kind, steps)  # (B, K, n)
     chunks = [
         model.logits_with(output, site, candidates[:, start : start + STEP_CHUNK])
         for start in range(0, candidates.shape[1], STEP_CHUNK)
     ]
-    return torch.cat(chunks, dim=1)  # (B, n+1, C)
+    return torch.cat(chunks, dim=1)  # (B, K, C)
 
 
 def erasure_curve(
@@ -134,41 +171,54 @@ def erasure_curve(
     *,
     path: ErasurePath = "fast",
     readout: LinearReadout | None = None,
+    steps: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``(B, n + 1, C)`` logits of every erasure step: the fast path where the site offers it.
+    """``(B, n + 1, C)`` logits of every erasure step, or ``(B, K, C)`` of the ``(B, K)`` long
+    schedule ``steps``: the fast path where the site offers it.
 
     Args:
         readout: the site's :meth:`AttentionClassifier.linear_readout`, when the caller already has
             it (it is the same for every ranking of a batch); None asks the model.
+        steps: ``(B, K)`` long step schedule (module docstring), or None for every step.
     """
     if path == "naive":
-        return naive_curve(model, output, site, order, kind)
+        return naive_curve(model, output, site, order, kind, steps)
     if path != "fast":
         raise ValueError(f"path must be 'fast' or 'naive', got {path!r}")
     linear = readout if readout is not None else model.linear_readout(output, site)
     if linear is None:
-        return batched_curve(model, output, site, order, kind)
-    return readout_curve(linear, output.site(site).attention, order, kind)
+        return batched_curve(model, output, site, order, kind, steps)
+    return readout_curve(linear, output.site(site).attention, order, kind, steps)
 
 
 def naive_curve(
-    model: AttentionClassifier, output: ModelOutput, site: str, order: torch.Tensor, kind: CurveKind
+    model: AttentionClassifier,
+    output: ModelOutput,
+    site: str,
+    order: torch.Tensor,
+    kind: CurveKind,
+    steps: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The reference: per document and step, build the erased weights and recompute once.
 
-    ``O(n)`` model calls per document (what the original system did for its one site).
+    ``O(n)`` model calls per document (what the original system did for its one site), ``O(K)``
+    on the ``(B, K)`` schedule ``steps``.
+
+    Returns:
+        ``(B, n + 1, C)`` logits, or ``(B, K, C)`` with ``steps``.
     """
     out = output.site(site)
     lengths = out.mask.sum(dim=1).tolist()
+    every = list(range(order.shape[1] + 1))
     rows = []
     for b, n_b in enumerate(lengths):
         one = output.index([b])
         weights = out.attention[b]  # (n,)
-        steps = []
-        for k in range(order.shape[1] + 1):
+        logits = []
+        for k in every if steps is None else steps[b].tolist():
             first_k = torch.zeros_like(weights, dtype=torch.bool)
             first_k[order[b, : min(k, n_b)]] = True
             removed = first_k if kind == "remove" else ~first_k
-            steps.append(model.logits_with(one, site, erase(weights, removed)[None, None])[0, 0])
-        rows.append(torch.stack(steps))  # (n+1, C)
-    return torch.stack(rows)  # (B, n+1, C)
+            logits.append(model.logits_with(one, site, erase(weights, removed)[None, None])[0, 0])
+        rows.append(torch.stack(logits))  # (K, C)
+    return torch.stack(rows)  # (B, K, C)

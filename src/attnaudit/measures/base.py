@@ -40,10 +40,12 @@ class CurveArrays:
             None unless a selected measure declares ``"probabilities"`` in its ``needs``.
         keep_pred: ``(B, n + 1)`` int or None, prediction keeping only the first ``k`` ranked items.
         keep_prob: ``(B, n + 1)`` float64 or None, ``p_ŷ`` keeping only the first ``k`` items.
-        steps: None when column ``k`` of every curve is step ``k`` (every step computed, the
-            attention-level curves); else ``(B, K)`` int, the number of removed (kept) items of each
-            column, increasing along a row, starting at 0 and ending at ``lengths[b]`` (a step
-            schedule, the input-level curves: the curves then have ``K`` columns, not ``n + 1``).
+        steps: None when column ``k`` of every curve is step ``k`` (every step computed: the
+            attention-level curves under the default ``attention_steps="every"``); else ``(B, K)``
+            int, the number of removed (kept) items of each column, increasing along a row,
+            starting at 0 and ending at ``lengths[b]``, padded by repeating ``lengths[b]`` (a step
+            schedule: the input-level curves, and the attention-level ones under
+            ``attention_steps="eraser"``; the curves then have ``K`` columns, not ``n + 1``).
     """
 
     lengths: np.ndarray

@@ -18,10 +18,12 @@ from Serrano and Smith (2019); here they are functions of a ranking's ``remove``
   C&A report means; the paper's medians of the same fractions are the ``first_flip`` measure's
   ``median_fraction`` and ``median_fraction_censored`` (not repeated here).
 
-On a step schedule (input-level curves) the first flip is the first *computed* step whose decision
-differs: exact when every step is computed, an upper bound otherwise. A flip is always a change of
-the model's own prediction ``ŷ``. Population as for every Test 2 summary: documents with two or more
-items (a one-item document's top item is all of it).
+On a step schedule (the input-level curves, and the attention-level ones under
+``attention_steps="eraser"``) the first flip is the first *computed* step whose decision differs
+(:func:`attnaudit.measures.first_flip.first_flip_steps`, shared with Test 2): exact when every step
+is computed, an upper bound otherwise. Step 1 is on every schedule, so ``flip_top`` stays exact. A
+flip is always a change of the model's own prediction ``ŷ``. Population as for every Test 2 summary:
+documents with two or more items (a one-item document's top item is all of it).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from attnaudit.measures.base import CurveArrays, ReportColumn, at_step, share
+from attnaudit.measures.first_flip import first_flip_steps
 from attnaudit.measures.reductions import mean
 
 DECISION_FLIP_CONVENTIONS: dict[str, str] = {
@@ -45,17 +48,6 @@ DECISION_FLIP_CONVENTIONS: dict[str, str] = {
 }
 
 
-def first_flip_step(curves: CurveArrays) -> np.ndarray:
-    """``(B,)`` int: the first computed step ``k`` in ``1..n_b`` whose decision differs from ``ŷ``
-    (read through the step grid, so a step schedule is handled); -1 if none."""
-    grid = curves.step_grid()  # (B, K)
-    valid = (grid >= 1) & (grid <= np.asarray(curves.lengths)[:, None])  # (B, K)
-    flipped = (curves.remove_pred != np.asarray(curves.predicted)[:, None]) & valid  # (B, K)
-    rows = np.arange(len(grid))
-    first_column = flipped.argmax(axis=1)  # (B,): 0 where nothing flips (masked below)
-    return np.where(flipped.any(axis=1), grid[rows, first_column], -1).astype(np.int64)
-
-
 class DecisionFlip:
     """Flip rate of the top item alone, and the fraction of items removed until the decision flips."""
 
@@ -67,7 +59,7 @@ class DecisionFlip:
                      "Share of documents whose decision flips when the top-ranked item alone is "
                      "erased (Chrysostomou & Aletras's most-informative-item flip rate)"),
         ReportColumn("mean_fraction_to_flip_censored", "Mean fraction to flip (censored)", "lower",
-                     ("mean_fraction_to_flip_censored",),
+                     ("mean_fraction_to_flip_censored", "attention_steps"),
                      "Chrysostomou & Aletras's fraction of items to flip, averaged over all "
                      "documents, a never-flipped document counted as (n + 1) / n", "censored"),
     )
@@ -81,7 +73,7 @@ class DecisionFlip:
         top = at_step(curves, curves.remove_pred, np.ones(size, dtype=np.int64))  # (B,) float
         flip_top = np.where(np.isnan(top), np.nan,
                             (top != np.asarray(curves.predicted)).astype(np.float64))
-        first = first_flip_step(curves)
+        first = first_flip_steps(curves)
         never = first < 0
         fraction = np.where(never, np.nan, first / lengths)
         return {

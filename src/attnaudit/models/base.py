@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from attnaudit.config import QueryRows
 from attnaudit.data.types import PAD_ID, Batch, EncodedDocument
 from attnaudit.models.embeddings import make_embedding
 
@@ -36,8 +37,9 @@ class Site:
     Attributes:
         name: registry key used on the command line (``--sites``), e.g. ``"sentence"``.
         label: display name.
-        item: what one item is: ``"token"`` (the document's tokens), ``"sentence"`` (its sentences) or
-            ``"word"`` (the words of the anchor sentence, see :class:`SiteOutput`).
+        item: what one item is: ``"token"`` (the document's tokens), ``"sentence"`` (its sentences),
+            ``"word"`` (the words of the anchor sentence, see :class:`SiteOutput`) or
+            ``"whole_word"`` (a transformer's words, each its subword tokens together).
         paper: True for the site Serrano & Smith manipulated (the last attention layer).
         description: one sentence for the report.
     """
@@ -135,6 +137,34 @@ class LinearReadout:
     readout: Callable[[torch.Tensor], torch.Tensor]
 
 
+#: the item kind of a transformer's site with word items: a word's subword tokens together
+WHOLE_WORD = "whole_word"
+#: how WordPiece (BERT's tokenizer) marks a subword that continues the previous token's word
+CONTINUATION_PREFIX = "##"
+
+
+def word_starts(tokens: Sequence[str]) -> list[bool]:
+    """Whether each WordPiece token begins a word (it does not carry the ``##`` prefix).
+
+    BERT's pre-tokenizer splits text at whitespace and punctuation; WordPiece then marks every
+    piece after a word's first with ``##``. So ``##`` alone decides the words, exactly as the
+    tokenizer's own ``word_ids()`` would (``"isn't"`` is three words: ``isn``, ``'``, ``t``).
+    The first token always begins one.
+    """
+    return [i == 0 or not t.startswith(CONTINUATION_PREFIX) for i, t in enumerate(tokens)]
+
+
+def whole_words(tokens: Sequence[str]) -> list[str]:
+    """The words of WordPiece tokens: ``["un", "##watch", "##able", "!"] -> ["unwatchable", "!"]``."""
+    words: list[str] = []
+    for token, starts in zip(tokens, word_starts(tokens), strict=True):
+        if starts:
+            words.append(token)
+        else:
+            words[-1] += token[len(CONTINUATION_PREFIX):]
+    return words
+
+
 def item_texts(site: Site, doc: EncodedDocument, anchor: int) -> list[str]:
     """Text of each item of ``site`` in ``doc``: tokens, sentences, or the anchor sentence's words."""
     if site.item == "token":
@@ -143,6 +173,8 @@ def item_texts(site: Site, doc: EncodedDocument, anchor: int) -> list[str]:
         return [" ".join(sentence) for sentence in doc.tokens]
     if site.item == "word":
         return list(doc.tokens[anchor]) if 0 <= anchor < len(doc.tokens) else []
+    if site.item == WHOLE_WORD:
+        return whole_words([token for sentence in doc.tokens for token in sentence])
     raise ValueError(f"site {site.name!r} has unknown item kind {site.item!r}")
 
 
@@ -239,6 +271,27 @@ class AttentionClassifier(nn.Module):
     #: True when ``classify(z)`` is the affine ``self.classifier(z)`` (the paper's head): the fast
     #: path then sums C-dimensional class scores ``V h_i`` instead of d-dimensional states
     affine_head: ClassVar[bool] = True
+    #: the query rows a self-attention site's erasure edits when the audit does not choose
+    #: (``"cls"`` or ``"all"``); None: the model has no self-attention sites (the paper's models)
+    default_query_rows: ClassVar[QueryRows | None] = None
+    #: True when the tokens are subwords, which ``"word"`` items group (transformers); the paper's
+    #: models read words, so their tokens are the words already
+    subword_tokens: ClassVar[bool] = False
+
+    def set_vocabulary(self, tokens: Sequence[str]) -> None:
+        """Learn the vocabulary's strings (``tokens[i]`` of id ``i``), which a model reading a
+        tokenizer's subwords needs to group them into words; the paper's models need nothing."""
+
+    def configure_erasure(self, *, query_rows: str | None, items: str) -> None:
+        """Apply the audit's erasure settings (:class:`attnaudit.erasure.engine.AuditPlan`):
+        the erased query rows and the item unit. The paper's models have neither choice.
+
+        Raises:
+            ValueError: a setting this model does not offer.
+        """
+        if query_rows is not None or items != "token":
+            raise ValueError(f"{self.kind} has no query rows to choose and no subword tokens "
+                             f"to group (got query_rows={query_rows!r}, items={items!r})")
 
     @classmethod
     def sites(cls) -> tuple[Site, ...]:

@@ -98,8 +98,11 @@ from transformers import (
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from attnaudit.config import ItemUnit, QueryRows
 from attnaudit.data.types import PAD_ID, Batch
 from attnaudit.models.base import (
+    CONTINUATION_PREFIX,
+    WHOLE_WORD,
     AdditiveAttention,
     AttentionClassifier,
     LinearReadout,
@@ -108,9 +111,16 @@ from attnaudit.models.base import (
     SiteOutput,
     select_sites,
 )
+from attnaudit.models.grouping import (
+    TOKEN_GROUP,
+    expand_weights,
+    group_scores,
+    group_site,
+    group_values,
+    is_grouped,
+    token_output,
+)
 
-#: which query rows an erasure edits: the classification row ([CLS]) or every row
-QueryRows = Literal["cls", "all"]
 #: the kernels the registered function falls back to where nothing is edited
 BaseAttention = Literal["sdpa", "eager"]
 
@@ -328,6 +338,15 @@ def _bert_config(config: PretrainedConfig | dict[str, Any], num_classes: int | N
     return BertConfig(**values)
 
 
+def _query_rows(value: str | None) -> QueryRows:
+    """``value`` as :data:`QueryRows`; a ValueError naming the choices otherwise."""
+    if value == "cls":
+        return "cls"
+    if value == "all":
+        return "all"
+    raise ValueError(f"query_rows must be 'cls' or 'all', got {value!r}")
+
+
 class HFClassifier(AttentionClassifier):
     """A BERT sequence classifier ([CLS] pooling) under audit; see the module docstring.
 
@@ -338,7 +357,10 @@ class HFClassifier(AttentionClassifier):
         cls_token_id, sep_token_id: ids of [CLS] and [SEP] in the tokenizer's vocabulary.
         unk_token_id: id of the tokenizer's unknown token ([UNK], 100 for BERT): what input-level
             erasure in ``unk`` mode writes (:attr:`unk_token_id`); None: that erasure is refused.
-        query_rows: ``"cls"`` (default) or ``"all"``: the rows erasure edits.
+        mask_token_id: id of its [MASK] token (103 for BERT), written by input-level erasure in
+            ``mask`` mode; None: taken from the vocabulary (:meth:`set_vocabulary`) if it has one.
+        query_rows: ``"cls"`` or ``"all"``: the rows erasure edits (None: the class's
+            :attr:`default_query_rows`; the audit sets it, :meth:`configure_erasure`).
         attention: the kernel of unedited attention, ``"sdpa"`` (default) or ``"eager"``.
         model: an already built transformers model for ``config`` (:meth:`from_pretrained`); None
             builds a randomly initialised one.
@@ -353,6 +375,10 @@ class HFClassifier(AttentionClassifier):
 
     kind: ClassVar[str] = "hf"
     hierarchical: ClassVar[bool] = False
+    _continues: torch.Tensor | None
+    #: the [CLS] row: the only row of the last layer the pooler reads
+    default_query_rows: ClassVar[QueryRows | None] = "cls"
+    subword_tokens: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -362,23 +388,30 @@ class HFClassifier(AttentionClassifier):
         cls_token_id: int,
         sep_token_id: int,
         unk_token_id: int | None = None,
-        query_rows: QueryRows = "cls",
+        mask_token_id: int | None = None,
+        query_rows: QueryRows | None = None,
         attention: BaseAttention = "sdpa",
         model: PreTrainedModel | None = None,
     ) -> None:
         super().__init__()
-        if query_rows not in ("cls", "all"):
-            raise ValueError(f"query_rows must be 'cls' or 'all', got {query_rows!r}")
         if attention not in ("sdpa", "eager"):
             raise ValueError(f"attention must be 'sdpa' or 'eager', got {attention!r}")
         bert_config = _bert_config(config, num_classes)
-        self.query_rows: QueryRows = query_rows
+        self.query_rows: QueryRows = _query_rows(query_rows or self.default_query_rows)
+        #: ``"word"``: every site's items are words (:meth:`configure_erasure`)
+        self.item_unit: ItemUnit = "token"
         self.base_attention: BaseAttention = attention
         self.cls_token_id = int(cls_token_id)
         self.sep_token_id = int(sep_token_id)
         #: what input-level erasure in ``unk`` mode replaces tokens with (its word vocabulary's
         #: UNK_ID = 1 would be BERT's [unused0]); None when the tokenizer is not known
         self.unk_token_id = None if unk_token_id is None else int(unk_token_id)
+        #: what input-level erasure in ``mask`` mode writes; None when the tokenizer is not known
+        self.mask_token_id = None if mask_token_id is None else int(mask_token_id)
+        #: ``(V,)`` bool, True on the vocabulary's word-continuing subwords (``##...``); set by
+        #: :meth:`set_vocabulary`, needed for word items. A buffer, so it moves with the model, but
+        #: not persistent: the checkpoint keeps the vocabulary itself.
+        self.register_buffer("_continues", None, persistent=False)
         #: False: logits_with recomputes every row of every layer from the site's up through the
         #: registered attention function (the reference the fast path is tested against)
         self.fast_path = True
@@ -441,16 +474,18 @@ class HFClassifier(AttentionClassifier):
         folder = Path(path)
         config = _bert_config(BertConfig.from_pretrained(folder, local_files_only=True),
                               num_classes)
-        if cls_token_id is None or sep_token_id is None or unk_token_id is None:
-            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-            cls_token_id = tokenizer.cls_token_id if cls_token_id is None else cls_token_id
-            sep_token_id = tokenizer.sep_token_id if sep_token_id is None else sep_token_id
-            unk_token_id = tokenizer.unk_token_id if unk_token_id is None else unk_token_id
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        cls_token_id = tokenizer.cls_token_id if cls_token_id is None else cls_token_id
+        sep_token_id = tokenizer.sep_token_id if sep_token_id is None else sep_token_id
+        unk_token_id = tokenizer.unk_token_id if unk_token_id is None else unk_token_id
         if cls_token_id is None or sep_token_id is None:
             raise ValueError(f"no [CLS]/[SEP] ids in the tokenizer of {folder}; pass them")
-        return cls(config=config, cls_token_id=int(cls_token_id),
-                   sep_token_id=int(sep_token_id), unk_token_id=unk_token_id,
-                   model=cls._load(folder, config), **options)
+        model = cls(config=config, cls_token_id=int(cls_token_id),
+                    sep_token_id=int(sep_token_id), unk_token_id=unk_token_id,
+                    mask_token_id=tokenizer.mask_token_id, model=cls._load(folder, config),
+                    **options)
+        model.set_vocabulary(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
+        return model
 
     def config_dict(self) -> dict[str, Any]:
         """Constructor arguments (plain types), enough to rebuild an identical untrained model."""
@@ -459,27 +494,69 @@ class HFClassifier(AttentionClassifier):
             "cls_token_id": self.cls_token_id,
             "sep_token_id": self.sep_token_id,
             "unk_token_id": self.unk_token_id,
-            "query_rows": self.query_rows,
+            "mask_token_id": self.mask_token_id,
             "attention": self.base_attention,
         }
+
+    # -- the audit's choices: query rows and items -----------------------------------------------------
+
+    def set_vocabulary(self, tokens: Sequence[str]) -> None:
+        """Learn the tokenizer's vocabulary (``tokens[i]`` the token of id ``i``): which subwords
+        continue a word (WordPiece's ``##``, what word items need) and, where the model was built
+        without it, the [MASK] id. The checkpoint loader calls it with the run's vocabulary."""
+        continues = [str(t).startswith(CONTINUATION_PREFIX) for t in tokens]
+        device = next(self.parameters()).device
+        self._continues = torch.tensor(continues, dtype=torch.bool, device=device)
+        if self.mask_token_id is None and "[MASK]" in tokens:
+            self.mask_token_id = list(tokens).index("[MASK]")
+
+    def configure_erasure(self, *, query_rows: str | None, items: str) -> None:
+        """Erase from ``query_rows`` (None: :attr:`default_query_rows`) and use ``items``
+        (``"token"``: subwords; ``"word"``: words, which needs :meth:`set_vocabulary`)."""
+        rows = _query_rows(query_rows or self.default_query_rows)
+        if items not in ("token", "word"):
+            raise ValueError(f"items must be 'token' or 'word', got {items!r}")
+        if items == "word" and self._continues is None:
+            raise ValueError(f"{self.kind}: word items need the tokenizer's vocabulary "
+                             "(set_vocabulary)")
+        if (rows, items) != (self.query_rows, self.item_unit):  # the sites' descriptions say both
+            self.query_rows, self.item_unit = rows, items  # type: ignore[assignment]
+            self._sites = self._declare_sites()
+
+    def word_index(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` long: the word of each subword token (from 0 in every row), -1 on padding."""
+        assert self._continues is not None, "set_vocabulary first"
+        starts = ~self._continues[token_ids]  # (B, T)
+        starts[:, :1] = True  # a document's first token begins a word, whatever it is
+        words = starts.long().cumsum(dim=1) - 1
+        return torch.where(token_ids != PAD_ID, words, -1)
 
     # -- sites ---------------------------------------------------------------------------------------
     # Sites depend on the encoder's depth and width, so they are declared per instance.
 
+    @property
+    def _item(self) -> tuple[str, str]:
+        """The sites' item kind and how the descriptions name the items."""
+        if self.item_unit == "word":
+            return WHOLE_WORD, "the words (each its subword tokens together)"
+        return "token", "the subword tokens"
+
     def _layer_sites(self) -> list[Site]:
         """``L{l}`` then ``L{l}.h{h}`` for every layer, last layer first."""
+        item, items = self._item
+        rows = "the [CLS] row" if self.query_rows == "cls" else "every query row"
         sites = []
         for layer in reversed(range(self.num_layers)):
             sites.append(Site(
-                f"L{layer}", f"layer {layer + 1} [CLS] attention, mean of heads", "token",
-                description=f"the classification row's attention of layer {layer + 1} over the "
-                "subword tokens, averaged over heads; erasing it edits every head's row and "
+                f"L{layer}", f"layer {layer + 1} [CLS] attention, mean of heads", item,
+                description=f"the classification row's attention of layer {layer + 1} over "
+                f"{items}, averaged over heads; erasing an item edits {rows} of every head and "
                 "recomputes the layers above"))
             sites.extend(
                 Site(f"L{layer}.h{head}", f"layer {layer + 1} head {head + 1} [CLS] attention",
-                     "token",
+                     item,
                      description=f"the classification row's attention of head {head + 1} in layer "
-                     f"{layer + 1} over the subword tokens")
+                     f"{layer + 1} over {items}; erasing an item edits {rows} of that head")
                 for head in range(self.num_heads))
         return sites
 
@@ -646,6 +723,9 @@ class HFClassifier(AttentionClassifier):
                                          cache={"hidden": inputs[layer],
                                                 "hidden_out": inputs[layer + 1], "probs": probs})
         self._extra_sites(out, final, wanted)
+        if self.item_unit == "word":
+            words = self.word_index(batch.token_ids)  # (B, n)
+            out.sites = {name: group_site(site, words) for name, site in out.sites.items()}
         return out
 
     def _extra_sites(self, out: ModelOutput, final: torch.Tensor, wanted: Sequence[str]) -> None:
@@ -657,8 +737,20 @@ class HFClassifier(AttentionClassifier):
         """Logits ``(B, k, C)`` with ``site``'s attention edited by ``(B, k, n)`` candidate weights.
 
         The rows, heads and renormalisation follow the module docstring; the layers from the site's
-        up are recomputed from the cached states entering its layer (see "Fast path").
+        up are recomputed from the cached states entering its layer (see "Fast path"). With word
+        items each word's weight is shared among its subwords in proportion to their attention
+        (:func:`attnaudit.models.grouping.expand_weights`), and the subwords are edited.
         """
+        out = output.site(site)
+        if is_grouped(out):
+            return self._token_logits_with(token_output(output, site), site,
+                                           expand_weights(weights, out))
+        return self._token_logits_with(output, site, weights)
+
+    def _token_logits_with(
+        self, output: ModelOutput, site: str, weights: torch.Tensor
+    ) -> torch.Tensor:
+        """:meth:`logits_with` on subword items: ``(B, k, n)`` token candidates."""
         layer, head = self.site_layer(site)
         out = output.site(site)
         hidden = out.cache["hidden"]  # (B, T', d) entering the site's layer
@@ -767,10 +859,21 @@ class HFClassifier(AttentionClassifier):
         heads and renormalised (the all-heads site's attention, also for a single-head site)."""
         self.site_layer(site)  # a layer site (the pool site has no heads)
         out = output.site(site)
-        n = out.mask.shape[1]
-        mean = out.cache["probs"][:, :, 1 : n + 1].mean(dim=1) * out.mask  # (B, n)
+        tokens = token_output(output, site).site(site) if is_grouped(out) else out
+        n = tokens.mask.shape[1]
+        mean = tokens.cache["probs"][:, :, 1 : n + 1].mean(dim=1) * tokens.mask  # (B, n)
         total = mean.sum(dim=1, keepdim=True)
-        return torch.where(total > 0, mean / torch.where(total > 0, total, 1.0), 0.0)
+        scores = torch.where(total > 0, mean / torch.where(total > 0, total, 1.0), 0.0)  # (B, n)
+        if is_grouped(out):  # a word's subwords summed
+            return group_scores(scores, out.cache[TOKEN_GROUP], out.mask.shape[1])  # (B, words)
+        return scores
+
+    def token_items(self, batch: Batch, output: ModelOutput, site: str) -> torch.Tensor:
+        """See the base class; with word items the word of each subword (``(B, T)``)."""
+        if self.site(site).item == WHOLE_WORD:
+            self._lengths(batch.token_ids)
+            return self.word_index(batch.token_ids)
+        return super().token_items(batch, output, site)
 
 
 class HFAttentionPoolClassifier(HFClassifier):
@@ -782,6 +885,9 @@ class HFAttentionPoolClassifier(HFClassifier):
 
     kind: ClassVar[str] = "hf-attnpool"
     _cls_only_head: ClassVar[bool] = False
+    #: every row: the pooling reads every item's final state, never [CLS]'s, so erasing from the
+    #: [CLS] row alone could not change the last layer's output at all
+    default_query_rows: ClassVar[QueryRows | None] = "all"
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -804,9 +910,10 @@ class HFAttentionPoolClassifier(HFClassifier):
         return self.hf
 
     def _declare_sites(self) -> tuple[Site, ...]:
-        pool = Site("pool", "additive attention pooling", "token", paper=True,
-                    description="the additive attention over the subword tokens' final states "
-                    "that pools them for the head")
+        item, items = self._item
+        pool = Site("pool", "additive attention pooling", item, paper=True,
+                    description=f"the additive attention over the final states of {items}, "
+                    "which pools them for the head")
         return (pool, *self._layer_sites())
 
     def _head(self, final: torch.Tensor, seq_mask: torch.Tensor, n: int) -> torch.Tensor:
@@ -829,13 +936,23 @@ class HFAttentionPoolClassifier(HFClassifier):
             del out.sites["pool"]
         return out
 
-    def logits_with(self, output: ModelOutput, site: str, weights: torch.Tensor) -> torch.Tensor:
+    def _token_logits_with(
+        self, output: ModelOutput, site: str, weights: torch.Tensor
+    ) -> torch.Tensor:
         if site == "pool":
             return AttentionClassifier.logits_with(self, output, site, weights)
-        return super().logits_with(output, site, weights)
+        return super()._token_logits_with(output, site, weights)
 
     def linear_readout(self, output: ModelOutput, site: str) -> LinearReadout | None:
-        return AttentionClassifier.linear_readout(self, output, site) if site == "pool" else None
+        """The pooling's readout (per word with word items: grouping keeps it linear)."""
+        if site != "pool":
+            return None
+        out = output.site(site)
+        if not is_grouped(out):
+            return AttentionClassifier.linear_readout(self, output, site)
+        tokens = AttentionClassifier.linear_readout(self, token_output(output, site), site)
+        assert tokens is not None
+        return LinearReadout(values=group_values(tokens.values, out), readout=tokens.readout)
 
     def head_mean_attention(self, output: ModelOutput, site: str) -> torch.Tensor:
         if site == "pool":

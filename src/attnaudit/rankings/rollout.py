@@ -15,6 +15,7 @@ import torch
 
 from attnaudit.data.types import Batch
 from attnaudit.models.base import AttentionClassifier, ModelOutput
+from attnaudit.models.grouping import group_scores
 from attnaudit.rankings.base import mask_padding
 
 
@@ -75,12 +76,16 @@ class RolloutRanking:
     def rank(
         self, model: AttentionClassifier, output: ModelOutput, site: str, doc_ids: list[str]
     ) -> torch.Tensor:
-        """``(B, n)`` rollout scores, ``-inf`` on padding."""
+        """``(B, n)`` rollout scores, ``-inf`` on padding: the [CLS] row at each item's tokens,
+        summed over them (one token per item, unless items are words)."""
         layers = transformer_layers(model, self.name)
-        if output.batch is None:
+        batch = output.batch
+        if batch is None:
             raise ValueError("rollout needs the pass's batch: compute it with model.run(batch)")
         mask = output.site(site).mask  # (B, n)
-        probs, seq_mask = layers.attention_matrices(output.batch)  # (L, B, H, T', T'), (B, T')
+        probs, seq_mask = layers.attention_matrices(batch)  # (L, B, H, T', T'), (B, T')
         rolled = attention_rollout(probs, seq_mask)  # (B, T', T')
-        n = mask.shape[1]
-        return mask_padding(rolled[:, 0, 1 : n + 1].detach().clone(), mask)
+        tokens = batch.token_ids.shape[1]
+        token_scores = rolled[:, 0, 1 : tokens + 1].detach()  # (B, T): position i + 1 is token i
+        items = model.token_items(batch, output, site)  # (B, T): each token's item
+        return mask_padding(group_scores(token_scores, items, mask.shape[1]), mask)

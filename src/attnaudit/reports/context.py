@@ -85,6 +85,11 @@ _METRIC_ALIASES = {
 }
 
 
+#: the noun the report uses for an item kind where the kind's name is not one ("whole_word": a
+#: transformer's word, its subword tokens together)
+ITEM_NOUNS: dict[str, str] = {"whole_word": "word"}
+
+
 def build_context(root: Path, *, js_unit: str = "nats") -> dict[str, Any]:
     """Read ``root`` (a pipeline run or a model folder), draw the figures into ``root/figures/``
     and return the report's context (see the module docstring; keys are what the templates use)."""
@@ -367,8 +372,9 @@ def _site(m: ModelResults, site: str, s: Mapping[str, Any], rankings: dict[str, 
     sw, rm = s.get("single_weight") or {}, s.get("removal") or {}
     versus = s.get("attention_vs_gradient") or {}
     examples = _examples(m, site, rankings, js_unit, ident)
+    item = ITEM_NOUNS.get(str(meta.get("item", "item")), str(meta.get("item", "item")))
     return {
-        "name": site, "id": ident, "label": meta.get("label", site), "item": meta.get("item", "item"),
+        "name": site, "id": ident, "label": meta.get("label", site), "item": item,
         "paper": bool(meta.get("paper")), "description": meta.get("description") or "",
         "not_in_paper": None if meta.get("paper") else NOT_IN_PAPER,
         "n_docs": s.get("n_docs"), "n_single_item": s.get("n_single_item"),
@@ -376,7 +382,7 @@ def _site(m: ModelResults, site: str, s: Mapping[str, Any], rankings: dict[str, 
         "cannot_flip_explained": CANNOT_FLIP_EXPLAINED,
         "conventions": s.get("conventions") or {},
         "faithfulness": faithfulness.site_block(summary, site, s, rankings, figs,
-                                                item=str(meta.get("item", "item")),
+                                                item=item,
                                                 js_unit=js_unit),
         "test1": {
             "n": sw.get("n"),

@@ -25,6 +25,9 @@ With input-level erasure (``removal.parquet`` rows with ``erasure == "input"``),
 ``"input": {"erasure": "delete" | "unk", "steps": "eraser" | "every", "removal": {ranking: ...},
 "flip_curve": {...}}`` (as the attention-level entries) and ``conventions["input_erasure"]``; every
 other entry reads the attention rows only (rows without an ``erasure`` column are attention rows).
+Attention rows computed on a step schedule (``erasure_steps`` other than ``"every"``, the audit's
+``attention_steps``) add ``conventions["attention_steps"]``: their first flips are the first scheduled
+steps that flip.
 
 A data set made by ``attnaudit synth`` adds a top-level ``"planted"`` key: each ranking's recall@1
 of the planted marker token per site (structure: :mod:`attnaudit.results.planted`).
@@ -201,6 +204,9 @@ def _site_entry(tables: Mapping[str, pd.DataFrame], rankings: list[str]) -> dict
     """One site's ``by_site`` entry from its tables (``single``, ``removal``, optional ``input`` and
     ``agreement``): the one function behind both the numbers and their bootstrap intervals."""
     entry = summarize_site(tables["single"], tables["removal"], rankings)
+    attention_steps = _single_value(tables["removal"], "erasure_steps")
+    if attention_steps not in (None, "every"):  # exact first flips (the default) need no sentence
+        entry["conventions"]["attention_steps"] = attention_convention(attention_steps)
     if "input" in tables:
         entry["input"] = summarize_input(tables["input"], rankings)
         entry["conventions"]["input_erasure"] = input_convention(
@@ -337,20 +343,38 @@ def summarize_input(removal: pd.DataFrame, rankings: list[str] | tuple[str, ...]
     }
 
 
+#: how a curve's step schedule (``removal.parquet``'s ``erasure_steps``) bears on its first flips
+STEP_SCHEDULES: dict[str, str] = {
+    "every": "at every step k = 0..n, so first flips are exact",
+    "eraser": "at the steps {0, 1, n} and ceil(q n) for q = 1, 5, 10, 20, 50% and every 5% of the "
+              "items, so a first flip is known to the schedule's resolution only (the first "
+              "scheduled step that flips; the true one lies after the previous scheduled step)",
+}
+
+
+def _schedule_text(steps: str | None) -> str:
+    return STEP_SCHEDULES.get(str(steps), "on an unnamed schedule")
+
+
 def input_convention(mode: str | None, steps: str | None) -> str:
     """The sentence naming how the input-level rows were computed (``conventions["input_erasure"]``)."""
     how = {"delete": "the erased items' tokens are deleted from the input (an emptied sentence "
                      "disappears; erasing everything leaves the empty document, whose logits are the "
                      "head's bias)",
            "unk": "the erased items' tokens are replaced by the UNK token, positions kept"}
-    schedule = {"every": "at every step k = 0..n, so first flips are exact",
-                "eraser": "at the steps {0, n} and ceil(q n) for q = 1, 5, 10, 20, 50% and every 5% "
-                          "of the items, so a first flip is known to the schedule's resolution only "
-                          "(the first scheduled step that flips; the true one lies after the previous "
-                          "scheduled step)"}
     return (f"Input-level erasure ({mode}): {how.get(str(mode), 'unnamed mode')}, and the whole "
-            f"model recomputed; curves computed {schedule.get(str(steps), 'on an unnamed schedule')}."
+            f"model recomputed; curves computed {_schedule_text(steps)}."
             " Every other entry of the site reads the attention-level rows.")
+
+
+def attention_convention(steps: str | None) -> str:
+    """The sentence naming the attention-level rows' step schedule (``conventions["attention_steps"]``,
+    only for a schedule other than ``"every"``)."""
+    return (f"Attention-level erasure curves computed {_schedule_text(steps)}: the items, fraction "
+            "and mass removed at the first flip are upper bounds, never-flipped means no scheduled "
+            "step flips, and share_beats_random and attention_vs_gradient compare rankings at the "
+            "schedule's resolution (more ties). ERASER's bins and the top item's flip (step 1) are "
+            "scheduled steps, so those stay exact.")
 
 
 def _single_value(rows: pd.DataFrame, column: str) -> str | None:
