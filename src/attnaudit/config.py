@@ -112,10 +112,18 @@ class ConfigSection(BaseModel):
 
     #: the TOML table this section is read from, for error messages
     section: ClassVar[str] = ""
+    #: settings added later, left out of :meth:`to_dict` while None: a config without them then
+    #: saves (config.json, run.json) and keys caches exactly as before the setting existed
+    omit_when_none: ClassVar[tuple[str, ...]] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (tuples as lists); :meth:`from_dict` reads it back."""
-        return self.model_dump(mode="json")
+        """A JSON-serialisable dict (tuples as lists), without the :attr:`omit_when_none` settings
+        that are None; :meth:`from_dict` reads it back."""
+        out: dict[str, Any] = self.model_dump(mode="json")
+        for name in self.omit_when_none:
+            if out.get(name) is None:
+                out.pop(name, None)
+        return out
 
     @classmethod
     def from_dict(
@@ -136,6 +144,8 @@ class DataConfig(ConfigSection):
     """Where the data comes from and how it is split, truncated and indexed."""
 
     section: ClassVar[str] = "data"
+    # a word-tokenizer config saves and keys the prepared-data cache as before tokenizer existed
+    omit_when_none: ClassVar[tuple[str, ...]] = ("tokenizer",)
 
     # A file or folder (see load_documents), or "default" for the shipped news-article set.
     path: str = "default"
@@ -208,15 +218,6 @@ class DataConfig(ConfigSection):
                              f"{value!r} is used whole; leave min_count and max_vocab out")
         return value
 
-    def to_dict(self) -> dict[str, Any]:
-        """As :meth:`ConfigSection.to_dict`, without ``tokenizer`` when it is None: a word-tokenizer
-        config then saves (config.json, run.json) and keys the prepared-data cache exactly as
-        before the setting existed."""
-        out = super().to_dict()
-        if out.get("tokenizer") is None:
-            out.pop("tokenizer", None)
-        return out
-
 
 def _limits(values: Mapping[str, Any]) -> Any:
     from attnaudit.data.batching import Limits  # the data layer imports torch: only when needed
@@ -232,6 +233,8 @@ class ModelConfig(ConfigSection):
     and its sizes."""
 
     section: ClassVar[str] = "model"
+    # a paper model's config saves (config.json, run.json) as before base existed
+    omit_when_none: ClassVar[tuple[str, ...]] = ("base",)
 
     # "flan" or "han" (HAN is the paper's main model), or a transformer: "hf" ([CLS] pooling) or
     # "hf-attnpool" (the paper's attention pooling on a transformer); see attnaudit.models
@@ -302,14 +305,6 @@ class ModelConfig(ConfigSection):
         from attnaudit.models import model_name
 
         return model_name(self.kind, self.encoder)
-
-    def to_dict(self) -> dict[str, Any]:
-        """As :meth:`ConfigSection.to_dict`, without ``base`` when it is None: a paper model's
-        config saves (config.json, run.json) exactly as before the setting existed."""
-        out = super().to_dict()
-        if out.get("base") is None:
-            out.pop("base", None)
-        return out
 
 
 class TrainConfig(ConfigSection):

@@ -105,6 +105,11 @@ def audit_config_for(model: AttentionClassifier, config: AuditConfig, *, name: s
     for ranking, failing in left_out.items():
         logger.warning("%s: ranking %s left out: it does not apply to site(s) %s", name, ranking,
                        ", ".join(failing))
+    if config.items == "word" and not model.subword_tokens:
+        logger.info("%s: its tokens are words already (--items word changes nothing)", name)
+    if config.query_rows is not None and model.default_query_rows is None:
+        logger.info("%s: no self-attention rows to choose (--query-rows applies to transformers)",
+                    name)
     updates: dict[str, Any] = {}
     if config.sites is None and sites != model.site_names():
         logger.info("%s: auditing site(s) %s (the default; --sites chooses among %d)", name,
@@ -409,7 +414,6 @@ def audit_run(
     doc_ids = [d.doc_id for d in docs]
     settings = _settings(plan, config)
     fingerprint = _fingerprint(settings, run_dir / "model.pt", doc_ids)
-    planted = _planted_spec(loaded.data_config.path)
     with contextlib.ExitStack() as stack:
         # Rank 0 (the only process when run alone) holds the lock and decides; the others follow.
         decision: tuple[str, Any] = ("audit", None)
@@ -422,7 +426,8 @@ def audit_run(
                     logger.info("%s: tables complete, recomputing the summary (bootstrap %d)",
                                 model_name, config.bootstrap)
                     summary = _summarize(out, _read_tables(out), model, plan, config, model_name,
-                                         planted=planted)
+                                         info=read_json(out / "audit_info.json"),
+                                         planted=_planted_spec(loaded.data_config.path))
                     decision = ("done", summary)
                 elif summary is not None:
                     logger.info("%s: audit already complete, reusing %s", model_name, out)
@@ -436,8 +441,10 @@ def audit_run(
             raise DataError(value)
         if kind == "done":
             return dict(value)
+        # read on every rank before the chunks, so that a bad sidecar stops them all alike
         return _audit_chunks(out, model, docs, label_names, plan, config, model_name,
-                             fingerprint, settings, progress, here, planted=planted)
+                             fingerprint, settings, progress, here,
+                             planted=_planted_spec(loaded.data_config.path))
 
 
 def _planted_spec(data_path: str) -> PlantedSpec | None:
@@ -550,7 +557,7 @@ def _write_results(
     world_size: int,
     planted: PlantedSpec | None = None,
 ) -> dict[str, Any]:
-    """Merge the parts into the final tables, then audit_info.json and summary.json (last).
+    """Merge the parts into the final tables, then write audit_info.json and summary.json (last).
 
     ``planted``: the tokens planted by ``attnaudit synth`` in the run's data, scored in the summary.
     """
@@ -568,8 +575,7 @@ def _write_results(
                 batch_size=batch_size_for(config, next(model.parameters()).device),
                 chunk_docs=config.chunk_docs, processes=world_size,
                 rankings_meta=rankings_meta(plan), sites_meta=sites_meta(model, plan))
-    write_json(out / "audit_info.json", info)
-    return _summarize(out, tables, model, plan, config, model_name, planted=planted)
+    return _summarize(out, tables, model, plan, config, model_name, info=info, planted=planted)
 
 
 def _read_tables(out: Path) -> dict[str, pd.DataFrame]:
@@ -585,9 +591,11 @@ def _summarize(
     config: AuditConfig,
     model_name: str,
     *,
+    info: dict[str, Any],
     planted: PlantedSpec | None = None,
 ) -> dict[str, Any]:
-    """summary.json from the merged tables (the bootstrap's settings recorded in audit_info.json)."""
+    """summary.json from the merged tables; ``info`` (the audit's settings) is written first as
+    audit_info.json, with the summary's (the bootstrap's) settings added."""
     from attnaudit.results.summary import summarize
 
     summary = summarize(
@@ -599,7 +607,6 @@ def _summarize(
     warning = summary.get("prediction", {}).get("warning")
     if warning:
         logger.warning("%s: %s", model_name, warning)
-    info = read_json(out / "audit_info.json")
     info["summary_settings"] = _summary_settings(config)
     write_json(out / "audit_info.json", info)
     write_json(out / "summary.json", summary)  # last: marks the audit complete

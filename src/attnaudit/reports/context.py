@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from attnaudit import __version__
 from attnaudit.reports import faithfulness, figures
-from attnaudit.reports.figures.common import inline, removal_label
+from attnaudit.reports.figures.common import removal_label
 from attnaudit.reports.loading import (
     ModelResults,
     discover,
@@ -41,16 +41,13 @@ from attnaudit.reports.markup import (
     slug,
 )
 from attnaudit.reports.seeds import seeds_section
-from attnaudit.reports.transformer import full_sites, transformer_section
+from attnaudit.reports.transformer import draw_inline, full_sites, transformer_section
 from attnaudit.results.examples import CATEGORIES, example_records, select_examples
 from attnaudit.results.seeds import SEEDS_FILE
 from attnaudit.results.tables import erasure_rows, in_order
-from attnaudit.utils.logging import get_logger
 
 if TYPE_CHECKING:
     import pandas as pd
-
-log = get_logger(__name__)
 
 FIGURES_DIR = "figures"
 CATEGORY_LABELS: dict[str, str] = {
@@ -295,16 +292,10 @@ def _comparison(models: Sequence[ModelResults], rankings: dict[str, dict[str, st
 def _figure(spec: figures.FigureSpec, panels: list[figures.Panel], rankings: Mapping[str, Any],
             folder: Path, js_unit: str, notes: list[str]) -> dict[str, Any] | None:
     """Draw one figure and inline it; a figure that fails costs a note, not the report."""
-    try:
-        path = figures.draw_figure(spec.key, panels, rankings, folder / f"{spec.key}.png",
-                                   js_unit=js_unit)
-    except (KeyError, ValueError, TypeError) as err:
-        log.warning("figure %s not drawn: %s", spec.key, err)
-        notes.append(f"Figure “{spec.title}” could not be drawn: {type(err).__name__}: {err}")
-        return None
-    if path is None:
-        return None
-    return inline(path, key=spec.key, title=spec.title, caption=spec.caption)
+    return draw_inline(spec.key, spec.title, spec.caption, notes,
+                       lambda path: figures.draw_figure(spec.key, panels, rankings, path,
+                                                        js_unit=js_unit),
+                       folder / f"{spec.key}.png")
 
 
 # ----------------------------------------------------------------------------------------------

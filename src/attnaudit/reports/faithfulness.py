@@ -19,7 +19,8 @@ figures registry (:data:`attnaudit.reports.figures.FIGURES`, section ``"faithful
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from attnaudit.measures import MEASURES
@@ -79,6 +80,18 @@ def fmt(value: Any, kind: Kind) -> str:
     return pct(value)
 
 
+def interval_cell(value: Any, bounds: Any, show: Callable[[Any], str]) -> dict[str, Any]:
+    """A table cell: ``value`` (``None`` unless a number), its bootstrap interval ``bounds`` as
+    ``lo`` and ``hi`` (``None`` unless a [lo, hi] pair of numbers), and as the page prints them with
+    ``show``: ``text`` and ``interval`` ("[lo, hi]", empty without an interval or a value)."""
+    number = value if is_num(value) else None
+    pair = interval(bounds)
+    return {"value": number, "lo": pair[0] if pair else None, "hi": pair[1] if pair else None,
+            "text": show(value),
+            "interval": f"[{show(pair[0])}, {show(pair[1])}]"
+            if pair is not None and number is not None else ""}
+
+
 def ranking_meta(rankings: RankingsMeta, name: str) -> dict[str, str]:
     meta = rankings.get(name) or {}
     return {"name": name, "label": str(meta.get("label", name)),
@@ -125,13 +138,9 @@ def measure_table(
     for name in names:
         cells: list[dict[str, Any]] = []
         for column in shown:
-            value = dig(removal, name, column.leaf)
-            bounds = interval(dig(intervals, name, column.leaf))
-            cells.append({"value": value if is_num(value) else None,
-                          "lo": bounds[0] if bounds else None, "hi": bounds[1] if bounds else None,
-                          "text": fmt(value, column.kind),
-                          "interval": f"[{fmt(bounds[0], column.kind)}, {fmt(bounds[1], column.kind)}]"
-                          if bounds is not None and is_num(value) else "",
+            cells.append({**interval_cell(dig(removal, name, column.leaf),
+                                          dig(intervals, name, column.leaf),
+                                          partial(fmt, kind=column.kind)),
                           "best": False})
         rows.append({**ranking_meta(rankings, name), "cells": cells})
     for j, column in enumerate(shown):
@@ -396,6 +405,7 @@ __all__ = [
     "agreement_table",
     "best_row",
     "counterfactual_block",
+    "interval_cell",
     "measure_table",
     "planted_table",
     "site_block",

@@ -23,15 +23,16 @@ summary.json's as written (tests compare them); only the example documents read 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from attnaudit.measures.base import Kind
-from attnaudit.reports.faithfulness import bootstrap_text, dig, fmt, interval
+from attnaudit.reports.faithfulness import bootstrap_text, dig, fmt, interval, interval_cell
 from attnaudit.reports.figures.common import inline
 from attnaudit.reports.figures.transformer import (
     CENSORED,
@@ -127,20 +128,14 @@ def cell(value: Any, bounds: Any, kind: str, js_unit: str = "nats") -> dict[str,
     """A table cell: ``value`` (the number shown, JS converted to ``js_unit``), ``text``, and
     ``interval`` ("[lo, hi]", empty without one). ``kind``: ``"share"``, ``"censored"`` (past 1 reads
     "never") or ``"js"``."""
-    pair = interval(bounds)
     if kind == "js":
-        shown = js_value(value, js_unit)
-        lo_hi = (js_value(pair[0], js_unit), js_value(pair[1], js_unit)) if pair else None
-        text = sig(shown, 2)
-        band = f"[{sig(lo_hi[0], 2)}, {sig(lo_hi[1], 2)}]" if lo_hi and is_num(shown) else ""
-        return {"value": shown, "text": text, "interval": band,
-                "lo": lo_hi[0] if lo_hi else None, "hi": lo_hi[1] if lo_hi else None}
-    number = float(value) if is_num(value) else None
+        pair = interval(bounds)
+        return interval_cell(js_value(value, js_unit),
+                             [js_value(v, js_unit) for v in pair] if pair else None,
+                             partial(sig, digits=2))
     format_kind: Kind = "censored" if kind == "censored" else "share"
-    band = (f"[{fmt(pair[0], format_kind)}, {fmt(pair[1], format_kind)}]"
-            if pair and number is not None else "")
-    return {"value": number, "text": fmt(number, format_kind), "interval": band,
-            "lo": pair[0] if pair else None, "hi": pair[1] if pair else None}
+    return interval_cell(float(value) if is_num(value) else None, bounds,
+                         partial(fmt, kind=format_kind))
 
 
 def layer_label(layer: int) -> str:
@@ -265,9 +260,9 @@ def _grid_figure(rows: Sequence[Mapping[str, Any]], names: Sequence[str],
                "tokens removed before the decision first flips (lower, lighter = sooner, more "
                "faithful). Right: the share of documents that never flip. "
                f"{POPULATION.capitalize()}; {CENSORED}.")
-    return _draw("layer_grid", title, caption, notes,
-                 lambda path: plot_layer_grid(labels, test1, median, never, rankings, path),
-                 folder / "layer_grid.png")
+    return draw_inline("layer_grid", title, caption, notes,
+                       lambda path: plot_layer_grid(labels, test1, median, never, rankings, path),
+                       folder / "layer_grid.png")
 
 
 def _heads(summary: Mapping[str, Any], heads: Sequence[tuple[str, LayerSite]], folder: Path,
@@ -297,7 +292,7 @@ def _heads(summary: Mapping[str, Any], heads: Sequence[tuple[str, LayerSite]], f
                     key=lambda e: (e["value"], e["hi"] if is_num(e["hi"]) else float("inf"),
                                    e["layer"], e["head"]))
     measure = f"the {HEAD_RANKING} ranking's {HEAD_MEASURE_TEXT}"
-    figure = _draw(
+    figure = draw_inline(
         "head_heatmap", "Which heads' attention is most faithful?",
         f"Each cell is one head's site L{{l}}.h{{h}}: {measure} ({POPULATION}). Lower = fewer "
         f"removals = more faithful (darker). {CENSORED.capitalize()}. Rows are layers 1 to "
@@ -318,14 +313,18 @@ def _heads(summary: Mapping[str, Any], heads: Sequence[tuple[str, LayerSite]], f
     }
 
 
-def _draw(key: str, title: str, caption: str, notes: list[str], draw: Any, path: Path
-          ) -> dict[str, Any] | None:
-    """Draw and inline one figure; a figure that fails costs a note, not the report."""
+def draw_inline(key: str, title: str, caption: str, notes: list[str],
+                draw: Callable[[Path], Path | None], path: Path) -> dict[str, Any] | None:
+    """Draw one figure with ``draw(path)`` and inline it (``None`` when ``draw`` draws nothing); a
+    figure that fails costs a note, not the report. The report's other figures are drawn through it
+    too (:mod:`.context`, which imports this module)."""
     try:
         drawn = draw(path)
     except (KeyError, ValueError, TypeError) as err:
         log.warning("figure %s not drawn: %s", key, err)
         notes.append(f"Figure “{title}” could not be drawn: {type(err).__name__}: {err}")
+        return None
+    if drawn is None:
         return None
     return inline(drawn, key=key, title=title, caption=caption)
 
@@ -434,6 +433,7 @@ __all__ = [
     "HEAD_MEASURE",
     "HEAD_RANKING",
     "LayerSite",
+    "draw_inline",
     "full_sites",
     "layer_site",
     "layer_sites",

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+# the reductions are measures/reductions.py's (resample-aware for the bootstrap)
 from attnaudit.measures.reductions import Reduced, count, largest, maximum, quantile, share
 from attnaudit.results.tables import measured
 
@@ -86,10 +87,10 @@ def summarize_counterfactual(single: pd.DataFrame) -> dict[str, Any]:
         "n": n_docs,
         "perm_tvd_threshold": PERM_TVD_THRESHOLD,
         "adv_jsd_threshold": ADV_JSD_THRESHOLD,
-        "median_perm_tvd": _quantile(perm, 0.5),
-        "median_perm_max_tvd": _quantile(perm_max, 0.5),
+        "median_perm_tvd": quantile(perm, 0.5),
+        "median_perm_max_tvd": quantile(perm_max, 0.5),
         "share_perm_tvd_below": _share(perm, lambda v: v < PERM_TVD_THRESHOLD),
-        "median_adv_jsd": _quantile(adv, 0.5),
+        "median_adv_jsd": quantile(adv, 0.5),
         "share_adv_jsd_above": _share(adv, lambda v: v > ADV_JSD_THRESHOLD),
         "max_adv_tvd": maximum(adv_tvd),
         "by_max_attention": binned_by_max_attention(used),
@@ -108,7 +109,7 @@ def binned_by_max_attention(rows: pd.DataFrame,
         values = _column(rows, column)
         for q, prefix in ((0.5, "median"), (0.25, "q25"), (0.75, "q75")):
             out[f"{prefix}_{name}"] = [
-                None if values is None else _quantile(values[bins == b], q)
+                None if values is None else quantile(values[bins == b], q)
                 for b in range(len(edges) - 1)
             ]
     return out
@@ -116,10 +117,6 @@ def binned_by_max_attention(rows: pd.DataFrame,
 
 def _column(rows: pd.DataFrame, name: str) -> pd.Series | None:
     return rows[name].astype(float) if name in rows.columns else None
-
-
-# the reductions are measures/reductions.py's (resample-aware for the bootstrap)
-_quantile = quantile
 
 
 def _share(values: pd.Series | None, test: Callable[[pd.Series], pd.Series]) -> Reduced:

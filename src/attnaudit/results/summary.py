@@ -252,7 +252,7 @@ def summarize_site(single: pd.DataFrame, removal: pd.DataFrame, rankings: list[s
     return {
         "n_docs": n_docs,
         "n_single_item": n_single,
-        "share_cannot_flip": _share(flag(per_doc["cannot_flip"]))
+        "share_cannot_flip": share(flag(per_doc["cannot_flip"]))
         if "cannot_flip" in per_doc.columns else None,
         "single_weight": summarize_single_weight(single, rankings),
         "removal": per_ranking,
@@ -275,16 +275,16 @@ def summarize_single_weight(single: pd.DataFrame, rankings: list[str] | tuple[st
     removals = single_removals(single, rankings)
     out: dict[str, Any] = {
         "n": count(used),
-        "share_delta_js_positive": _share(used["delta_js"].dropna() > 0)
+        "share_delta_js_positive": share(used["delta_js"].dropna() > 0)
         if "delta_js" in used else None,
-        "median_delta_js": _quantile(used.get("delta_js"), 0.5),
-        "median_js_max": _quantile(used.get("js_max"), 0.5),
-        "flip_rate": {r: _share(flag(used[f"flip_{r}"])) for r in removals},
+        "median_delta_js": quantile(used.get("delta_js"), 0.5),
+        "median_js_max": quantile(used.get("js_max"), 0.5),
+        "flip_rate": {r: share(flag(used[f"flip_{r}"])) for r in removals},
     }
     if {"flip_max", "flip_random"} <= set(used.columns):
         top, rand = flag(used["flip_max"]), flag(used["flip_random"])
-        out["table2"] = {"both": _share(top & rand), "only_max": _share(top & ~rand),
-                         "only_random": _share(~top & rand), "neither": _share(~top & ~rand)}
+        out["table2"] = {"both": share(top & rand), "only_max": share(top & ~rand),
+                         "only_random": share(~top & rand), "neither": share(~top & ~rand)}
     else:
         out["table2"] = {k: None for k in ("both", "only_max", "only_random", "neither")}
     return out
@@ -319,7 +319,7 @@ def summarize_removal(removal: pd.DataFrame, rankings: list[str] | tuple[str, ..
         beats = None
         if random_steps is not None and ranking != "random":
             steps = _steps(multi, ranking)
-            beats = _share(steps < random_steps.reindex(steps.index).fillna(np.inf))
+            beats = share(steps < random_steps.reindex(steps.index).fillna(np.inf))
         entry["share_beats_random"] = beats
         out[ranking] = entry
     return out
@@ -399,9 +399,9 @@ def attention_vs_gradient(removal: pd.DataFrame) -> dict[str, Reduced]:
         return {"attention_fewer": None, "gradient_fewer": None, "tie": None}
     attention = _steps(multi, "attention")
     gradient = _steps(multi, "gradient").reindex(attention.index).fillna(np.inf)
-    return {"attention_fewer": _share(attention < gradient),
-            "gradient_fewer": _share(gradient < attention),
-            "tie": _share(attention == gradient)}
+    return {"attention_fewer": share(attention < gradient),
+            "gradient_fewer": share(gradient < attention),
+            "tie": share(attention == gradient)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -468,11 +468,6 @@ def complete_sites_meta(meta: Mapping[str, Mapping[str, Any]], names: list[str]
         entry.setdefault("item", "item")
         entry.setdefault("paper", False)
     return out
-
-
-# every reduction goes through measures/reductions.py (resample-aware for the bootstrap)
-_share = share
-_quantile = quantile
 
 
 def _clean(obj: Any) -> Any:
