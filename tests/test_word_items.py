@@ -202,7 +202,8 @@ def test_audit_with_words_mask_and_every_row_from_the_command_line(tmp_path: Pat
     site = summary["sites"]["L0"]
     assert site["item"] == WHOLE_WORD and "every query row" in site["description"]
     report = (out / "report.html").read_text(encoding="utf-8")
-    assert "Items are words." in report and "whole_word" not in report
+    assert "recomputes the layers above. Items are words." in report
+    assert "Items are whole_words" not in report
 
 
 def test_word_items_need_a_vocabulary_and_bad_choices_are_one_line(

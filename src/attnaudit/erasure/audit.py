@@ -20,7 +20,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -38,7 +38,7 @@ from attnaudit.utils.distributed import World, world
 from attnaudit.utils.io import atomic_path, read_json, remove_stale_temp_files, run_info, write_json
 
 if TYPE_CHECKING:
-    from attnaudit.config import AuditConfig
+    from attnaudit.config import AuditConfig, QueryRows
     from attnaudit.data.prepare import PreparedData
     from attnaudit.results.planted import PlantedSpec
 
@@ -166,8 +166,8 @@ def make_plan(model: AttentionClassifier, config: AuditConfig, *, run_seed: int 
         attention_steps=config.attention_steps,
         # Transformer settings resolve to the model's own; for the paper's models they are moot
         # (no query rows; their tokens are words), so one config serves a run of both families.
-        query_rows=(config.query_rows or model.default_query_rows
-                    if model.default_query_rows is not None else None),
+        query_rows=cast("QueryRows | None", config.query_rows or model.default_query_rows
+                        if model.default_query_rows is not None else None),
         items=config.items if model.subword_tokens else "token",
         attribution_aggregate=config.attribution_aggregate,
         attribution_steps=config.attribution_steps,

@@ -25,7 +25,6 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from attnaudit.config import QueryRows
 from attnaudit.data.types import PAD_ID, Batch, EncodedDocument
 from attnaudit.models.embeddings import make_embedding
 
@@ -273,7 +272,7 @@ class AttentionClassifier(nn.Module):
     affine_head: ClassVar[bool] = True
     #: the query rows a self-attention site's erasure edits when the audit does not choose
     #: (``"cls"`` or ``"all"``); None: the model has no self-attention sites (the paper's models)
-    default_query_rows: ClassVar[QueryRows | None] = None
+    default_query_rows: ClassVar[str | None] = None
     #: True when the tokens are subwords, which ``"word"`` items group (transformers); the paper's
     #: models read words, so their tokens are the words already
     subword_tokens: ClassVar[bool] = False

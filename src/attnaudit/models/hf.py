@@ -377,7 +377,7 @@ class HFClassifier(AttentionClassifier):
     hierarchical: ClassVar[bool] = False
     _continues: torch.Tensor | None
     #: the [CLS] row: the only row of the last layer the pooler reads
-    default_query_rows: ClassVar[QueryRows | None] = "cls"
+    default_query_rows: ClassVar[str | None] = "cls"
     subword_tokens: ClassVar[bool] = True
 
     def __init__(
@@ -887,7 +887,7 @@ class HFAttentionPoolClassifier(HFClassifier):
     _cls_only_head: ClassVar[bool] = False
     #: every row: the pooling reads every item's final state, never [CLS]'s, so erasing from the
     #: [CLS] row alone could not change the last layer's output at all
-    default_query_rows: ClassVar[QueryRows | None] = "all"
+    default_query_rows: ClassVar[str | None] = "all"
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
