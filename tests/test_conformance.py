@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from model_fixtures import (
     ALL_MODELS,
     LABELS,
+    MODEL_NAMES,
     SITE_CASES,
     SITE_IDS,
     alone,
@@ -427,7 +428,9 @@ def test_single_weight_values_equal_a_direct_erasure(name: str, site: str) -> No
 # --- end to end -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ALL_MODELS)
+# Word items are left out here (17 s on one thread): a document alone equals it in a batch for them
+# (above), and fast == naive per site (SITE_CASES).
+@pytest.mark.parametrize("name", MODEL_NAMES)
 def test_audit_tables_do_not_depend_on_batch_size_or_path(name: str) -> None:
     """Batch sizes 1, 3 and 64 give the same three tables, and so does the naive path."""
     model = random_model(name, seed=10)

@@ -46,8 +46,13 @@ of key ``i`` in every head of ``G`` is multiplied by ``(w_i / a_i) * S`` and the
   [CLS] and [SEP] (finite).
 
 With ``query_rows="cls"`` erasure at hf-attnpool's last layer changes nothing (the pool never reads
-the [CLS] state): use ``"all"`` there. With plain hf, ``"all"`` at the last layer is the [CLS] row only
-(no other row of the last layer reaches the pooler).
+the [CLS] state), so ``"all"`` is hf-attnpool's default (:attr:`default_query_rows`; plain hf's is
+``"cls"``). With plain hf, ``"all"`` at the last layer is the [CLS] row only (no other row of the last
+layer reaches the pooler). The audit chooses the rows (``--query-rows``) through
+:meth:`HFClassifier.configure_erasure`, which also chooses the items: subword tokens, or words
+(``--items word``: a word's subwords together, :mod:`attnaudit.models.grouping`; WordPiece's ``##``
+marks the subwords that continue a word, learnt from the vocabulary by
+:meth:`HFClassifier.set_vocabulary`).
 
 **How: transformers' attention registry.** The module registers one attention function,
 ``"attnaudit"`` (:func:`attnaudit_attention`), with ``AttentionInterface.register`` and switches the
