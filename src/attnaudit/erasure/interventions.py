@@ -27,7 +27,13 @@ from typing import Literal
 
 import torch
 
-from attnaudit.models.base import AttentionClassifier, LinearReadout, ModelOutput, tie_key
+from attnaudit.models.base import (
+    AttentionClassifier,
+    LinearReadout,
+    ModelOutput,
+    renormalise,
+    tie_key,
+)
 
 ErasurePath = Literal["fast", "naive"]
 #: ``remove``: erase the first k ranked items; ``keep``: erase all but the first k
@@ -47,9 +53,7 @@ def erase(weights: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
         ``(..., n)`` renormalised weights; all zero where nothing with positive weight is left
         (a pooling site then passes the zero vector on: the head gives its bias alone).
     """
-    kept = weights.masked_fill(removed, 0.0)
-    total = kept.sum(dim=-1, keepdim=True)
-    return torch.where(total > 0, kept / torch.where(total > 0, total, 1.0), torch.zeros_like(kept))
+    return renormalise(weights.masked_fill(removed, 0.0))
 
 
 def removal_order(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

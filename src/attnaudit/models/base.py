@@ -194,6 +194,13 @@ def tie_key(scores: torch.Tensor) -> torch.Tensor:
     return (as_int & ~((1 << TIE_BITS) - 1)).view(torch.float32)
 
 
+def renormalise(values: torch.Tensor) -> torch.Tensor:
+    """``values`` ``(..., n)`` (non-negative) scaled to sum to 1 over the last dimension; a row
+    with nothing left (sum 0) stays all zero rather than becoming NaN."""
+    total = values.sum(dim=-1, keepdim=True)
+    return torch.where(total > 0, values / torch.where(total > 0, total, 1.0), 0.0)
+
+
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Softmax over the last dim with masked positions set to exactly zero.
 

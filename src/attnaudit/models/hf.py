@@ -114,6 +114,7 @@ from attnaudit.models.base import (
     ModelOutput,
     Site,
     SiteOutput,
+    renormalise,
     select_sites,
 )
 from attnaudit.models.grouping import (
@@ -223,9 +224,7 @@ def apply_edit(probs: torch.Tensor, edit: RowEdit) -> torch.Tensor:
         and renormalised; every other row and head exactly as it was.
     """
     factor = edit_factors(probs[..., 0, :], edit)[..., None, :]  # (..., H, 1, T')
-    scaled = probs * factor  # (..., H, Q, T')
-    total = scaled.sum(dim=-1, keepdim=True)  # (..., H, Q, 1)
-    edited = torch.where(total > 0, scaled / torch.where(total > 0, total, 1.0), 0.0)
+    edited = renormalise(probs * factor)  # (..., H, Q, T')
     heads, rows = probs.shape[-3], probs.shape[-2]
     head_ok = torch.ones(heads, dtype=torch.bool, device=probs.device)
     if edit.head is not None:
@@ -721,9 +720,8 @@ class HFClassifier(AttentionClassifier):
             layer, head = self.site_layer(name)
             probs = plan.record_cls[layer]  # (B, H, T')
             chosen = probs[:, :, 1 : n + 1] if head is None else probs[:, head : head + 1, 1 : n + 1]
-            attention = chosen.mean(dim=1) * items  # (B, n): items only ([SEP] may sit inside)
-            total = attention.sum(dim=1, keepdim=True)
-            attention = torch.where(total > 0, attention / torch.where(total > 0, total, 1.0), 0.0)
+            # (B, n): items only ([SEP] may sit inside)
+            attention = renormalise(chosen.mean(dim=1) * items)
             out.sites[name] = SiteOutput(attention=attention, mask=items, anchor=anchor,
                                          cache={"hidden": inputs[layer],
                                                 "hidden_out": inputs[layer + 1], "probs": probs})
@@ -866,9 +864,7 @@ class HFClassifier(AttentionClassifier):
         out = output.site(site)
         tokens = token_output(output, site).site(site) if is_grouped(out) else out
         n = tokens.mask.shape[1]
-        mean = tokens.cache["probs"][:, :, 1 : n + 1].mean(dim=1) * tokens.mask  # (B, n)
-        total = mean.sum(dim=1, keepdim=True)
-        scores = torch.where(total > 0, mean / torch.where(total > 0, total, 1.0), 0.0)  # (B, n)
+        scores = renormalise(tokens.cache["probs"][:, :, 1 : n + 1].mean(dim=1) * tokens.mask)
         if is_grouped(out):  # a word's subwords summed
             return group_scores(scores, out.cache[TOKEN_GROUP], out.mask.shape[1])  # (B, words)
         return scores
