@@ -16,8 +16,9 @@ import torch
 
 from attnaudit.config import AuditConfig, DataConfig, ModelConfig, RunConfig, TrainConfig
 from attnaudit.data.types import DataError
-from attnaudit.erasure.audit import AUDIT_DIR, audit_lock, audit_run
+from attnaudit.erasure.audit import AUDIT_DIR, audit_run
 from attnaudit.train import train_run
+from attnaudit.utils.lock import folder_lock
 
 TABLES = ("single_weight", "removal", "items")
 
@@ -49,7 +50,7 @@ def test_a_second_audit_of_the_same_run_stops_with_the_holders_pid(
     trained: Path, tmp_path: Path
 ) -> None:
     run = _copy(trained, tmp_path, "locked")
-    with audit_lock(run / AUDIT_DIR):  # this process holds the audit
+    with folder_lock(run, "a test"):  # this process holds the model folder
         done = _cli("audit", str(run), "--no-progress", "--max-docs", "10")
     assert done.returncode == 2, done.stderr
     assert f"pid {os.getpid()}" in done.stderr and "Traceback" not in done.stderr

@@ -15,6 +15,7 @@ RUN_DIR`` audits a classifier fine-tuned elsewhere (and writes its report).
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import sys
@@ -143,7 +144,8 @@ ConfigOpt = Annotated[Path | None, typer.Option(
 DataOpt = Annotated[str | None, typer.Option(
     "--data", help="Dataset file or folder, or 'default' for the shipped news set.")]
 FormatOpt = Annotated[str | None, typer.Option(
-    "--format", help="auto (default), zhang-csv, aclimdb, hf-disk, parquet, jsonl or csv.")]
+    "--format", help="auto (default: detected), zhang-csv, aclimdb, folders (a folder per label), "
+    "hf-disk, parquet, jsonl or csv.")]
 TextColumnOpt = Annotated[str | None, typer.Option(
     "--text-column", help="Text column of a file with named columns.")]
 LabelColumnOpt = Annotated[str | None, typer.Option(
@@ -536,6 +538,7 @@ def audit_command(
     to each <run>/audit/. With --hf-model, on a classifier fine-tuned elsewhere (and its report)."""
     from attnaudit.erasure.audit import audit_run
     from attnaudit.train import set_threads
+    from attnaudit.utils.distributed import is_main_process
 
     data_flags = _data_overrides(data, data_format, text_column, label_column, None, None,
                                  max_test_docs, None)
@@ -563,10 +566,15 @@ def audit_command(
                             "DATA --out RUN_DIR for a classifier fine-tuned elsewhere")
         # every folder checked before any work
         folders = [_model_folder(run, "audit") for run in runs]
+    # Under torchrun every rank runs this command; rank 0 alone speaks and writes the reports.
+    speaks = is_main_process()
     for folder in folders:
         summary = audit_run(folder, audit_config, progress=not no_progress, device=device,
                             replace=replace)
-        print(_audit_line(folder, summary, js_unit))
+        if speaks:
+            print(_audit_line(folder, summary, js_unit))
+    if not speaks:
+        return
     if hf_model is not None:
         from attnaudit.reports.html import ReportError, build_report
 
@@ -735,6 +743,10 @@ def _os_error(err: OSError) -> str:
     if isinstance(err, PermissionError):
         return (f"{err.filename or 'a file'}: permission denied; for an output folder choose one you "
                 "can write to (--out runs/NAME), else fix the permissions")
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"{err.filename or 'a file'}: no space left on its disk while writing it; free "
+                "some space there (or write to another disk), then run the same command again: "
+                "finished work is reused")
     return f"{err.filename}: {err.strerror or err}" if err.filename else f"{err}"
 
 

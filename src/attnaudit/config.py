@@ -176,8 +176,8 @@ class DataConfig(ConfigSection):
     test_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
     # Stratified subsamples of the splits for quick runs (None: all documents).
     max_train_docs: int | None = Field(default=None, ge=1)
-    max_dev_docs: int | None = Field(default=None, ge=0)
-    max_test_docs: int | None = Field(default=None, ge=0)
+    max_dev_docs: int | None = Field(default=None, ge=1)
+    max_test_docs: int | None = Field(default=None, ge=1)
     # Seed of every random choice in splitting and subsampling (`--seed` sets it with the training
     # seed, so one seed fixes the whole run).
     seed: int = 0

@@ -10,14 +10,11 @@ it: reports read the saved tables only.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import hashlib
 import json
 import logging
-import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -25,7 +22,6 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from attnaudit.data.batching import make_batches
 from attnaudit.data.types import DataError, EncodedDocument
@@ -36,6 +32,8 @@ from attnaudit.models.base import AttentionClassifier, item_texts
 from attnaudit.rankings import RANKINGS, applicable_rankings, build_ranking, ranking_settings
 from attnaudit.utils.distributed import World, world
 from attnaudit.utils.io import atomic_path, read_json, remove_stale_temp_files, run_info, write_json
+from attnaudit.utils.lock import folder_lock
+from attnaudit.utils.progress import progress_bar
 
 if TYPE_CHECKING:
     from attnaudit.config import AuditConfig, QueryRows
@@ -263,7 +261,8 @@ def audit_documents(
     position = {doc.doc_id: i for i, doc in enumerate(docs)}
     n_sites = len(plan.sites)
     keys: dict[str, list[np.ndarray]] = {"single_weight": [], "removal": [], "items": []}
-    for batch in tqdm(batches, desc=f"audit {model_name}", disable=not progress, unit="batch"):
+    for batch in progress_bar(batches, desc=f"audit {model_name}", disable=not progress,
+                              unit="batch"):
         # cuDNN runs GRUs in TF32 by default: 1e-4 off the CPU's logits (measured on an H100),
         # 5e-6 without it. The audit compares tiny output changes, so it keeps full float32.
         with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
@@ -337,37 +336,6 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
         frame.to_parquet(tmp, index=False)
 
 
-@contextlib.contextmanager
-def audit_lock(folder: Path) -> Iterator[None]:
-    """Hold ``folder/.lock`` for the audit: a second audit of the same run stops with a clear line.
-
-    An OS lock (``flock``) is released by the kernel when its holder dies, so a killed audit never
-    leaves a stale lock behind; the file only records the holder's pid for the message.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / ".lock"
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise DataError(
-                f"{folder} is being written by another attnaudit audit (pid {holder}); "
-                "wait for it to finish (its results will be reused) or stop it"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def audit_run(
     run_dir: str | Path,
     config: AuditConfig | None = None,
@@ -389,7 +357,7 @@ def audit_run(
         The summary (also written to ``audit/summary.json``).
     Raises:
         DataError: bad settings, a complete audit with other settings and ``replace`` False, or
-            another audit of the same run in progress.
+            another command working on the run (its folder lock).
     """
     from attnaudit.checkpoint import load_run
     from attnaudit.data.prepare import prepare_data
@@ -419,7 +387,9 @@ def audit_run(
         decision: tuple[str, Any] = ("audit", None)
         if here.is_main:
             try:
-                stack.enter_context(audit_lock(out))
+                # the model folder's lock: its training must not replace model.pt under the audit
+                stack.enter_context(folder_lock(run_dir, "attnaudit audit"))
+                remove_stale_temp_files(out)  # left by an audit killed mid-write
                 summary, current = _complete_audit(out, fingerprint, settings,
                                                    _summary_settings(config), replace=replace)
                 if summary is not None and not current:
@@ -469,7 +439,13 @@ def _complete_audit(
         return None, False
     info = read_json(out / "audit_info.json")
     if info.get("fingerprint") == fingerprint:
-        summary: dict[str, Any] = read_json(out / "summary.json")
+        try:
+            summary: dict[str, Any] = read_json(out / "summary.json")
+        except DataError:
+            # damaged (cut short, edited): the tables it summarises are complete, so rewrite it
+            logger.warning("%s is damaged (not valid JSON); rewriting it from the saved tables",
+                           out / "summary.json")
+            return {}, False
         return summary, info.get("summary_settings") == summary_settings
     if replace:
         return None, False
@@ -484,7 +460,6 @@ def _complete_audit(
 
 def _reset_parts(out: Path, fingerprint: str) -> None:
     """Keep ``parts/`` only if it holds chunks of this very audit (fingerprint), else start afresh."""
-    remove_stale_temp_files(out)  # left by an audit killed mid-write
     parts_dir = out / "parts"
     marker = parts_dir / "fingerprint.txt"
     if parts_dir.exists() and (not marker.exists() or marker.read_text() != fingerprint):
@@ -522,8 +497,8 @@ def _audit_chunks(
     chunks = [docs[i : i + config.chunk_docs] for i in range(0, len(docs), config.chunk_docs)]
     mine = [i for i in range(len(chunks)) if i % here.size == here.rank]
     batch_size = batch_size_for(config, next(model.parameters()).device)
-    bar = tqdm(total=sum(len(chunks[i]) for i in mine), desc=f"audit {model_name}", unit="doc",
-               disable=not progress)
+    bar = progress_bar(total=sum(len(chunks[i]) for i in mine), desc=f"audit {model_name}",
+                       unit="doc", disable=not progress)
     for index in mine:
         paths = {t: parts_dir / f"{t}-{index:05d}.parquet" for t in TABLES}
         if not all(p.exists() for p in paths.values()):

@@ -45,9 +45,12 @@ from attnaudit.reports.transformer import draw_inline, full_sites, transformer_s
 from attnaudit.results.examples import CATEGORIES, example_records, select_examples
 from attnaudit.results.seeds import SEEDS_FILE
 from attnaudit.results.tables import erasure_rows, in_order
+from attnaudit.utils.logging import get_logger
 
 if TYPE_CHECKING:
     import pandas as pd
+
+log = get_logger(__name__)
 
 FIGURES_DIR = "figures"
 CATEGORY_LABELS: dict[str, str] = {
@@ -93,11 +96,14 @@ def build_context(root: Path, *, js_unit: str = "nats") -> dict[str, Any]:
     if js_unit not in JS_UNITS:
         raise ValueError(f"js_unit must be one of {', '.join(JS_UNITS)}, not {js_unit!r}")
     run_info, folders = discover(root)
+    # Drawing the figures takes a while (tens of seconds for a run of six models): say what is done.
+    log.info("report: reading the results of %d model(s) in %s", len(folders), root)
     models = [load_model(name, folder) for name, folder in folders]
     rankings = _report_rankings(models)
     ids = _model_ids(models)
     figure_dir = root / FIGURES_DIR
     model_ctx = [_model(m, ids[m.name], js_unit, figure_dir / slug(m.name)) for m in models]
+    log.info("report: drawing the figures that compare the models")
     comparison = _comparison(models, rankings, js_unit, figure_dir / "_combined")
     views = max([len(e["views"]) for m in model_ctx for s in m["sites"] for e in s["examples"]],
                 default=1)
@@ -316,6 +322,7 @@ def _model_ids(models: Sequence[ModelResults]) -> dict[str, str]:
 
 
 def _model(m: ModelResults, ident: str, js_unit: str, folder: Path) -> dict[str, Any]:
+    log.info("report: %s: drawing its figures and example documents", m.name)
     summary = m.summary or {}
     flat = sorted(flatten(m.config or {}),
                   key=lambda kv: _CONFIG_ORDER.get(kv[0].split(".")[0], 9))
