@@ -69,6 +69,7 @@ from attnaudit.train_hf import resolve_run_config
 from attnaudit.utils.hf_progress import transformers_progress
 from attnaudit.utils.io import read_json, remove_stale_temp_files, run_info, write_json
 from attnaudit.utils.lock import holding_folder
+from attnaudit.utils.progress import draws_bars
 
 logger = logging.getLogger(__name__)
 
@@ -246,7 +247,7 @@ def import_hf_model(
         if mismatch is None:
             raise
         raise mismatch from None
-    with transformers_progress(progress):
+    with transformers_progress(progress and draws_bars()):  # no bar in a log file
         model = HFClassifier.from_pretrained(folder).eval()
     check_vocab_fits(model, len(prepared.vocab), f"--hf-model {model_path}")
     if not prepared.test:

@@ -72,7 +72,7 @@ class LoggedBar(_Bar):
                     left, rate, self.unit, postfix)
 
 
-def _draws_bars() -> bool:
+def draws_bars() -> bool:
     """Whether a drawn bar reaches a person: a terminal, or a notebook (tqdm.auto's widget)."""
     return sys.stderr.isatty() or "ipykernel" in sys.modules
 
@@ -80,9 +80,9 @@ def _draws_bars() -> bool:
 def progress_bar(iterable: Iterable[Any] | None = None, *, disable: bool = False,
                  **kwargs: Any) -> plain_tqdm[Any]:
     """``tqdm(iterable, **kwargs)`` on a terminal; a :class:`LoggedBar` when stderr is a file."""
-    if disable or _draws_bars():
+    if disable or draws_bars():
         return tqdm(iterable, disable=disable, **kwargs)
     return LoggedBar(iterable, **kwargs)
 
 
-__all__ = ["LOG_EVERY_S", "LoggedBar", "progress_bar"]
+__all__ = ["LOG_EVERY_S", "LoggedBar", "draws_bars", "progress_bar"]
