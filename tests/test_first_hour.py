@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -418,6 +419,31 @@ def test_under_torchrun_one_rank_speaks_and_the_command_reruns(tmp_path: Path) -
     recorded = read_json(model / "audit" / "audit_info.json")["command"]
     assert shlex.split(recorded) == ["torchrun", "--standalone", "--nproc-per-node", "2", "-m",
                                      "attnaudit.cli", *audit]
+
+
+@pytest.mark.full
+def test_two_runs_started_a_second_apart_one_finishes_the_other_stops_at_once(
+    tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    data = write_jsonl(tmp_path / "d.jsonl", n_train=120, n_test=20)
+    argv = [sys.executable, "-m", "attnaudit.cli", "run", "--out", str(out), "--data", str(data),
+            "--models", "flan-none", "--epochs", "2", "--max-docs", "10", "--bootstrap", "0",
+            "--threads", "1", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env)
+    deadline = time.monotonic() + 120
+    while not ((out / ".lock").is_file() and (out / ".lock").read_text()):
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.05)
+    second = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert second.returncode == 2, second.stderr
+    assert f"in use by another command (attnaudit run, pid {first.pid} on " in \
+        error_line(second.stderr)
+    _, stderr = first.communicate(timeout=600)
+    assert first.returncode == 0, stderr[-3000:]
+    assert (out / "report.html").is_file() and not list(out.rglob(".*.tmp"))
 
 
 # ----------------------------------------------------------------------------------------------
