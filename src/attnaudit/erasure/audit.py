@@ -430,7 +430,8 @@ def _complete_audit(
 ) -> tuple[dict[str, Any] | None, bool]:
     """The saved summary when a complete audit with these settings exists (None when there is none,
     or ``replace`` allows redoing one with other settings), and whether it was made with
-    ``summary_settings`` (else only the summary needs recomputing from the saved tables).
+    ``summary_settings`` (else only the summary needs recomputing from the saved tables). A damaged
+    summary.json of this audit gives ``({}, False)``: it is recomputed like an outdated one.
 
     Raises:
         DataError: a complete audit with other settings exists and ``replace`` is False.
