@@ -26,12 +26,16 @@ ROOT = Path(__file__).resolve().parents[1]
 HOOK = ROOT / "docs" / "_tools" / "cli_reference.py"
 
 
-def _hook() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("cli_reference", HOOK)
+def _load(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _hook() -> ModuleType:
+    return _load(HOOK)
 
 
 def test_cli_page_is_what_help_prints(capsys: pytest.CaptureFixture[str],
@@ -60,6 +64,43 @@ def test_cli_page_changes_with_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
     command = attnaudit.cli.app.registered_commands[0]
     monkeypatch.setattr(command, "help", "A help text written by this test.")
     assert "A help text written by this test." in hook.command_help(command.name)
+
+
+def test_docstrings_read_as_written_for_the_api_pages() -> None:
+    pytest.importorskip("griffe", reason="griffe (mkdocstrings' parser, in the docs extra) is not "
+                        "installed: the API pages' docstring rewriting is not used without it")
+    rewrite = _load(HOOK.parent / "griffe_docstrings.py").rewrite
+    text = """Load a run.
+
+    Example:
+        >>> load_run("runs/x")  # doctest: +SKIP
+
+    See :func:`~attnaudit.checkpoint.load_run` and :class:`AuditConfig`.
+
+    =====  =======  =====================
+    leaf   better   why
+    =====  =======  =====================
+    ``a``  lower    fewer items flip it
+                    (never counted n + 1)
+    b      higher   more
+    =====  =======  =====================
+
+    Rules: none.
+    """
+    assert rewrite(text) == """Load a run.
+
+    Examples:
+        >>> load_run("runs/x")  # doctest: +SKIP
+
+    See ``attnaudit.checkpoint.load_run`` and ``AuditConfig``.
+
+    | leaf | better | why |
+    |---|---|---|
+    | ``a`` | lower | fewer items flip it (never counted n + 1) |
+    | b | higher | more |
+
+    Rules: none.
+    """
 
 
 # Run in the built page after the screenshot: what rendered, and where its links point.

@@ -10,6 +10,7 @@ the way ``attnaudit COMMAND --help`` does.
 
 from __future__ import annotations
 
+import html
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,8 @@ def cli_markdown() -> str:
     assert isinstance(root, typer.core.TyperGroup)
     parts = ["## attnaudit { #attnaudit }", "", "```text", command_help(None).rstrip(), "```", ""]
     for name in command_names():
-        summary = root.commands[name].get_short_help_str(limit=200)
+        # escaped: a summary naming <run> would otherwise be read as an HTML tag
+        summary = html.escape(root.commands[name].get_short_help_str(limit=200), quote=False)
         parts += [f"## attnaudit {name} {{ #attnaudit-{name} }}", "", summary, "", "```text",
                   command_help(name).rstrip(), "```", ""]
     return "\n".join(parts)
