@@ -222,6 +222,32 @@ ItemsOpt = Annotated[ItemUnit | None, typer.Option(
 BootstrapOpt = Annotated[int | None, typer.Option(
     "--bootstrap", min=0, help="Bootstrap resamples over documents for every interval (default "
     "1000; 0: no intervals).")]
+def _min_differences(text: str | None) -> dict[str, float] | None:
+    """``--min-difference LEAF=VALUE[,LEAF=VALUE]`` -> ``{leaf: value}`` (the names and values are
+    checked by the config)."""
+    if text is None:
+        return None
+    out: dict[str, float] = {}
+    for part in (p.strip() for p in str(text).split(",") if p.strip()):
+        leaf, sep, value = part.partition("=")
+        try:
+            out[leaf.strip()] = float(value) if sep else float("nan")
+        except ValueError:
+            out[leaf.strip()] = float("nan")
+        if out[leaf.strip()] != out[leaf.strip()]:
+            raise DataError(f"--min-difference {part!r}: give CRITERION=NUMBER, e.g. "
+                            "aopc_comprehensiveness=0.02")
+    return out
+
+
+MinDifferenceOpt = Annotated[str | None, typer.Option(
+    "--min-difference", metavar="CRITERION=D[,...]",
+    help="The verdict's smallest meaningful difference per criterion (median_fraction_censored "
+    "0.05, share_never_flipped 0.02, aopc_comprehensiveness 0.01, aopc_sufficiency 0.01 by "
+    "default); a difference whose interval lies inside ±D reads negligible.")]
+MinDifferenceRelativeOpt = Annotated[float | None, typer.Option(
+    "--min-difference-relative", min=0.0, help="The band is at least this fraction of the gap "
+    "between the best ranking and random at the site (default 0.1).")]
 PermutationsOpt = Annotated[int | None, typer.Option(
     "--permutations", min=0, help="Random permutations of a site's weights per document for the "
     "permutation test (default 100; 0: skip).")]
@@ -242,13 +268,16 @@ class MeasureOptions:
     attention_steps: str | None = None
     query_rows: str | None = None
     items: str | None = None
+    min_difference: str | None = None
+    min_difference_relative: float | None = None
 
     def overrides(self) -> dict[str, Any]:
         return {"erasure": self.erasure, "input_erasure": self.input_erasure,
                 "bootstrap": self.bootstrap, "permutations": self.permutations,
                 "attribution_samples": self.attribution_samples,
                 "attention_steps": self.attention_steps, "query_rows": self.query_rows,
-                "items": self.items}
+                "items": self.items, "min_difference": _min_differences(self.min_difference),
+                "min_difference_relative": self.min_difference_relative}
 
 
 MaxDocsOpt = Annotated[int | None, typer.Option(
@@ -525,6 +554,8 @@ def audit_command(
     attention_steps: AttentionStepsOpt = None,
     query_rows: QueryRowsOpt = None,
     items: ItemsOpt = None,
+    min_difference: MinDifferenceOpt = None,
+    min_difference_relative: MinDifferenceRelativeOpt = None,
     js_unit: JsUnitOpt = "nats",
     compare_out: Annotated[Path | None, typer.Option(
         "--compare-out", help="With several runs: folder for a report.html comparing them (it "
@@ -542,7 +573,8 @@ def audit_command(
     sections = load_sections(config, {"audit": _audit_overrides(
         rankings, sites, path, gradient_output, random_draw, max_docs, seed,
         MeasureOptions(erasure, input_erasure, bootstrap, permutations, attribution_samples,
-                       attention_steps, query_rows, items),
+                       attention_steps, query_rows, items, min_difference,
+                       min_difference_relative),
         batch_size), **({"data": data_flags} if hf_model is not None else {})})
     audit_config = AuditConfig.from_dict(sections.get("audit", {}), source=config)
     set_threads(_threads(threads, sections, config))
@@ -665,6 +697,8 @@ def run_command(
     attention_steps: AttentionStepsOpt = None,
     query_rows: QueryRowsOpt = None,
     items: ItemsOpt = None,
+    min_difference: MinDifferenceOpt = None,
+    min_difference_relative: MinDifferenceRelativeOpt = None,
     restart_damaged: RestartDamagedOpt = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
@@ -687,7 +721,9 @@ def run_command(
         "audit": _audit_overrides(rankings, sites, path, gradient_output, random_draw, max_docs,
                                   None, MeasureOptions(erasure, input_erasure, bootstrap,
                                                        permutations, attribution_samples,
-                                                       attention_steps, query_rows, items)),
+                                                       attention_steps, query_rows, items,
+                                                       min_difference,
+                                                       min_difference_relative)),
     }
     sections = load_sections(config, overrides)
     sections.setdefault("data", {}).setdefault("path", "default")
