@@ -81,16 +81,26 @@ def fmt(value: Any, kind: Kind) -> str:
     return pct(value)
 
 
-def interval_cell(value: Any, bounds: Any, show: Callable[[Any], str]) -> dict[str, Any]:
+def interval_cell(value: Any, bounds: Any, show: Callable[[Any], str],
+                  kind: Kind = "number") -> dict[str, Any]:
     """A table cell: ``value`` (``None`` unless a number), its bootstrap interval ``bounds`` as
     ``lo`` and ``hi`` (``None`` unless a [lo, hi] pair of numbers), and as the page prints them with
-    ``show``: ``text`` and ``interval`` ("[lo, hi]", empty without an interval or a value)."""
+    ``show``: ``text`` and ``interval`` ("[lo, hi]", empty without an interval or a value). A
+    censored median (``kind == "censored"``, above 1 = the median document never flips) is put in
+    words where a bound is "never": "never flips" with "in every resample", or "[96.9%, never
+    flips]" (not "never [never, never]")."""
     number = value if is_num(value) else None
     pair = interval(bounds)
+    text = show(value)
+    span = (f"[{show(pair[0])}, {show(pair[1])}]"
+            if pair is not None and number is not None else "")
+    if kind == "censored" and number is not None and number > 1:
+        text = "never flips"
+    if kind == "censored" and pair is not None and number is not None and pair[1] > 1:
+        span = ("never flips in every resample" if pair[0] > 1
+                else f"from {show(pair[0])} to never flipping")
     return {"value": number, "lo": pair[0] if pair else None, "hi": pair[1] if pair else None,
-            "text": show(value),
-            "interval": f"[{show(pair[0])}, {show(pair[1])}]"
-            if pair is not None and number is not None else ""}
+            "text": text, "interval": span}
 
 
 def ranking_meta(rankings: RankingsMeta, name: str) -> dict[str, str]:
@@ -141,7 +151,7 @@ def measure_table(
         for column in shown:
             cells.append({**interval_cell(dig(removal, name, column.leaf),
                                           dig(intervals, name, column.leaf),
-                                          partial(fmt, kind=column.kind)),
+                                          partial(fmt, kind=column.kind), column.kind),
                           "best": False})
         rows.append({**ranking_meta(rankings, name), "cells": cells})
     for j, column in enumerate(shown):

@@ -142,14 +142,28 @@ def replicate(scenario: Scenario, n_docs: int, seed: int, *, resamples: int = 10
     claims = {leaf: e["outcome"] for leaf, e in against.items()
               if e["outcome"] in ("better", "weaker")}
     widths = {leaf: e["hi"] - e["lo"] for leaf, e in against.items() if "lo" in e}
+    # for comparison: what the rules would claim without the band (simultaneous interval excludes
+    # 0) and what the earlier rule claimed (a marginal percentile interval excludes 0)
+    unbanded = [leaf for leaf, e in against.items() if "lo" in e and (e["lo"] > 0 or e["hi"] < 0)]
+    marginal = ((summary["by_site"][SITE].get("differences") or {}).get("attention-vs-random")
+                or {})
+    old = [leaf for leaf in ("median_fraction_censored", "aopc_comprehensiveness",
+                             "aopc_sufficiency")
+           if isinstance((marginal.get(leaf) or {}).get("lo"), float)
+           and (marginal[leaf]["lo"] > 0 or marginal[leaf]["hi"] < 0)]
     return {"status": site["status"], "claims": claims, "widths": widths,
+            "unbanded": unbanded, "marginal": old,
             "headline": site["headline"], "flippable": site["flippable"]}
 
 
 def rates(results: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Share of replicates with any claim, any "better" claim and any "weaker" claim."""
+    """Share of replicates with any claim, any "better" claim and any "weaker" claim; ``unbanded``:
+    with any simultaneous interval excluding 0 (the rules without the band); ``marginal``: with any
+    marginal percentile interval excluding 0 (the rule before the family and the band)."""
     n = max(len(results), 1)
     return {"any_claim": sum(bool(r["claims"]) for r in results) / n,
+            "unbanded": sum(bool(r.get("unbanded")) for r in results) / n,
+            "marginal": sum(bool(r.get("marginal")) for r in results) / n,
             "better": sum("better" in r["claims"].values() for r in results) / n,
             "weaker": sum("weaker" in r["claims"].values() for r in results) / n}
 
