@@ -322,3 +322,40 @@ def test_a_model_with_a_verdict_gets_one_card_line_per_site(tmp_path: Path) -> N
         assert f'href="#m-han-rnn-{site}-verdict"' in card
         assert f'id="m-han-rnn-{site}-verdict"' in page
     assert card.count('data-status="given"') == len(summary["by_site"])
+
+
+def test_on_a_planted_task_the_headline_says_whether_attention_finds_the_marker() -> None:
+    summary = _summary({"token": GOOD_SITE})
+    summary["planted"] = {"by_site": {"token": {"attention": {
+        "recall_at_1": 0.96, "chance_recall_at_1": 0.05, "n_with_marker": 200}}}}
+    site = assess(summary, GOOD_METRICS)["sites"]["token"]
+    assert site["planted"]["found"] and site["headline"].endswith(
+        "Attention finds the planted marker: it ranks the marker's item first in 96% of 200 "
+        "documents (95% Wilson interval 92%–98%; a random order: 5%).")
+    summary["planted"]["by_site"]["token"]["attention"]["recall_at_1"] = 0.55
+    site = assess(summary, GOOD_METRICS)["sites"]["token"]
+    assert not site["planted"]["found"] and "does not reliably find" in site["headline"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Settings: config and command line
+
+
+def test_min_difference_is_a_setting_with_one_line_errors(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from attnaudit.cli import _min_differences, main
+    from attnaudit.config import AuditConfig
+    from attnaudit.erasure.audit import verdict_settings
+
+    assert _min_differences("aopc_comprehensiveness=0.02, share_never_flipped=0") == {
+        COMP: 0.02, NEVER: 0.0}
+    config = AuditConfig.from_dict({"min_difference": {COMP: 0.02},
+                                    "min_difference_relative": 0.2})
+    settings_ = verdict_settings(config)
+    assert settings_.floor(COMP) == 0.02 and settings_.floor(CENSORED) == 0.05
+    assert settings_.relative == 0.2
+    for bad, says in (("bogus=1", "unknown criterion bogus"), (f"{COMP}", "CRITERION=NUMBER"),
+                      (f"{COMP}=-1", "a minimum difference is >= 0")):
+        assert main(["audit", str(tmp_path / "nowhere"), "--min-difference", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert says in err and "Traceback" not in err, err

@@ -416,6 +416,29 @@ def _family_meta(summary_site: Mapping[str, Any]) -> dict[str, Any] | None:
     return {k: family.get(k) for k in ("method", "confidence", "critical_value", "members")}
 
 
+def planted(summary: Mapping[str, Any], site: str, confidence: float) -> dict[str, Any] | None:
+    """On a planted-marker data set (``attnaudit synth``): does attention rank the marker first?
+    ``{"recall", "interval", "chance", "n", "found", "sentence"}`` with the Wilson interval of
+    attention's recall@1 over the documents holding a marker; ``found`` when its lower end is above
+    both chance and 50% (the marker comes first in most documents, beyond what an order blind to it
+    scores). None without planted figures for attention at ``site``."""
+    entry = (((summary.get("planted") or {}).get("by_site") or {}).get(site) or {}).get(ATTENTION)
+    if not isinstance(entry, Mapping):
+        return None
+    recall, chance, n = (entry.get(k) for k in ("recall_at_1", "chance_recall_at_1",
+                                                "n_with_marker"))
+    if not all(isinstance(v, (int, float)) for v in (recall, chance, n)) or not n:
+        return None
+    lo, hi = wilson_interval(float(recall) * int(n), int(n), confidence)
+    found = lo > max(float(chance), 0.5)
+    verb = "finds the planted marker" if found else "does not reliably find the planted marker"
+    return {"recall": float(recall), "interval": [lo, hi], "chance": float(chance), "n": int(n),
+            "found": found,
+            "sentence": f"Attention {verb}: it ranks the marker's item first in {_pct(float(recall))} "
+                        f"of {int(n)} documents ({100 * confidence:g}% Wilson interval "
+                        f"{_pct(lo)}–{_pct(hi)}; a random order: {_pct(float(chance))})."}
+
+
 def assess(summary: Mapping[str, Any], metrics: Mapping[str, Any] | None,
            settings: VerdictSettings | None = None) -> dict[str, Any]:
     """The model's ``verdict`` entry of ``summary.json``: ``{"status", "preconditions", "reasons",
@@ -432,6 +455,10 @@ def assess(summary: Mapping[str, Any], metrics: Mapping[str, Any] | None,
         present = [r for r in rankings if r in (entry.get("removal") or {})] or list(
             entry.get("removal") or {})
         sites[site] = assess_site(entry, present, settings, model_reasons=reasons, labels=labels)
+        marker = planted(summary, site, settings.confidence)
+        if marker is not None:  # ground truth: said whatever the preconditions
+            sites[site]["planted"] = marker
+            sites[site]["headline"] = f"{sites[site]['headline']} {marker['sentence']}"
     return {"status": "withheld" if reasons else "given", "preconditions": checks,
             "reasons": reasons, "settings": settings.as_dict(), "rules": RULES, "sites": sites}
 
@@ -575,6 +602,7 @@ __all__ = [
     "clause_versus",
     "headline_random",
     "outcome",
+    "planted",
     "preconditions",
     "reading",
     "verdict",
