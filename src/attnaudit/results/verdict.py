@@ -425,18 +425,18 @@ def planted(summary: Mapping[str, Any], site: str, confidence: float) -> dict[st
     entry = (((summary.get("planted") or {}).get("by_site") or {}).get(site) or {}).get(ATTENTION)
     if not isinstance(entry, Mapping):
         return None
-    recall, chance, n = (entry.get(k) for k in ("recall_at_1", "chance_recall_at_1",
-                                                "n_with_marker"))
-    if not all(isinstance(v, (int, float)) for v in (recall, chance, n)) or not n:
+    values = [entry.get(k) for k in ("recall_at_1", "chance_recall_at_1", "n_with_marker")]
+    numbers = [float(v) for v in values if isinstance(v, (int, float))]
+    if len(numbers) < 3 or not numbers[2]:
         return None
-    lo, hi = wilson_interval(float(recall) * int(n), int(n), confidence)
-    found = lo > max(float(chance), 0.5)
+    recall, chance, n = numbers[0], numbers[1], int(numbers[2])
+    lo, hi = wilson_interval(recall * n, n, confidence)
+    found = lo > max(chance, 0.5)
     verb = "finds the planted marker" if found else "does not reliably find the planted marker"
-    return {"recall": float(recall), "interval": [lo, hi], "chance": float(chance), "n": int(n),
-            "found": found,
-            "sentence": f"Attention {verb}: it ranks the marker's item first in {_pct(float(recall))} "
-                        f"of {int(n)} documents ({100 * confidence:g}% Wilson interval "
-                        f"{_pct(lo)}–{_pct(hi)}; a random order: {_pct(float(chance))})."}
+    return {"recall": recall, "interval": [lo, hi], "chance": chance, "n": n, "found": found,
+            "sentence": f"Attention {verb}: it ranks the marker's item first in {_pct(recall)} "
+                        f"of {n} documents ({100 * confidence:g}% Wilson interval "
+                        f"{_pct(lo)}–{_pct(hi)}; a random order: {_pct(chance)})."}
 
 
 def assess(summary: Mapping[str, Any], metrics: Mapping[str, Any] | None,
