@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from markupsafe import escape
-from report_fixtures import write_model
+from report_fixtures import write_model, write_run
 from scipy.stats import binomtest
 
 from attnaudit.reports.html import build_report
@@ -359,3 +359,15 @@ def test_min_difference_is_a_setting_with_one_line_errors(tmp_path: Path,
         assert main(["audit", str(tmp_path / "nowhere"), "--min-difference", bad]) == 2
         err = capsys.readouterr().err.strip()
         assert says in err and "Traceback" not in err, err
+
+
+@pytest.mark.full  # two whole reports: ~40 s here
+def test_audit_replace_rebuilds_the_report_that_shows_it(tmp_path: Path) -> None:
+    from attnaudit.cli import _rebuild_reports
+
+    run = write_run(tmp_path / "run", ("flan-rnn",), n_docs=30)
+    report = build_report(run)
+    report.write_text("stale", encoding="utf-8")
+    _rebuild_reports([run / "models" / "flan-rnn"], "nats")
+    assert 'id="verdict-card"' in report.read_text(encoding="utf-8")
+    assert not (run / "models" / "flan-rnn" / "report.html").exists()  # none made where none was

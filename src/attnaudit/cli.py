@@ -599,6 +599,8 @@ def audit_command(
         summary = audit_run(folder, audit_config, progress=not no_progress, device=device,
                             replace=replace)
         print(_audit_line(folder, summary, js_unit))
+    if replace and hf_model is None:
+        _rebuild_reports(folders, js_unit)
     if hf_model is not None:
         from attnaudit.reports.html import ReportError, build_report
 
@@ -609,6 +611,24 @@ def audit_command(
     if len(folders) > 1:
         target = compare_out or folders[0].parent / "comparison"
         print(f"comparison report: {_comparison_report(folders, target, js_unit)}")
+
+
+def _rebuild_reports(folders: Sequence[Path], js_unit: str) -> None:
+    """After ``audit --replace``: rebuild every report that shows a replaced audit (the run's
+    ``report.html`` above a model folder, or the model folder's own), so none shows the old one."""
+    from attnaudit.reports.html import REPORT_NAME, ReportError, build_report
+
+    roots: list[Path] = []
+    for folder in folders:
+        run = folder.parent.parent
+        for root in ((run,) if (run / "run.json").is_file() else ()) + (folder,):
+            if (root / REPORT_NAME).is_file() and root not in roots:
+                roots.append(root)
+    for root in roots:
+        try:
+            print(f"report rebuilt: {build_report(root, js_unit=js_unit)}")
+        except ReportError as err:
+            raise DataError(str(err)) from None
 
 
 def _import_hf_model(model: Path, runs: Sequence[Path] | None, out: Path | None,
