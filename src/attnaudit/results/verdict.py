@@ -393,17 +393,17 @@ def assess_site(summary_site: Mapping[str, Any], rankings: Sequence[str], settin
 
 
 def deciding(comparisons: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[str, Any] | None:
-    """The interval the headline rests on: against random first, the claim farthest outside its
-    band (in band widths), else the comparison nearest to a claim."""
-    best: tuple[float, dict[str, Any]] | None = None
-    for order, other in enumerate(sorted(comparisons, key=lambda o: o != RANDOM)):
-        for leaf, e in comparisons[other].items():
+    """The interval the headline rests on: a claim before a comparison without one, against random
+    before the other rankings, then the one farthest outside its band (in band widths; without a
+    claim, the one nearest to one)."""
+    best: tuple[tuple[bool, bool, float], dict[str, Any]] | None = None
+    for other, by_leaf in comparisons.items():
+        for leaf, e in by_leaf.items():
             if e.get("outcome") == "missing" or "lo" not in e:
                 continue
-            margin = max(e["lo"] - e["delta"], -e["delta"] - e["hi"])
-            claim = e["outcome"] in ("better", "weaker")
-            key = (2.0 if claim else 0.0) + (1.0 if order == 0 and other == RANDOM else 0.0)
-            score = key * 1e6 + margin / max(e["delta"], 1e-12)
+            # how far the interval lies outside the band, in band widths (negative: inside it)
+            margin = max(e["lo"] - e["delta"], -e["delta"] - e["hi"]) / max(e["delta"], 1e-12)
+            score = (e["outcome"] in ("better", "weaker"), other == RANDOM, margin)
             if best is None or score > best[0]:
                 best = (score, {"versus": other, "criterion": leaf, **e})
     return best[1] if best else None
