@@ -1,6 +1,13 @@
 """Number formatting for the report: the Jinja filters of :mod:`.render` and the helpers of
 :mod:`.context` and :mod:`.transformer`. Every function returns plain text; the templates escape it
 (autoescape is on).
+
+The policy, one per kind of number: a share of documents is a percentage with one decimal
+(:func:`pct`; a count out of n, :func:`share_of`, keeps three significant digits so that 1 of 400
+is 0.25%, not 0%);
+any other measure has three significant digits (:func:`sig`; JS values two), a difference between
+rankings an explicit sign (:func:`signed`); nothing prints as "-0" (:func:`no_negative_zero`); a
+missing number is a dash.
 """
 
 from __future__ import annotations
