@@ -229,14 +229,15 @@ def _min_differences(text: str | None) -> dict[str, float] | None:
         return None
     out: dict[str, float] = {}
     for part in (p.strip() for p in str(text).split(",") if p.strip()):
-        leaf, sep, value = part.partition("=")
+        leaf, _, value = part.partition("=")
         try:
-            out[leaf.strip()] = float(value) if sep else float("nan")
+            number = float(value)  # "" (no "=") fails here; "nan" and "inf" below
         except ValueError:
-            out[leaf.strip()] = float("nan")
-        if out[leaf.strip()] != out[leaf.strip()]:
+            number = math.nan
+        if not math.isfinite(number):
             raise DataError(f"--min-difference {part!r}: give CRITERION=NUMBER, e.g. "
                             "aopc_comprehensiveness=0.02")
+        out[leaf.strip()] = number
     return out
 
 

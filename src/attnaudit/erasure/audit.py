@@ -34,7 +34,7 @@ from attnaudit.erasure.input_level import replacement_id
 from attnaudit.models import default_sites
 from attnaudit.models.base import AttentionClassifier, item_texts
 from attnaudit.rankings import RANKINGS, applicable_rankings, build_ranking, ranking_settings
-from attnaudit.results.verdict import CRITERIA, VerdictSettings, assess
+from attnaudit.results.verdict import VerdictSettings, assess
 from attnaudit.utils.distributed import World, world
 from attnaudit.utils.io import atomic_path, read_json, remove_stale_temp_files, run_info, write_json
 
@@ -328,10 +328,10 @@ def _summary_settings(config: AuditConfig) -> dict[str, Any]:
 
 
 def verdict_settings(config: AuditConfig) -> VerdictSettings:
-    """The verdict's thresholds from the audit's settings (results/verdict.py)."""
-    floors = {c.leaf: c.floor for c in CRITERIA} | dict(config.min_difference)
-    return VerdictSettings(min_difference=floors, relative=config.min_difference_relative,
-                           confidence=config.confidence)
+    """The verdict's thresholds from the audit's settings (results/verdict.py; floors not given
+    keep their defaults)."""
+    return VerdictSettings(min_difference=dict(config.min_difference),
+                           relative=config.min_difference_relative, confidence=config.confidence)
 
 
 def _fingerprint(settings: dict[str, Any], model_file: Path, doc_ids: list[str]) -> str:

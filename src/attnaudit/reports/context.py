@@ -45,7 +45,7 @@ from attnaudit.reports.transformer import draw_inline, full_sites, transformer_s
 from attnaudit.results.examples import CATEGORIES, example_records, select_examples
 from attnaudit.results.seeds import SEEDS_FILE
 from attnaudit.results.tables import erasure_rows, in_order
-from attnaudit.results.verdict import CRITERIA, RELATIVE, SHORT, VerdictSettings, assess
+from attnaudit.results.verdict import RELATIVE, SHORT, VerdictSettings, assess
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -144,9 +144,9 @@ def ensure_verdict(m: ModelResults) -> None:
     if not summary or isinstance(summary.get("verdict"), Mapping):
         return
     saved = ((m.tables.audit_info or {}).get("summary_settings") or {}) if m.tables else {}
-    floors = {c.leaf: c.floor for c in CRITERIA} | dict(saved.get("min_difference") or {})
-    settings = VerdictSettings(
-        min_difference=floors, relative=float(saved.get("min_difference_relative", RELATIVE)),
+    settings = VerdictSettings(  # floors not saved keep their defaults (VerdictSettings.floor)
+        min_difference=dict(saved.get("min_difference") or {}),
+        relative=float(saved.get("min_difference_relative", RELATIVE)),
         confidence=float((summary.get("bootstrap") or {}).get("confidence", 0.95)))
     summary["verdict"] = assess(summary, m.metrics, settings)
 
@@ -157,8 +157,8 @@ def interval_text(entry: Mapping[str, Any] | None) -> str:
         return ""
     criterion = SHORT.get(str(entry.get("criterion")), str(entry.get("criterion")))
     return (f"attention − {str(entry.get('versus', '')).replace('_', ' ')}, {criterion}: "
-            f"{signed_number(entry.get('estimate'))} [{signed_number(entry.get('lo'))}, "
-            f"{signed_number(entry.get('hi'))}], band ±{sig(entry.get('delta'), 2)}")
+            f"{signed(entry.get('estimate'))} [{signed(entry.get('lo'))}, "
+            f"{signed(entry.get('hi'))}], band ±{sig(entry.get('delta'), 2)}")
 
 
 def verdict_card(models: Sequence[ModelResults], model_ctx: Sequence[Mapping[str, Any]]
@@ -185,11 +185,6 @@ def verdict_card(models: Sequence[ModelResults], model_ctx: Sequence[Mapping[str
                          "sentence": entry.get("headline", ""),
                          "interval": interval_text(entry.get("deciding"))})
     return rows
-
-
-def signed_number(value: Any) -> str:
-    """3 significant digits with a sign, "0" for zero (never "-0")."""
-    return "0" if is_num(value) and value == 0 else signed(value, 3)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -116,8 +116,8 @@ MIN_FLIPPABLE = 30
 class VerdictSettings:
     """The verdict's thresholds (defaults and their reasons: module docstring)."""
 
-    min_difference: Mapping[str, float] = field(
-        default_factory=lambda: {c.leaf: c.floor for c in CRITERIA})
+    # floors by criterion leaf; a criterion not given keeps its default floor (:meth:`floor`)
+    min_difference: Mapping[str, float] = field(default_factory=dict)
     relative: float = RELATIVE
     min_flippable: int = MIN_FLIPPABLE
     constant_share: float = 0.95  # = summary.DEGENERATE_SHARE (kept equal by a test)
