@@ -7,7 +7,8 @@ Each replicate simulates one audit (:mod:`attnaudit.results.calibration`: the au
 exact erasure curves of an additive two-class model; then the real ``summarize`` with its bootstrap
 and max-t family, and the real verdict). Scenarios: ``null`` (attention is a second independent
 random ranking), ``permuted`` (attention-shaped scores on random items) and ``planted`` (the marker
-ranked first 90% of the time). Printed per scenario and size: the share of replicates with any
+ranked first in a share ``--recall`` of the documents, the rest in random order: a power curve).
+Printed per scenario and size: the share of replicates with any
 "better/weaker than random" claim (with its 95% Wilson interval) and the mean width of the
 simultaneous interval of attention - random per criterion, beside the same rate without the band
 (max-t alone) and under the earlier rule (any marginal 95% percentile interval excluding 0); then,
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attnaudit.results.calibration import rates, replicate
+from attnaudit.results.calibration import World, rates, replicate
 from attnaudit.results.verdict import CRITERION_LEAVES, SHORT, wilson_interval
 
 
@@ -37,6 +38,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,300,1000")
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--scenarios", default="null,permuted,planted")
+    parser.add_argument("--recall", default="0.9", help="planted: comma-separated shares of "
+                        "documents whose marker attention ranks first (a power curve)")
     parser.add_argument("--end-to-end", type=Path, default=None, metavar="DIR",
                         help="instead: once end to end in DIR (synth on an IMDB slice, train FLAN, "
                         "audit with --bootstrap --resamples) and print the verdict")
@@ -51,12 +54,16 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {platform.system()}; "
           f"resamples {args.resamples}")
     widths: dict[int, dict[str, list[float]]] = {n: {k: [] for k in CRITERION_LEAVES} for n in sizes}
-    for scenario in args.scenarios.split(","):
+    cells = [(s, None) for s in args.scenarios.split(",") if s != "planted"]
+    if "planted" in args.scenarios.split(","):
+        cells += [("planted", float(r)) for r in args.recall.split(",")]
+    for scenario, recall in cells:
         count = args.planted_replicates if scenario == "planted" else args.replicates
+        world = World(recall=recall) if recall is not None else World()
         for n in sizes:
             start = time.perf_counter()
-            results = [replicate(scenario, n, 10_000 * n + seed, resamples=args.resamples)  # type: ignore[arg-type]
-                       for seed in range(count)]
+            results = [replicate(scenario, n, 10_000 * n + seed, resamples=args.resamples,  # type: ignore[arg-type]
+                                 world=world) for seed in range(count)]
             r = rates(results)
             lo, hi = wilson_interval(r["any_claim"] * count, count, 0.95)
             mean_width = {k: float(np.mean([x["widths"][k] for x in results if k in x["widths"]]))
@@ -66,7 +73,8 @@ def main() -> None:
                     widths[n][k] += [x["widths"][k] for x in results if k in x["widths"]]
             label = "power (better)" if scenario == "planted" else "false-positive rate"
             value = r["better"] if scenario == "planted" else r["any_claim"]
-            print(f"{scenario:9s} n={n:5d} reps={count:4d}  {label}: {value:.3f} "
+            name = f"{scenario} {recall:.2f}" if recall is not None else scenario
+            print(f"{name:13s} n={n:5d} reps={count:4d}  {label}: {value:.3f} "
                   f"(any claim {r['any_claim']:.3f} [{lo:.3f}, {hi:.3f}], weaker {r['weaker']:.3f}; "
                   f"without band {r['unbanded']:.3f}; old marginal rule {r['marginal']:.3f})"
                   f"  widths: " + ", ".join(f"{SHORT[k]} {w:.3f}" for k, w in mean_width.items())
