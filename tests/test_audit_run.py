@@ -150,8 +150,12 @@ def test_a_constant_model_is_flagged_in_the_log_summary_and_report(
     assert summary["prediction"]["degenerate"] is True
     warning = summary["prediction"]["warning"]
     assert warning and warning in caplog.text
+    assert summary["verdict"]["status"] == "withheld" and "no verdict on attention" in caplog.text
     assert _cli("report", str(run)).returncode == 0
-    assert warning in html.unescape((run / "report.html").read_text())
+    page = html.unescape((run / "report.html").read_text())
+    assert warning in page
+    top = page[page.index("<main>"):page.index('id="how"')]  # the verdict card, before all else
+    assert "No verdict is given: " in top and "95%" in top
 
 
 def test_a_new_bootstrap_setting_recomputes_only_the_summary(trained: Path, tmp_path: Path) -> None:
@@ -169,3 +173,10 @@ def test_a_new_bootstrap_setting_recomputes_only_the_summary(trained: Path, tmp_
     assert second["bootstrap"]["resamples"] == 30
     # and the same settings again reuse the summary as it is
     assert audit_run(run, cheap.model_copy(update={"bootstrap": 30}), progress=False) == second
+    # the verdict's band is a summary setting too
+    assert second["verdict"]["settings"]["min_difference"]["aopc_comprehensiveness"] == 0.01
+    third = audit_run(run, cheap.model_copy(update={
+        "bootstrap": 30, "min_difference": {"aopc_comprehensiveness": 0.2}}), progress=False)
+    assert {t: (run / AUDIT_DIR / f"{t}.parquet").stat().st_mtime_ns for t in TABLES} == stamps
+    assert third["verdict"]["settings"]["min_difference"]["aopc_comprehensiveness"] == 0.2
+    assert third["by_site"]["token"]["family"]["members"]  # the max-t family, named

@@ -30,6 +30,7 @@ from attnaudit.erasure.input_level import replacement_id
 from attnaudit.models import default_sites
 from attnaudit.models.base import AttentionClassifier, item_texts
 from attnaudit.rankings import RANKINGS, applicable_rankings, build_ranking, ranking_settings
+from attnaudit.results.verdict import VerdictSettings, assess
 from attnaudit.utils.distributed import World, world
 from attnaudit.utils.io import atomic_path, read_json, remove_stale_temp_files, run_info, write_json
 from attnaudit.utils.lock import folder_lock
@@ -320,7 +321,16 @@ def _settings(plan: AuditPlan, config: AuditConfig) -> dict[str, Any]:
 def _summary_settings(config: AuditConfig) -> dict[str, Any]:
     """What changes summary.json but not the tables (the bootstrap's resamples and level): a change
     recomputes the summary from the saved tables and redoes nothing else."""
-    return {"bootstrap": config.bootstrap, "confidence": config.confidence}
+    return {"bootstrap": config.bootstrap, "confidence": config.confidence,
+            "min_difference": dict(config.min_difference),
+            "min_difference_relative": config.min_difference_relative}
+
+
+def verdict_settings(config: AuditConfig) -> VerdictSettings:
+    """The verdict's thresholds from the audit's settings (results/verdict.py; floors not given
+    keep their defaults)."""
+    return VerdictSettings(min_difference=dict(config.min_difference),
+                           relative=config.min_difference_relative, confidence=config.confidence)
 
 
 def _fingerprint(settings: dict[str, Any], model_file: Path, doc_ids: list[str]) -> str:
@@ -580,9 +590,15 @@ def _summarize(
         items=tables["items"], planted=planted,
         bootstrap=config.bootstrap, confidence=config.confidence, seed=plan.seed,
     )
+    metrics_file = out.parent / "metrics.json"
+    metrics = read_json(metrics_file) if metrics_file.is_file() else None
+    summary["verdict"] = assess(summary, metrics, verdict_settings(config))
     warning = summary.get("prediction", {}).get("warning")
     if warning:
         logger.warning("%s: %s", model_name, warning)
+    if summary["verdict"]["status"] == "withheld":
+        logger.warning("%s: no verdict on attention: %s", model_name,
+                       "; ".join(summary["verdict"]["reasons"]))
     info["summary_settings"] = _summary_settings(config)
     write_json(out / "audit_info.json", info)
     write_json(out / "summary.json", summary)  # last: marks the audit complete
