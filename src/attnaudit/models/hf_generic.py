@@ -205,6 +205,15 @@ def edit_rows(probs: torch.Tensor, row: torch.Tensor, edit: GenericEdit, layout:
     return torch.where(in_site, edited, probs)
 
 
+def _probabilities(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor, scale: float,
+                   softcap: float | None) -> torch.Tensor:
+    """:func:`attention_probabilities`, with a row that may attend nowhere set to zeros, not NaN:
+    a padding query outside a sliding window (Mistral) masks every key, and one NaN row would
+    spread through ``probs @ value`` (0 * NaN) to every later layer."""
+    probs = attention_probabilities(query, key, mask, scale, softcap)
+    return torch.where(mask.any(dim=-1, keepdim=True), probs, torch.zeros_like(probs))
+
+
 def _full_mask(module: nn.Module, n: int, t: int, device: torch.device) -> torch.Tensor:
     """A bool mask ``(N, 1, T', T')`` where transformers passed none (no padding)."""
     if getattr(module, "is_causal", False):
@@ -253,7 +262,7 @@ def generic_attention(
             out, _ = sdpa_attention_forward(module, query, key, value, attention_mask,
                                             dropout=dropout, scaling=scale, **kwargs)
             return out  # (N, T', H, dh)
-        probs = attention_probabilities(query, key_h, mask, scale, softcap)
+        probs = _probabilities(query, key_h, mask, scale, softcap)
         probs = nn.functional.dropout(probs, p=dropout, training=module.training)
         return torch.matmul(probs, value_h).transpose(1, 2).contiguous()
 
@@ -267,7 +276,7 @@ def generic_attention(
                                                  or layer in plan.record_layers)
     rows = torch.arange(n_seq, device=query.device)
     if plan.record_full is not None or (edit is not None and edit.rows == "all"):
-        probs = attention_probabilities(query, key_h, mask, scale, softcap)  # (N, H, T', T')
+        probs = _probabilities(query, key_h, mask, scale, softcap)  # (N, H, T', T')
         row = probs[rows, :, layout.cls_pos]  # (N, H, T')
         if plan.record_full is not None:
             plan.record_full[layer] = probs.detach()
@@ -283,7 +292,7 @@ def generic_attention(
     # The classification row alone, by hand, next to the base kernel's output for the other rows.
     q_row = query[rows, :, layout.cls_pos][:, :, None]  # (N, H, 1, dh)
     m_row = mask[rows, :, layout.cls_pos][:, :, None]  # (N, 1, 1, T')
-    row = attention_probabilities(q_row, key_h, m_row, scale, softcap)  # (N, H, 1, T')
+    row = _probabilities(q_row, key_h, m_row, scale, softcap)  # (N, H, 1, T')
     if recorded and plan.record_rows is not None:
         plan.record_rows[layer] = row[:, :, 0].detach()
     if edit is None:
@@ -407,7 +416,7 @@ class GenericHFClassifier(HFClassifier):
     # -- construction ------------------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(  # type: ignore[override]
+    def from_pretrained(
         cls, path: str | Path, *, num_classes: int | None = None,
         unk_token_id: int | None = None, **options: Any,
     ) -> GenericHFClassifier:
@@ -458,7 +467,7 @@ class GenericHFClassifier(HFClassifier):
     def embed(self, batch: Batch) -> torch.Tensor:
         """Word vectors of the items ``(B, T, d_e)``."""
         self._lengths(batch.token_ids)
-        return self.embedding(batch.token_ids)  # type: ignore[no-any-return]
+        return self.embedding(batch.token_ids)
 
     # -- the sequence and the forward pass ----------------------------------------------------------
 
