@@ -60,16 +60,18 @@ def family_config(model_type: str, *, vocab_size: int, num_classes: int = 3,
     return AutoConfig.for_model(model_type, **{**common, **FAMILY_EXTRA[model_type]})
 
 
-def save_family(folder: Path, model_type: str, *, seed: int = 0, num_classes: int = 2) -> Path:
-    """A random ``model_type`` classifier saved in ``folder`` with the MiniLM tokenizer."""
+def save_family(folder: Path, model_type: str, *, seed: int = 0,
+                labels: tuple[str, ...] = ("0", "1")) -> Path:
+    """A random ``model_type`` classifier of ``labels`` saved in ``folder`` with the MiniLM
+    tokenizer."""
     import torch
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_folder(), local_files_only=True)
     torch.manual_seed(seed)
-    config = family_config(model_type, vocab_size=len(tokenizer), num_classes=num_classes,
+    config = family_config(model_type, vocab_size=len(tokenizer), num_classes=len(labels),
                            special=(tokenizer.cls_token_id, tokenizer.sep_token_id))
-    config.id2label = {i: str(i) for i in range(num_classes)}
-    config.label2id = {str(i): i for i in range(num_classes)}
+    config.id2label = dict(enumerate(labels))
+    config.label2id = {name: i for i, name in enumerate(labels)}
     model = AutoModelForSequenceClassification.from_config(config)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

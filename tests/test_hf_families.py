@@ -249,6 +249,29 @@ def test_gradient_equals_finite_differences(model_type: str) -> None:
             torch.testing.assert_close(grad[:, item], numeric, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.full  # ~20 s each on the shared 2-core machine (data preparation, report)
+@pytest.mark.parametrize("model_type", ["llama", "roberta"])
+def test_audit_hf_model_of_a_saved_folder_writes_tables_and_report(tmp_path: Path,
+                                                                  model_type: str) -> None:
+    """As a user would: ``attnaudit audit --hf-model FOLDER``, then the run reloads from its
+    checkpoint (kind ``hf``, rebuilt as the family's host) and audits the same."""
+    from test_checkpoint_training import write_dataset
+
+    from attnaudit.checkpoint import load_run
+    from attnaudit.cli import main
+
+    folder = save_family(tmp_path / "clf", model_type, labels=("pos", "neg"))
+    data = write_dataset(tmp_path / "tiny.jsonl", n=60)
+    out = tmp_path / "run"
+    assert main(["audit", "--hf-model", str(folder), "--data", str(data), "--out", str(out),
+                 "--max-test-docs", "4", "--rankings", "random,attention,gradient",
+                 "--bootstrap", "0", "--permutations", "3", "--no-progress"]) == 0
+    assert (out / "report.html").is_file() and (out / "audit" / "removal.parquet").is_file()
+    run = load_run(out)
+    assert isinstance(run.model, GenericHFClassifier) and run.model.kind == "hf"
+    assert run.model.family.name == {"llama": "Llama", "roberta": "RoBERTa"}[model_type]
+
+
 def test_families_outside_the_registry_are_refused_in_one_line() -> None:
     config = AutoConfig.for_model("deberta-v2", hidden_size=32, num_hidden_layers=2,
                                   num_attention_heads=4, intermediate_size=64, vocab_size=50)

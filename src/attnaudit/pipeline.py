@@ -330,9 +330,12 @@ def _hf_classifier(model_path: Path) -> tuple[Path, list[str]]:
     except (OSError, ValueError) as err:
         raise DataError(f"--hf-model {model_path}: cannot read its config.json "
                         f"({first_line(err)})") from None
-    if hf_config.model_type != "bert":
-        raise DataError(f"--hf-model {model_path}: a {hf_config.model_type!r} model; attnaudit "
-                        "audits BERT-architecture classifiers (model_type 'bert': BERT, MiniLM, ...)")
+    from attnaudit.models.hf_families import family_of
+
+    try:
+        family_of(hf_config.model_type)  # a family the transformer host does not cover: one line
+    except ValueError as err:
+        raise DataError(f"--hf-model {model_path}: {err}") from None
     architectures = hf_config.architectures or []
     if not any(str(a).endswith("ForSequenceClassification") for a in architectures):
         raise DataError(
