@@ -18,9 +18,14 @@ from typing import Any
 
 import pytest
 import torch
-from hf_family_fixtures import DECODER_PARAMS, FAMILY_PARAMS, save_family
+from hf_family_fixtures import DECODER_PARAMS, FAMILY_PARAMS, family_config, save_family
 from model_fixtures import alone, random_batch, random_model
-from transformers import AttentionInterface, AutoConfig, AutoModelForSequenceClassification
+from transformers import (
+    AttentionInterface,
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+)
 from transformers.masking_utils import AttentionMaskInterface
 
 from attnaudit.data.types import Batch
@@ -282,3 +287,41 @@ def test_families_outside_the_registry_are_refused_in_one_line() -> None:
     with pytest.raises(ValueError, match="'gpt2' is not a family attnaudit hosts") as err:
         HFClassifier(config=config.to_dict(), cls_token_id=1, sep_token_id=2)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("model_type", ["llama", pytest.param("bert", marks=pytest.mark.full)])
+def test_a_live_model_object_is_audited_and_reported(tmp_path: Path, model_type: str) -> None:
+    """``attnaudit.audit(model, texts, tokenizer=...)`` on a PreTrainedModel in memory (no folder):
+    the frames, the summary, the report; the hosted model's logits are the object's own."""
+    import attnaudit
+    from attnaudit.data.hf_tokenizer import minilm_folder
+    from attnaudit.live import LiveAudit
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_folder(), local_files_only=True)
+    torch.manual_seed(0)
+    if model_type == "bert":
+        from transformers import BertConfig
+
+        config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                            num_attention_heads=4, intermediate_size=64, num_labels=2,
+                            initializer_range=0.3)
+    else:
+        config = family_config(model_type, vocab_size=len(tokenizer), num_classes=2)
+    model = AutoModelForSequenceClassification.from_config(config).to(torch.bfloat16)
+    texts = ["A wonderful, gripping film.", "Dull and far too long; I left early.", "Fine."]
+    result = attnaudit.audit(model, texts, tokenizer=tokenizer,
+                             config=attnaudit.AuditConfig(rankings=("random", "attention"),
+                                                          bootstrap=0))
+    assert isinstance(result, LiveAudit) and result.model is not None
+    assert next(model.parameters()).dtype == torch.float32  # CPU: audited in float32
+    assert set(result.removal["doc_id"]) == {"doc0", "doc1", "doc2"}
+    assert result.removal["label"].isna().all()  # plain strings are unlabelled
+    assert result.summary["by_site"]
+    with torch.no_grad():
+        encoded = tokenizer(texts[:1], return_tensors="pt")
+        own = model(**encoded).logits
+        ids = tokenizer(texts[:1], add_special_tokens=False, return_tensors="pt")["input_ids"]
+        hosted = result.model(Batch(["d"], ids, torch.zeros(1, dtype=torch.long)))
+    torch.testing.assert_close(hosted, own, rtol=1e-5, atol=1e-5)
+    report = result.write_report(tmp_path / "live")
+    assert report.is_file() and "attention" in report.read_text(encoding="utf-8")
