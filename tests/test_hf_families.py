@@ -153,18 +153,25 @@ def test_registered_erasure_equals_a_masked_recompute(model_type: str, site: str
         _close(got[:, 0], output.logits)  # erasing nothing is the model's own pass
 
 
-@pytest.mark.parametrize("model_type", FAMILY_PARAMS)
-def test_sdpa_and_eager_give_the_same_audit(model_type: str) -> None:
-    batch = random_batch("hf", seed=3, lengths=LENGTHS)
+def _audits_agree(model_type: str, option: str, values: tuple[str, str], site: str,
+                  seed: int) -> None:
+    """The logits, ``site``'s attention and its erasures are the same under both ``values`` of
+    the model attribute ``option``."""
+    batch = random_batch("hf", seed=seed, lengths=LENGTHS)
     results = []
-    for base in ("sdpa", "eager"):
-        model = _model(model_type, base_attention=base)
+    for value in values:
+        model = _model(model_type, **{option: value})
         with torch.no_grad():
             output = model.run(batch)
-            results.append((output.logits, output.site("L0").attention,
-                            model.logits_with(output, "L0", _erasures(output, "L0", seed=4))))
-    for sdpa, eager in zip(*results, strict=True):
-        _close(sdpa, eager)
+            results.append((output.logits, output.site(site).attention,
+                            model.logits_with(output, site, _erasures(output, site, seed + 1))))
+    for first, second in zip(*results, strict=True):
+        _close(first, second)
+
+
+@pytest.mark.parametrize("model_type", FAMILY_PARAMS)
+def test_sdpa_and_eager_give_the_same_audit(model_type: str) -> None:
+    _audits_agree(model_type, "base_attention", ("sdpa", "eager"), "L0", seed=3)
 
 
 @pytest.mark.parametrize("model_type", FAMILY_PARAMS)
@@ -185,16 +192,7 @@ def test_a_document_alone_equals_it_in_a_padded_batch(model_type: str) -> None:
 
 @pytest.mark.parametrize("model_type", DECODER_PARAMS)
 def test_decoders_padded_left_or_right_give_the_same_results(model_type: str) -> None:
-    batch = random_batch("hf", seed=7, lengths=LENGTHS)
-    results = []
-    for side in ("right", "left"):
-        model = _model(model_type, padding_side=side)
-        with torch.no_grad():
-            output = model.run(batch)
-            results.append((output.logits, output.site("L0.h2").attention,
-                            model.logits_with(output, "L0.h2", _erasures(output, "L0.h2", 8))))
-    for right, left in zip(*results, strict=True):
-        _close(right, left)
+    _audits_agree(model_type, "padding_side", ("right", "left"), "L0.h2", seed=7)
 
 
 @pytest.mark.parametrize("model_type", FAMILY_PARAMS)
