@@ -321,5 +321,6 @@ def test_a_live_model_object_is_audited_and_reported(tmp_path: Path, model_type:
         ids = tokenizer(texts[:1], add_special_tokens=False, return_tensors="pt")["input_ids"]
         hosted = result.model(Batch(["d"], ids, torch.zeros(1, dtype=torch.long)))
     torch.testing.assert_close(hosted, own, rtol=1e-5, atol=1e-5)
-    report = result.write_report(tmp_path / "live")
-    assert report.is_file() and "attention" in report.read_text(encoding="utf-8")
+    if model_type == "bert":  # the report's figures take ~10 s: once, in the full tier
+        report = result.write_report(tmp_path / "live")
+        assert report.is_file() and "attention" in report.read_text(encoding="utf-8")
