@@ -50,9 +50,8 @@ the [CLS] state), so ``"all"`` is hf-attnpool's default (:attr:`default_query_ro
 ``"cls"``). With plain hf, ``"all"`` at the last layer is the [CLS] row only (no other row of the last
 layer reaches the pooler). The audit chooses the rows (``--query-rows``) through
 :meth:`HFClassifier.configure_erasure`, which also chooses the items: subword tokens, or words
-(``--items word``: a word's subwords together, :mod:`attnaudit.models.grouping`; WordPiece's ``##``
-marks the subwords that continue a word, learnt from the vocabulary by
-:meth:`HFClassifier.set_vocabulary`).
+(``--items word``: a word's subwords together, :mod:`attnaudit.models.grouping`; which subwords
+continue a word is the tokenizer's answer, see the end of this docstring).
 
 **How: transformers' attention registry.** The module registers one attention function,
 ``"attnaudit"`` (:func:`attnaudit_attention`), with ``AttentionInterface.register`` and switches the
@@ -77,9 +76,14 @@ through the [CLS] row only): ``k`` candidates cost ``B * k`` vectors, no sequenc
 layers ``l+1..L-2`` run in full on ``B * k`` sequences, through the encoder's modules and the base
 kernel. With all rows the site's layer also runs in full, edited by the registered function.
 
-Only BERT-architecture encoders (``model_type == "bert"``: BERT, MiniLM, ...) are accepted: the
-sequence layout, absolute positions from 0 and the layer structure above are BERT's. RoBERTa-style
-models (positions offset by the padding index) would need their own sequence builder.
+This class and its fast path are BERT's (``model_type == "bert"``: BERT, MiniLM, ...): the sequence
+layout, absolute positions from 0 and the layer structure above are BERT's. Every other hosted
+family (RoBERTa, DistilBERT, ELECTRA, ALBERT, ModernBERT, Llama, Qwen, Mistral, Gemma, Phi: one
+descriptor each in :mod:`attnaudit.models.hf_families`) is built by the same constructor and
+``from_pretrained`` (the kind stays ``hf``) as :class:`attnaudit.models.hf_generic.GenericHFClassifier`,
+which shares the sites, edits and words defined here and recomputes through the whole model. Word
+items: the tokenizer's own ``word_ids()`` when :meth:`HFClassifier.set_tokenizer` was given it
+(``from_pretrained`` does), else the vocabulary's markers (:mod:`attnaudit.models.hf_words`).
 """
 
 from __future__ import annotations
