@@ -123,6 +123,7 @@ def test_a_saved_folder_reproduces_transformers_own_logits(tmp_path: Path, model
     model = HFClassifier.from_pretrained(folder).eval()
     assert isinstance(model, GenericHFClassifier)
     assert model.prefix_ids == (101,) and model.suffix_ids == (102,)  # the tokenizer's own
+    assert (model.unk_token_id, model.mask_token_id) == (100, 103)  # input-level erasure's ids
     texts = ["An unwatchable film, frankly.", "Great!", "It isn't good; it's great fun to watch."]
     tokenizer = model._words.tokenizer if model._words is not None else None
     assert tokenizer is not None

@@ -438,7 +438,8 @@ class GenericHFClassifier(HFClassifier):
         """Host a transformers classifier already in memory, with its tokenizer (a live object:
         the wrapped model is ``model`` itself, switched to the registered attention)."""
         prefix, suffix = special_tokens_of(tokenizer)
-        options.setdefault("unk_token_id", tokenizer.unk_token_id)
+        if options.get("unk_token_id") is None:
+            options["unk_token_id"] = tokenizer.unk_token_id
         host = cls(config=model.config, prefix_ids=prefix, suffix_ids=suffix,
                    mask_token_id=tokenizer.mask_token_id, model=model, **options)
         host.set_vocabulary(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
