@@ -272,16 +272,19 @@ def test_an_articles_before_a_quoted_name() -> None:
 
 
 @pytest.mark.full  # transformers' import alone takes about 5 s here
-def test_an_electra_model_is_refused_with_the_right_article(
+def test_an_unhosted_family_is_refused_in_one_line_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model = tmp_path / "electra"
+    # ELECTRA is hosted since the generic transformer host; XLNet has no family descriptor.
+    model = tmp_path / "xlnet"
     model.mkdir()
-    (model / "config.json").write_text(json.dumps({"model_type": "electra"}), encoding="utf-8")
+    (model / "config.json").write_text(json.dumps({"model_type": "xlnet"}), encoding="utf-8")
     data = write_jsonl(tmp_path / "d.jsonl")
     out = tmp_path / "out"
     assert main(["audit", "--hf-model", str(model), "--data", str(data), "--out", str(out)]) == 2
-    assert "an 'electra' model" in error_line(capsys.readouterr().err)
+    line = error_line(capsys.readouterr().err)
+    assert "model_type 'xlnet' is not a family attnaudit hosts" in line
+    assert "roberta" in line  # the supported families are listed
     assert not out.exists()  # refused before anything was written
 
 

@@ -61,7 +61,7 @@ from attnaudit.data.batching import make_batches
 from attnaudit.data.prepare import PreparedData, prepare_data
 from attnaudit.data.types import DataError
 from attnaudit.erasure.audit import audit_config_for, audit_run
-from attnaudit.errors import first_line, with_article
+from attnaudit.errors import first_line
 from attnaudit.models import check_vocab_fits
 from attnaudit.results.seeds import seed_model_name, write_seeds_summary
 from attnaudit.train import accuracy, majority_baseline, resolve_device, set_threads, train_run
@@ -337,10 +337,12 @@ def _hf_classifier(model_path: Path) -> tuple[Path, list[str]]:
     except (OSError, ValueError) as err:
         raise DataError(f"--hf-model {model_path}: cannot read its config.json "
                         f"({first_line(err)})") from None
-    if hf_config.model_type != "bert":
-        raise DataError(f"--hf-model {model_path}: {with_article(repr(hf_config.model_type))} "
-                        "model; attnaudit audits BERT-architecture classifiers (model_type "
-                        "'bert': BERT, MiniLM, ...)")
+    from attnaudit.models.hf_families import family_of
+
+    try:
+        family_of(hf_config.model_type)  # a family the transformer host does not cover: one line
+    except ValueError as err:
+        raise DataError(f"--hf-model {model_path}: {err}") from None
     architectures = hf_config.architectures or []
     if not any(str(a).endswith("ForSequenceClassification") for a in architectures):
         raise DataError(
