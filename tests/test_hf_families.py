@@ -332,3 +332,46 @@ def test_a_live_model_object_is_audited_and_reported(tmp_path: Path, model_type:
     if model_type == "bert":  # the report's figures take ~10 s: once, in the full tier
         report = result.write_report(tmp_path / "live")
         assert report.is_file() and "attention" in report.read_text(encoding="utf-8")
+
+
+@pytest.mark.full  # ~20 s on the shared 2-core machine (tokenizer training, data, report)
+def test_audit_hf_model_with_roberta_s_own_byte_level_tokenizer(tmp_path: Path) -> None:
+    """A RoBERTa folder as users hold it: a byte-level BPE tokenizer whose id 0 is ``<s>`` and whose
+    padding is ``<pad>`` = id 1 (not BERT's [PAD] = 0). The data pipeline pads with 0, which no text
+    produces here; the host pads the model's input with the model's own id 1."""
+    import json
+
+    from test_checkpoint_training import write_dataset
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import RobertaTokenizerFast
+
+    from attnaudit.checkpoint import load_run
+    from attnaudit.cli import main
+
+    data = write_dataset(tmp_path / "tiny.jsonl", n=60)
+    texts = [json.loads(line)["text"] for line in data.read_text(encoding="utf-8").splitlines()]
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = RobertaTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
+                                     sep_token="</s>", cls_token="<s>", unk_token="<unk>",
+                                     pad_token="<pad>", mask_token="<mask>")
+    assert (tokenizer.convert_ids_to_tokens(0), tokenizer.pad_token_id) == ("<s>", 1)
+    folder = tmp_path / "roberta"
+    torch.manual_seed(0)
+    config = family_config("roberta", vocab_size=len(tokenizer), num_classes=2, pad_id=1,
+                           special=(tokenizer.cls_token_id, tokenizer.sep_token_id))
+    config.id2label, config.label2id = {0: "pos", 1: "neg"}, {"pos": 0, "neg": 1}
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+    out = tmp_path / "run"
+    assert main(["audit", "--hf-model", str(folder), "--data", str(data), "--out", str(out),
+                 "--max-test-docs", "4", "--rankings", "random,attention",
+                 "--bootstrap", "0", "--permutations", "3", "--no-progress"]) == 0
+    run = load_run(out)
+    assert isinstance(run.model, GenericHFClassifier) and run.model.pad_id == 1
+    assert (out / "audit" / "removal.parquet").is_file() and (out / "report.html").is_file()
