@@ -329,6 +329,23 @@ def test_a_live_model_object_is_audited_and_reported(tmp_path: Path, model_type:
         ids = tokenizer(texts[:1], add_special_tokens=False, return_tensors="pt")["input_ids"]
         hosted = result.model(Batch(["d"], ids, torch.zeros(1, dtype=torch.long)))
     torch.testing.assert_close(hosted, own, rtol=1e-5, atol=1e-5)
+    # Unlabelled texts: no accuracy, so the verdict is withheld for that reason.
+    assert result.metrics is None and result.summary["verdict"]["status"] == "withheld"
+    # Labelled documents: accuracy on them and their majority share feed the verdict's precondition.
+    from attnaudit.data.types import Document
+
+    labelled = [Document(f"d{i}", text, name) for i, (text, name)
+                in enumerate(zip(texts, ["LABEL_1", "LABEL_0", "LABEL_1"], strict=True))]
+    scored = attnaudit.audit(model, labelled, tokenizer=tokenizer,
+                             config=attnaudit.AuditConfig(rankings=("random", "attention"),
+                                                          bootstrap=0))
+    assert scored.metrics is not None and scored.metrics["num_test"] == 3
+    assert scored.metrics["majority_test_accuracy"] == pytest.approx(2 / 3)
+    predictions = scored.single_weight.drop_duplicates("doc_id")["prediction"].tolist()
+    assert scored.metrics["test_accuracy"] == pytest.approx(
+        sum(p == d.label for p, d in zip(predictions, labelled, strict=True)) / 3)
+    accuracy = next(c for c in scored.summary["verdict"]["preconditions"] if c["name"] == "accuracy")
+    assert accuracy["n_test"] == 3 and "Wilson" in accuracy["reason"]
     if model_type == "bert":  # the report's figures take ~10 s: once, in the full tier
         report = result.write_report(tmp_path / "live")
         assert report.is_file() and "attention" in report.read_text(encoding="utf-8")

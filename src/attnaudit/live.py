@@ -50,6 +50,9 @@ class LiveAudit(AuditFrames):
     summary: dict[str, Any] = field(default_factory=dict)
     model: HFClassifier | None = None
     model_name: str = "model"
+    #: ``metrics.json``'s content when every document was labelled (accuracy on the audited
+    #: documents, their majority class's share): what the verdict's accuracy precondition reads
+    metrics: dict[str, Any] | None = None
 
     def write_report(self, out: str | os.PathLike[str]) -> Path:
         """Write the tables, ``summary.json`` and ``report.html`` under the folder ``out`` (a model
@@ -62,6 +65,8 @@ class LiveAudit(AuditFrames):
         audit.mkdir(parents=True, exist_ok=True)
         for name in ("single_weight", "removal", "items"):
             getattr(self, name).to_parquet(audit / f"{name}.parquet", index=False)
+        if self.metrics is not None:
+            write_json(folder / "metrics.json", self.metrics)
         write_json(audit / "summary.json", self.summary)
         return build_report(folder)
 
@@ -170,8 +175,33 @@ def audit_live(
                         rankings_meta=rankings_meta(plan), sites_meta=sites_meta(hosted, plan),
                         items=frames.items, bootstrap=config.bootstrap,
                         confidence=config.confidence, seed=plan.seed)
+    from attnaudit.erasure.audit import verdict_settings
+    from attnaudit.results.verdict import assess
+
+    metrics = None if unlabelled else live_metrics(frames.single_weight, name)
+    summary["verdict"] = assess(summary, metrics, verdict_settings(config))
     return LiveAudit(frames.single_weight, frames.removal, frames.items, summary=summary,
-                     model=hosted, model_name=name)
+                     model=hosted, model_name=name, metrics=metrics)
 
 
-__all__ = ["LiveAudit", "audit_live", "encode_texts", "host", "label_names_of"]
+def live_metrics(single_weight: Any, name: str) -> dict[str, Any] | None:
+    """Accuracy on the audited documents and their majority class's share (``metrics.json``'s
+    names), from each document's label and prediction (one row per document and site; every site
+    of a document has the same ones). None when nothing was audited.
+
+    The majority baseline is the audited documents' own most frequent label: nothing was trained
+    here, so there is no training split to take it from (a run's metrics.json takes the training
+    split's majority label and scores it on the test set). That is the stricter bar when the audited
+    set's balance differs from training's."""
+    per_doc = single_weight.drop_duplicates("doc_id")[["label", "prediction"]]
+    if per_doc.empty:
+        return None
+    labels = per_doc["label"].astype(str)
+    counts = labels.value_counts()
+    return {"model": name, "test_accuracy": float((labels == per_doc["prediction"].astype(str)).mean()),
+            "num_test": len(per_doc), "majority_label": str(counts.index[0]),
+            "majority_test_accuracy": float(counts.iloc[0] / len(per_doc)),
+            "source": "attnaudit.audit (live): the audited documents"}
+
+
+__all__ = ["LiveAudit", "audit_live", "encode_texts", "host", "label_names_of", "live_metrics"]
