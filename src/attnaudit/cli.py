@@ -490,14 +490,21 @@ def audit_command(
     hf_model: Annotated[Path | None, typer.Option(
         "--hf-model", help="Audit a classifier fine-tuned elsewhere: the folder save_pretrained "
         "wrote for a BERT-family AutoModelForSequenceClassification and its tokenizer. Needs "
-        "--data (its labels must be the model's config.id2label names) and --out (the model "
-        "folder to create, with its report); the test split of the data is audited.",
+        "--data (its labels must be the model's config.id2label names, see --label-map) and "
+        "--out (the model folder to create, with its report). Nothing is trained, so nothing is "
+        "set aside: the data's test split is audited, or every document when it has none.",
         file_okay=False)] = None,
     data: DataOpt = None,
     data_format: FormatOpt = None,
     text_column: TextColumnOpt = None,
     label_column: LabelColumnOpt = None,
     max_test_docs: MaxTestOpt = None,
+    label_map: Annotated[str | None, typer.Option(
+        "--label-map", metavar="NAME=VALUE[,...]", help="With --hf-model: the data's label of "
+        "each class the model names otherwise (its config.id2label name or index = the data's "
+        "label), e.g. NEGATIVE=0,POSITIVE=1; TOML: [data] label_map. Transformers' default "
+        "names LABEL_k are mapped to the data's labels k (or its k-th label in sorted order) "
+        "with a warning.")] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="With --hf-model: the model folder to create (e.g. runs/NAME).")] = None,
     config: ConfigOpt = None,
@@ -537,8 +544,8 @@ def audit_command(
     from attnaudit.erasure.audit import audit_run
     from attnaudit.train import set_threads
 
-    data_flags = _data_overrides(data, data_format, text_column, label_column, None, None,
-                                 max_test_docs, None)
+    data_flags = {**_data_overrides(data, data_format, text_column, label_column, None, None,
+                                    max_test_docs, None), "label_map": label_map}
     sections = load_sections(config, {"audit": _audit_overrides(
         rankings, sites, path, gradient_output, random_draw, max_docs, seed,
         MeasureOptions(erasure, input_erasure, bootstrap, permutations, attribution_samples,
@@ -553,7 +560,8 @@ def audit_command(
         given = [name for name, value in (("--data", data), ("--format", data_format),
                                           ("--text-column", text_column),
                                           ("--label-column", label_column),
-                                          ("--max-test-docs", max_test_docs), ("--out", out))
+                                          ("--max-test-docs", max_test_docs),
+                                          ("--label-map", label_map), ("--out", out))
                  if value is not None]
         if given:
             raise DataError(f"{', '.join(given)} go(es) with --hf-model; a trained model folder "

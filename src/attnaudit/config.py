@@ -145,7 +145,7 @@ class DataConfig(ConfigSection):
 
     section: ClassVar[str] = "data"
     # a word-tokenizer config saves and keys the prepared-data cache as before tokenizer existed
-    omit_when_none: ClassVar[tuple[str, ...]] = ("tokenizer",)
+    omit_when_none: ClassVar[tuple[str, ...]] = ("tokenizer", "label_map", "test_only")
 
     # A file or folder (see load_documents), or "default" for the shipped news-article set.
     path: str = "default"
@@ -185,6 +185,27 @@ class DataConfig(ConfigSection):
     on_empty: Literal["skip", "error"] = "skip"
     # Where path="default" stores the fetched news-article set.
     data_dir: str = "data"
+    # A model trained elsewhere (`audit --hf-model`) only: its class names (config.id2label, or
+    # the class index) -> the data's labels, for names the data does not use ("--label-map
+    # NEGATIVE=0,POSITIVE=1"; TOML: label_map = {NEGATIVE = "0", POSITIVE = "1"}). Classes left
+    # out keep their names. None: the names as they are, or transformers' default LABEL_k mapped
+    # with a warning (attnaudit.pipeline.import_hf_model).
+    label_map: dict[str, str] | None = None
+    # True (set by `audit --hf-model`): nothing is trained here, so nothing is set aside for it:
+    # the data's test split, or every document when the data has no test split, is the test
+    # split; train and dev are what the data names (nothing carved out), possibly nothing. None:
+    # the usual train/dev/test rules above.
+    test_only: bool | None = None
+
+    @field_validator("label_map", mode="before")
+    @classmethod
+    def _check_label_map(cls, value: Any) -> Any:
+        return None if value is None else parse_label_map(value)
+
+    @field_validator("test_only")
+    @classmethod
+    def _check_test_only(cls, value: bool | None) -> bool | None:
+        return value or None  # False is the default behaviour: saved and keyed as None
 
     @field_validator("limits", mode="before")
     @classmethod
@@ -217,6 +238,47 @@ class DataConfig(ConfigSection):
             raise ValueError(f"{', '.join(given)} cannot apply: the vocabulary of tokenizer "
                              f"{value!r} is used whole; leave min_count and max_vocab out")
         return value
+
+
+def parse_label_map(value: Any) -> dict[str, str]:
+    """``"NAME=VALUE,..."`` or a table ``{NAME: VALUE}`` as a dict of normalised label strings
+    (``1`` and ``"1.0"`` are ``"1"``, as data labels are), in the given order.
+
+    Raises:
+        ValueError: one line: an entry that is not ``NAME=VALUE``, an empty side, a name given
+            twice or two names given the same value.
+    """
+    from attnaudit.data.loaders.common import normalise_label
+
+    pairs: list[tuple[Any, Any]]
+    if isinstance(value, str):
+        pairs = []
+        for entry in (e.strip() for e in value.split(",")):
+            name, sep, label = entry.partition("=")
+            if not sep or not name.strip() or not label.strip():
+                raise ValueError(f"{entry!r} is not NAME=VALUE; give the model's class name, '=', "
+                                 "and the data's label, pairs separated by commas "
+                                 "(NEGATIVE=0,POSITIVE=1)")
+            pairs.append((name.strip(), label.strip()))
+    elif isinstance(value, Mapping):
+        pairs = list(value.items())
+    else:
+        raise ValueError("must be NAME=VALUE pairs separated by commas, or a table "
+                         "{NAME = VALUE}")
+    out: dict[str, str] = {}
+    for name, label in pairs:
+        try:
+            key, target = normalise_label(name), normalise_label(label)
+        except DataError as err:
+            raise ValueError(f"{name!r}={label!r}: {err}") from None
+        if key in out:
+            raise ValueError(f"class {key!r} is mapped twice")
+        if target in out.values():
+            raise ValueError(f"two classes are mapped to the data's label {target!r}")
+        out[key] = target
+    if not out:
+        raise ValueError("give at least one NAME=VALUE pair")
+    return out
 
 
 def _limits(values: Mapping[str, Any]) -> Any:

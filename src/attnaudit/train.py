@@ -335,6 +335,11 @@ def train_run(
         DamagedFileError: ``state.pt`` cannot be read and ``restart_damaged`` is off.
     """
     run_dir = Path(out_dir)
+    given = [f"[data] {name}" for name in ("label_map", "test_only")
+             if getattr(config.data, name) is not None]
+    if given:
+        raise DataError(f"{' and '.join(given)} only apply to a model trained elsewhere (audit "
+                        "--hf-model); leave them out to train one")
     # The model family's defaults (a transformer's tokenizer, length limit, optimizer settings)
     # where the user set none: config.json then records the values used.
     config = resolve_run_config(config)
