@@ -219,6 +219,10 @@ ItemsOpt = Annotated[ItemUnit | None, typer.Option(
     "--items", help="Transformers: items are subword tokens (token, default) or words (word: a "
     "word's subwords erased together, weights and scores summed). The paper's models read words "
     "either way.")]
+MaxMemoryOpt = Annotated[str | None, typer.Option(
+    "--max-memory", metavar="SIZE", help="Memory the audit's recomputations may take, e.g. 2GB "
+    "(default), 1.5GiB, 512MB: each recomputation is cut into calls that fit. Results do not "
+    "depend on it.")]
 BootstrapOpt = Annotated[int | None, typer.Option(
     "--bootstrap", min=0, help="Bootstrap resamples over documents for every interval (default "
     "1000; 0: no intervals).")]
@@ -242,13 +246,14 @@ class MeasureOptions:
     attention_steps: str | None = None
     query_rows: str | None = None
     items: str | None = None
+    max_memory: str | None = None
 
     def overrides(self) -> dict[str, Any]:
         return {"erasure": self.erasure, "input_erasure": self.input_erasure,
                 "bootstrap": self.bootstrap, "permutations": self.permutations,
                 "attribution_samples": self.attribution_samples,
                 "attention_steps": self.attention_steps, "query_rows": self.query_rows,
-                "items": self.items}
+                "items": self.items, "max_memory": self.max_memory}
 
 
 MaxDocsOpt = Annotated[int | None, typer.Option(
@@ -532,6 +537,7 @@ def audit_command(
     attention_steps: AttentionStepsOpt = None,
     query_rows: QueryRowsOpt = None,
     items: ItemsOpt = None,
+    max_memory: MaxMemoryOpt = None,
     js_unit: JsUnitOpt = "nats",
     compare_out: Annotated[Path | None, typer.Option(
         "--compare-out", help="With several runs: folder for a report.html comparing them (it "
@@ -549,7 +555,7 @@ def audit_command(
     sections = load_sections(config, {"audit": _audit_overrides(
         rankings, sites, path, gradient_output, random_draw, max_docs, seed,
         MeasureOptions(erasure, input_erasure, bootstrap, permutations, attribution_samples,
-                       attention_steps, query_rows, items),
+                       attention_steps, query_rows, items, max_memory),
         batch_size), **({"data": data_flags} if hf_model is not None else {})})
     audit_config = AuditConfig.from_dict(sections.get("audit", {}), source=config)
     set_threads(_threads(threads, sections, config))
@@ -673,6 +679,7 @@ def run_command(
     attention_steps: AttentionStepsOpt = None,
     query_rows: QueryRowsOpt = None,
     items: ItemsOpt = None,
+    max_memory: MaxMemoryOpt = None,
     restart_damaged: RestartDamagedOpt = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
@@ -695,7 +702,8 @@ def run_command(
         "audit": _audit_overrides(rankings, sites, path, gradient_output, random_draw, max_docs,
                                   None, MeasureOptions(erasure, input_erasure, bootstrap,
                                                        permutations, attribution_samples,
-                                                       attention_steps, query_rows, items)),
+                                                       attention_steps, query_rows, items,
+                                                       max_memory)),
     }
     sections = load_sections(config, overrides)
     sections.setdefault("data", {}).setdefault("path", "default")

@@ -240,6 +240,31 @@ class DataConfig(ConfigSection):
         return value
 
 
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
+                 "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+
+
+def parse_memory(value: Any) -> int:
+    """Bytes from ``"2GB"``, ``"1.5GiB"``, ``"512MB"`` or a whole number of bytes.
+
+    Raises:
+        ValueError: one line naming the accepted forms, or an amount below 1 MB.
+    """
+    import re
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        number, unit = float(value), ""
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
+        if match is None or match[2].lower() not in _MEMORY_UNITS:
+            raise ValueError(f"{value!r} is no amount of memory; give e.g. 2GB, 1.5GiB or 512MB")
+        number, unit = float(match[1]), match[2].lower()
+    size = int(number * _MEMORY_UNITS[unit])
+    if size < 1000**2:
+        raise ValueError(f"{value!r} is below 1 MB: too little to recompute anything")
+    return size
+
+
 def parse_label_map(value: Any) -> dict[str, str]:
     """``"NAME=VALUE,..."`` or a table ``{NAME: VALUE}`` as a dict of normalised label strings
     (``1`` and ``"1.0"`` are ``"1"``, as data labels are), in the given order.
@@ -458,6 +483,9 @@ class AuditConfig(ConfigSection):
     # 512 on a GPU, where a batch's fixed Python cost (not its tensor work) sets the audit's speed.
     batch_size: int | None = Field(default=None, ge=1)
     max_docs: int | None = Field(default=None, ge=1)  # audit a seeded random subset of the test split
+    # Bytes the audit's recomputations may take ("2GB", "1.5GiB", "512MB" or a number); None: 2 GB.
+    # Sizes each logits_with call (attnaudit.erasure.memory); results do not depend on it.
+    max_memory: int | None = None
     chunk_docs: int = Field(default=1000, ge=1)  # documents per resumable part under audit/parts/
     # Erasure levels whose curves the measures read; Test 2 and Test 1 stay attention-level.
     erasure: tuple[ErasureLevel, ...] = ("attention",)
@@ -486,6 +514,11 @@ class AuditConfig(ConfigSection):
     # level.
     bootstrap: int = Field(default=1000, ge=0)
     confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
+
+    @field_validator("max_memory", mode="before")
+    @classmethod
+    def _check_max_memory(cls, value: Any) -> Any:
+        return None if value is None else parse_memory(value)
 
     @field_validator("erasure", mode="before")
     @classmethod
