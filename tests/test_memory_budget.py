@@ -76,3 +76,14 @@ def test_a_change_of_decision_below_the_dtypes_resolution_is_flagged_not_a_flip(
                          torch.stack([above, base])])[None]  # (1, 4, 2)
     decisions, unresolved = resolved_decisions(curve, torch.tensor([1]))
     assert decisions.tolist() == [[1, 1, 1, 0]] and unresolved.tolist() == [2]
+
+
+def test_the_decision_gradient_in_document_groups_equals_one_pass() -> None:
+    from attnaudit.rankings.gradient import _decision_gradient
+
+    model, _, output = random_pass("hf", seed=5, lengths=[9, 4, 7, 2])
+    whole = _decision_gradient(model, output, "L0", "probability")
+    per = model.recompute_bytes(output, "L0")
+    with memory_budget(int(2 * model.num_layers * per / WORK_SHARE) + 1):  # one document a group
+        grouped = _decision_gradient(model, output, "L0", "probability")
+    torch.testing.assert_close(grouped, whole, rtol=1e-10, atol=1e-12)  # float64: blocking only

