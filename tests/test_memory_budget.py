@@ -87,3 +87,8 @@ def test_the_decision_gradient_in_document_groups_equals_one_pass() -> None:
     with memory_budget(int(2 * model.num_layers * per / WORK_SHARE) + 1):  # one document a group
         grouped = _decision_gradient(model, output, "L0", "probability")
     torch.testing.assert_close(grouped, whole, rtol=1e-10, atol=1e-12)  # float64: blocking only
+
+
+def test_the_budget_is_saved_only_when_given() -> None:
+    assert "max_memory" not in AuditConfig().to_dict()  # run.json as before the setting
+    assert AuditConfig(max_memory="1GB").to_dict()["max_memory"] == 1000**3

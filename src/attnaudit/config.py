@@ -465,6 +465,8 @@ class AuditConfig(ConfigSection):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     section: ClassVar[str] = "audit"
+    # max_memory changes no result: an audit config without it saves (run.json) as before
+    omit_when_none: ClassVar[tuple[str, ...]] = ("max_memory",)
 
     # Test 2 rankings, in report order (keys of attnaudit.rankings.RANKINGS). Default: the paper's four.
     rankings: tuple[str, ...] = PAPER_RANKINGS
