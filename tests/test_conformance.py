@@ -12,10 +12,11 @@ every ranking; a document alone gives what it gives inside a padded batch (logit
 the audit's columns); the gradient ranking is the finite-difference derivative through
 ``logits_with``; :meth:`ModelOutput.index` keeps caches consistent; Test 1's values are a direct erase
 + ``logits_with``; and end to end, the audit's tables do not depend on the batch size or the path.
-Also: the paths agree in float32 and across ``STEP_CHUNK`` boundaries; on a CUDA machine (skipped
-elsewhere) the gradient and the whole audit equal the CPU's. Exactly tied items (repeated words in
-flan-none) are tested on their own (``test_tied_items_*``, ``test_audit_tables_with_repeated_words_*``);
-elsewhere the random documents have no repeated word (``model_fixtures``, ``repeats=False``).
+Also: the paths agree in float32 and across the memory budget's chunk boundaries; on a CUDA
+machine (skipped elsewhere) the gradient and the whole audit equal the CPU's. Exactly tied items
+(repeated words in flan-none) are tested on their own (``test_tied_items_*``,
+``test_audit_tables_with_repeated_words_*``); elsewhere the random documents have no repeated
+word (``model_fixtures``, ``repeats=False``).
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ from model_fixtures import (
 
 from attnaudit.data.batching import make_batches
 from attnaudit.data.types import Batch
-from attnaudit.erasure import interventions
 from attnaudit.erasure.audit import audit_documents
 from attnaudit.erasure.engine import AuditPlan, BatchColumns, audit_batch, rank_site
 from attnaudit.erasure.interventions import (
@@ -269,18 +269,27 @@ def test_paths_agree_in_float32(name: str, site: str) -> None:
 
 
 @pytest.mark.parametrize(("name", "site"), SITE_CASES, ids=SITE_IDS)
-def test_batched_path_chunked_over_steps_equals_naive(name: str, site: str,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """Steps go to ``logits_with`` in chunks of ``STEP_CHUNK``: chunk boundaries change nothing."""
+def test_batched_path_chunked_to_a_memory_budget_equals_one_call_and_naive(
+        name: str, site: str) -> None:
+    """Candidates go to ``logits_with`` in calls sized to the memory budget (``--max-memory``):
+    split over steps and, below one step per document, over documents. Each candidate is
+    recomputed on its own row, so a split changes only how the backend blocks its sums (BLAS
+    picks kernels by shape: not bitwise, measured): float64 rounding, :func:`_close`."""
+    from attnaudit.erasure.memory import WORK_SHARE, candidates_per_call, memory_budget
+
     model, batch, output = _setup(name, seed=11, lengths=[8, 3, 6])
     order = _orders(model, output, site, batch.doc_ids, seed=11)["random"]
+    per = model.recompute_bytes(output, site)
     with torch.no_grad():
         naive = {kind: naive_curve(model, output, site, order, kind) for kind in KINDS}
-        for chunk in (1, 2, 5):
-            monkeypatch.setattr(interventions, "STEP_CHUNK", chunk)
-            for kind in KINDS:
-                _close(batched_curve(model, output, site, order, kind), naive[kind],
-                       msg=f"chunk {chunk} {kind}")
+        whole = {kind: batched_curve(model, output, site, order, kind) for kind in KINDS}
+        for cap in (1, 2, 5, 7):  # 1, 2: documents split too; 5, 7: steps only, uneven
+            with memory_budget(int(cap * per / WORK_SHARE) + 1):
+                assert candidates_per_call(model, output, site) == cap
+                for kind in KINDS:
+                    chunked = batched_curve(model, output, site, order, kind)
+                    _close(chunked, whole[kind], msg=f"cap {cap} {kind}")
+                    _close(chunked, naive[kind], msg=f"cap {cap} {kind}")
 
 
 # --- batch invariance -------------------------------------------------------------------------------

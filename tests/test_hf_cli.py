@@ -159,12 +159,14 @@ def test_audit_of_a_saved_classifier_writes_tables_report_and_a_self_contained_r
 def test_labels_that_are_not_the_models_are_one_line_naming_both(
     tmp_path: Path, data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder = save_classifier(tmp_path / "clf", id2label=None)  # LABEL_0, LABEL_1
+    # (transformers' default names LABEL_0, LABEL_1 are mapped: see test_hf_import.py)
+    folder = save_classifier(tmp_path / "clf", id2label={0: "good", 1: "bad"})
     capsys.readouterr()  # save_pretrained's progress bar
     assert main(["audit", "--hf-model", str(folder), "--data", str(data), "--out",
                  str(tmp_path / "run"), *QUICK]) == 2
     line = one_error_line(capsys.readouterr().err)
-    assert "neg, pos" in line and "LABEL_0, LABEL_1" in line and "id2label" in line
+    assert "neg, pos" in line and "good, bad" in line and "id2label" in line
+    assert "--label-map" in line
     assert not (tmp_path / "run" / "model.pt").exists()
 
 

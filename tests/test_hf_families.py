@@ -192,6 +192,24 @@ def test_a_document_alone_equals_it_in_a_padded_batch(model_type: str) -> None:
             _close(model.logits_with(own, "L1", weights[b : b + 1, :, :n])[0], together[b])
 
 
+@pytest.mark.parametrize("model_type", FAMILY_PARAMS)
+def test_calls_cut_to_the_memory_budget_give_one_calls_logits(model_type: str) -> None:
+    """--max-memory: the candidates split over documents and steps (attnaudit.erasure.memory),
+    the same logits as one call; the estimate is a whole sequence per candidate."""
+    from attnaudit.erasure.memory import WORK_SHARE, bounded_logits_with, memory_budget
+
+    model = _model(model_type)
+    batch = random_batch("hf", seed=5, lengths=LENGTHS)
+    with torch.no_grad():
+        output = model.run(batch)
+        weights = _erasures(output, "L1", seed=6)  # (B, 3, n)
+        whole = model.logits_with(output, "L1", weights)
+        per = model.recompute_bytes(output, "L1")
+        assert per >= 4 * model.state_dim * (output.site("L1").attention.shape[1] + 1)
+        with memory_budget(int(2 * per / WORK_SHARE) + 1):  # two candidates a call
+            _close(bounded_logits_with(model, output, "L1", weights), whole)
+
+
 @pytest.mark.parametrize("model_type", DECODER_PARAMS)
 def test_decoders_padded_left_or_right_give_the_same_results(model_type: str) -> None:
     _audits_agree(model_type, "padding_side", ("right", "left"), "L0.h2", seed=7)

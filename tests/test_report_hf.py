@@ -303,3 +303,65 @@ def test_section_renders_offline(built: tuple[Path, dict[str, Any], str], tmp_pa
     n_examples = [len(_model(context, m)["transformer"]["examples"]) for m in ("hf", "hf-attnpool")]
     assert p["rows"] == [2] * n_examples[0] + [3] * n_examples[1]
     assert p["shaded"] > 0
+
+
+def test_cannot_flip_is_explained_per_kind_of_site(built: tuple[Path, dict[str, Any], str]) -> None:
+    """A transformer layer's documents cannot flip through the residual path, never through "the
+    head's bias alone" (the pooling sites' reason); a site where most cannot flip shows the
+    command of summary.json's advice."""
+    run, context, page = built
+    for name in ("hf", "hf-attnpool", "flan-rnn"):
+        for site in _model(context, name)["sites"]:
+            text = site["cannot_flip_explained"]
+            pooling = site["name"] in ("pool", "token")
+            assert ("bias alone" in text) == pooling, (name, site["name"])
+            assert ("residual" in text) == (not pooling), (name, site["name"])
+            advice = (_summary(run, name).get("cannot_flip") or {}).get(site["name"]) or {}
+            assert site["cannot_flip_advice"] == advice.get("message")
+            if advice.get("command"):
+                assert f"<code>{advice['command']}</code>" in page
+
+
+def test_sites_layers_and_the_architecture_are_named_as_the_cli_names_them(
+    built: tuple[Path, dict[str, Any], str], tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from attnaudit.reports.loading import load_model
+    from attnaudit.reports.transformer import site_title, transformer_section
+
+    run, context, page = built
+    hf = _model(context, "hf")
+    titles = {s["name"]: s["label"] for s in hf["sites"]}
+    assert titles == {"L1": "L1 · [CLS] attention, mean of heads",
+                      "L0": "L0 · [CLS] attention, mean of heads"}
+    assert [r["label"] for r in hf["transformer"]["layers"]] == ["L0", "L1"]
+    assert hf["transformer"]["n_layers"] == 2 and hf["transformer"]["layer_names"] == ["L0", "L1"]
+    assert "Family bert; 2 layers × 4 attention heads; every head with its own keys" in page
+    assert "classifies from the first token" in page  # (the apostrophe is escaped)
+    assert "classifies from an additive attention pooling" in _panel(
+        page, _model(context, "hf-attnpool")["id"])
+    assert site_title("sentence", "sentence attention") == "sentence attention"
+    assert site_title("L2.h3", "layer 3 head 4 [CLS] attention") == "L2.h3 · [CLS] attention"
+    # Only L1 audited: one layer, not two (the issue's "6 layers audited" when only L5 was).
+    m = load_model("hf", run / "models" / "hf")
+    summary = dict(m.summary or {})
+    summary["by_site"] = {"L1": summary["by_site"]["L1"]}
+    section = transformer_section(dataclasses.replace(m, summary=summary), {}, "nats", tmp_path,
+                                  "x", {}, [])
+    assert section is not None and section["n_layers"] == 1 and section["layer_names"] == ["L1"]
+
+
+def test_only_the_settings_that_apply_are_shown() -> None:
+    from attnaudit.reports.context import applicable_config
+
+    config = {"data": {"path": "d", "min_count": 5, "test_fraction": 0.1, "tokenizer": "t"},
+              "model": {"kind": "hf", "base": "minilm", "embedding_dim": 200, "hidden": 50},
+              "train": {"epochs": 3}}
+    shown = applicable_config(config, imported=False)
+    assert shown["model"] == {"kind": "hf", "base": "minilm"} and shown["train"] == {"epochs": 3}
+    assert shown["data"] == {"path": "d", "test_fraction": 0.1, "tokenizer": "t"}
+    imported = applicable_config(config, imported=True)
+    assert "train" not in imported and imported["data"] == {"path": "d", "tokenizer": "t"}
+    paper = {"model": {"kind": "flan", "embedding_dim": 200}, "train": {"epochs": 3}}
+    assert applicable_config(paper, imported=False) == paper

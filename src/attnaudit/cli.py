@@ -221,6 +221,10 @@ ItemsOpt = Annotated[ItemUnit | None, typer.Option(
     "--items", help="Transformers: items are subword tokens (token, default) or words (word: a "
     "word's subwords erased together, weights and scores summed). The paper's models read words "
     "either way.")]
+MaxMemoryOpt = Annotated[str | None, typer.Option(
+    "--max-memory", metavar="SIZE", help="Memory the audit's recomputations may take, e.g. 2GB "
+    "(default), 1.5GiB, 512MB: each recomputation is cut into calls that fit. Results do not "
+    "depend on it.")]
 BootstrapOpt = Annotated[int | None, typer.Option(
     "--bootstrap", min=0, help="Bootstrap resamples over documents for every interval (default "
     "1000; 0: no intervals).")]
@@ -271,6 +275,7 @@ class MeasureOptions:
     attention_steps: str | None = None
     query_rows: str | None = None
     items: str | None = None
+    max_memory: str | None = None
     min_difference: str | None = None
     min_difference_relative: float | None = None
 
@@ -279,7 +284,8 @@ class MeasureOptions:
                 "bootstrap": self.bootstrap, "permutations": self.permutations,
                 "attribution_samples": self.attribution_samples,
                 "attention_steps": self.attention_steps, "query_rows": self.query_rows,
-                "items": self.items, "min_difference": _min_differences(self.min_difference),
+                "items": self.items, "max_memory": self.max_memory,
+                "min_difference": _min_differences(self.min_difference),
                 "min_difference_relative": self.min_difference_relative}
 
 
@@ -522,14 +528,21 @@ def audit_command(
     hf_model: Annotated[Path | None, typer.Option(
         "--hf-model", help="Audit a classifier fine-tuned elsewhere: the folder save_pretrained "
         "wrote for a BERT-family AutoModelForSequenceClassification and its tokenizer. Needs "
-        "--data (its labels must be the model's config.id2label names) and --out (the model "
-        "folder to create, with its report); the test split of the data is audited.",
+        "--data (its labels must be the model's config.id2label names, see --label-map) and "
+        "--out (the model folder to create, with its report). Nothing is trained, so nothing is "
+        "set aside: the data's test split is audited, or every document when it has none.",
         file_okay=False)] = None,
     data: DataOpt = None,
     data_format: FormatOpt = None,
     text_column: TextColumnOpt = None,
     label_column: LabelColumnOpt = None,
     max_test_docs: MaxTestOpt = None,
+    label_map: Annotated[str | None, typer.Option(
+        "--label-map", metavar="NAME=VALUE[,...]", help="With --hf-model: the data's label of "
+        "each class the model names otherwise (its config.id2label name or index = the data's "
+        "label), e.g. NEGATIVE=0,POSITIVE=1; TOML: [data] label_map. Transformers' default "
+        "names LABEL_k are mapped to the data's labels k (or its k-th label in sorted order) "
+        "with a warning.")] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="With --hf-model: the model folder to create (e.g. runs/NAME).")] = None,
     config: ConfigOpt = None,
@@ -557,6 +570,7 @@ def audit_command(
     attention_steps: AttentionStepsOpt = None,
     query_rows: QueryRowsOpt = None,
     items: ItemsOpt = None,
+    max_memory: MaxMemoryOpt = None,
     min_difference: MinDifferenceOpt = None,
     min_difference_relative: MinDifferenceRelativeOpt = None,
     js_unit: JsUnitOpt = "nats",
@@ -572,12 +586,12 @@ def audit_command(
     from attnaudit.train import set_threads
     from attnaudit.utils.distributed import is_main_process
 
-    data_flags = _data_overrides(data, data_format, text_column, label_column, None, None,
-                                 max_test_docs, None)
+    data_flags = {**_data_overrides(data, data_format, text_column, label_column, None, None,
+                                    max_test_docs, None), "label_map": label_map}
     sections = load_sections(config, {"audit": _audit_overrides(
         rankings, sites, path, gradient_output, random_draw, max_docs, seed,
         MeasureOptions(erasure, input_erasure, bootstrap, permutations, attribution_samples,
-                       attention_steps, query_rows, items, min_difference,
+                       attention_steps, query_rows, items, max_memory, min_difference,
                        min_difference_relative),
         batch_size), **({"data": data_flags} if hf_model is not None else {})})
     audit_config = AuditConfig.from_dict(sections.get("audit", {}), source=config)
@@ -589,7 +603,8 @@ def audit_command(
         given = [name for name, value in (("--data", data), ("--format", data_format),
                                           ("--text-column", text_column),
                                           ("--label-column", label_column),
-                                          ("--max-test-docs", max_test_docs), ("--out", out))
+                                          ("--max-test-docs", max_test_docs),
+                                          ("--label-map", label_map), ("--out", out))
                  if value is not None]
         if given:
             raise DataError(f"{', '.join(given)} go(es) with --hf-model; a trained model folder "
@@ -726,6 +741,7 @@ def run_command(
     attention_steps: AttentionStepsOpt = None,
     query_rows: QueryRowsOpt = None,
     items: ItemsOpt = None,
+    max_memory: MaxMemoryOpt = None,
     min_difference: MinDifferenceOpt = None,
     min_difference_relative: MinDifferenceRelativeOpt = None,
     restart_damaged: RestartDamagedOpt = False,
@@ -751,7 +767,7 @@ def run_command(
                                   None, MeasureOptions(erasure, input_erasure, bootstrap,
                                                        permutations, attribution_samples,
                                                        attention_steps, query_rows, items,
-                                                       min_difference,
+                                                       max_memory, min_difference,
                                                        min_difference_relative)),
     }
     sections = load_sections(config, overrides)

@@ -145,7 +145,7 @@ class DataConfig(ConfigSection):
 
     section: ClassVar[str] = "data"
     # a word-tokenizer config saves and keys the prepared-data cache as before tokenizer existed
-    omit_when_none: ClassVar[tuple[str, ...]] = ("tokenizer",)
+    omit_when_none: ClassVar[tuple[str, ...]] = ("tokenizer", "label_map", "test_only")
 
     # A file or folder (see load_documents), or "default" for the shipped news-article set.
     path: str = "default"
@@ -185,6 +185,27 @@ class DataConfig(ConfigSection):
     on_empty: Literal["skip", "error"] = "skip"
     # Where path="default" stores the fetched news-article set.
     data_dir: str = "data"
+    # A model trained elsewhere (`audit --hf-model`) only: its class names (config.id2label, or
+    # the class index) -> the data's labels, for names the data does not use ("--label-map
+    # NEGATIVE=0,POSITIVE=1"; TOML: label_map = {NEGATIVE = "0", POSITIVE = "1"}). Classes left
+    # out keep their names. None: the names as they are, or transformers' default LABEL_k mapped
+    # with a warning (attnaudit.pipeline.import_hf_model).
+    label_map: dict[str, str] | None = None
+    # True (set by `audit --hf-model`): nothing is trained here, so nothing is set aside for it:
+    # the data's test split, or every document when the data has no test split, is the test
+    # split; train and dev are what the data names (nothing carved out), possibly nothing. None:
+    # the usual train/dev/test rules above.
+    test_only: bool | None = None
+
+    @field_validator("label_map", mode="before")
+    @classmethod
+    def _check_label_map(cls, value: Any) -> Any:
+        return None if value is None else parse_label_map(value)
+
+    @field_validator("test_only")
+    @classmethod
+    def _check_test_only(cls, value: bool | None) -> bool | None:
+        return value or None  # False is the default behaviour: saved and keyed as None
 
     @field_validator("limits", mode="before")
     @classmethod
@@ -217,6 +238,72 @@ class DataConfig(ConfigSection):
             raise ValueError(f"{', '.join(given)} cannot apply: the vocabulary of tokenizer "
                              f"{value!r} is used whole; leave min_count and max_vocab out")
         return value
+
+
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
+                 "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+
+
+def parse_memory(value: Any) -> int:
+    """Bytes from ``"2GB"``, ``"1.5GiB"``, ``"512MB"`` or a whole number of bytes.
+
+    Raises:
+        ValueError: one line naming the accepted forms, or an amount below 1 MB.
+    """
+    import re
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        number, unit = float(value), ""
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
+        if match is None or match[2].lower() not in _MEMORY_UNITS:
+            raise ValueError(f"{value!r} is no amount of memory; give e.g. 2GB, 1.5GiB or 512MB")
+        number, unit = float(match[1]), match[2].lower()
+    size = int(number * _MEMORY_UNITS[unit])
+    if size < 1000**2:
+        raise ValueError(f"{value!r} is below 1 MB: too little to recompute anything")
+    return size
+
+
+def parse_label_map(value: Any) -> dict[str, str]:
+    """``"NAME=VALUE,..."`` or a table ``{NAME: VALUE}`` as a dict of normalised label strings
+    (``1`` and ``"1.0"`` are ``"1"``, as data labels are), in the given order.
+
+    Raises:
+        ValueError: one line: an entry that is not ``NAME=VALUE``, an empty side, a name given
+            twice or two names given the same value.
+    """
+    from attnaudit.data.loaders.common import normalise_label
+
+    pairs: list[tuple[Any, Any]]
+    if isinstance(value, str):
+        pairs = []
+        for entry in (e.strip() for e in value.split(",")):
+            name, sep, label = entry.partition("=")
+            if not sep or not name.strip() or not label.strip():
+                raise ValueError(f"{entry!r} is not NAME=VALUE; give the model's class name, '=', "
+                                 "and the data's label, pairs separated by commas "
+                                 "(NEGATIVE=0,POSITIVE=1)")
+            pairs.append((name.strip(), label.strip()))
+    elif isinstance(value, Mapping):
+        pairs = list(value.items())
+    else:
+        raise ValueError("must be NAME=VALUE pairs separated by commas, or a table "
+                         "{NAME = VALUE}")
+    out: dict[str, str] = {}
+    for name, label in pairs:
+        try:
+            key, target = normalise_label(name), normalise_label(label)
+        except DataError as err:
+            raise ValueError(f"{name!r}={label!r}: {err}") from None
+        if key in out:
+            raise ValueError(f"class {key!r} is mapped twice")
+        if target in out.values():
+            raise ValueError(f"two classes are mapped to the data's label {target!r}")
+        out[key] = target
+    if not out:
+        raise ValueError("give at least one NAME=VALUE pair")
+    return out
 
 
 def _limits(values: Mapping[str, Any]) -> Any:
@@ -378,6 +465,8 @@ class AuditConfig(ConfigSection):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     section: ClassVar[str] = "audit"
+    # max_memory changes no result: an audit config without it saves (run.json) as before
+    omit_when_none: ClassVar[tuple[str, ...]] = ("max_memory",)
 
     # Test 2 rankings, in report order (keys of attnaudit.rankings.RANKINGS). Default: the paper's four.
     rankings: tuple[str, ...] = PAPER_RANKINGS
@@ -396,6 +485,9 @@ class AuditConfig(ConfigSection):
     # 512 on a GPU, where a batch's fixed Python cost (not its tensor work) sets the audit's speed.
     batch_size: int | None = Field(default=None, ge=1)
     max_docs: int | None = Field(default=None, ge=1)  # audit a seeded random subset of the test split
+    # Bytes the audit's recomputations may take ("2GB", "1.5GiB", "512MB" or a number); None: 2 GB.
+    # Sizes each logits_with call (attnaudit.erasure.memory); results do not depend on it.
+    max_memory: int | None = None
     chunk_docs: int = Field(default=1000, ge=1)  # documents per resumable part under audit/parts/
     # Erasure levels whose curves the measures read; Test 2 and Test 1 stay attention-level.
     erasure: tuple[ErasureLevel, ...] = ("attention",)
@@ -444,6 +536,11 @@ class AuditConfig(ConfigSection):
         if negative:
             raise ValueError(f"{', '.join(negative)}: a minimum difference is >= 0")
         return dict(value)
+
+    @field_validator("max_memory", mode="before")
+    @classmethod
+    def _check_max_memory(cls, value: Any) -> Any:
+        return None if value is None else parse_memory(value)
 
     @field_validator("erasure", mode="before")
     @classmethod

@@ -207,9 +207,14 @@ def import_hf_model(
     be audited (no training); returns its metrics.
 
     ``model_path`` is what ``save_pretrained`` wrote for an ``AutoModelForSequenceClassification``
-    of the BERT family, with its tokenizer. The data is prepared with that tokenizer and the usual
-    split rules (``[data]``: fractions, ``max_test_docs``, seed); the model's classes are its
-    ``config.id2label`` names, in its order, which the data's labels must be among. ``out`` gets
+    of the BERT family, with its tokenizer. The data is prepared with that tokenizer; nothing is
+    trained, so nothing is set aside (``[data] test_only``): the data's test split is audited, or
+    every document when the data has no test split (``max_test_docs`` subsamples it). The model's
+    classes are its ``config.id2label`` names, in its order, renamed by ``[data] label_map``
+    (``--label-map``), or, when they are transformers' defaults ``LABEL_k`` and the data does not
+    use them, class k is the data's label ``k`` (all labels are 0..C-1) or else its k-th label in
+    sorted order, with a warning (:func:`_class_names`); the data's labels must be among them.
+    ``out`` gets
     what ``attnaudit train`` writes (config.json, run_info.json, splits.json, model.pt, a copy of
     the tokenizer, metrics.json with the test accuracy and the majority baseline, DONE), so every
     command that reads model folders (audit, evaluate, report) reads it. A folder that already
@@ -223,7 +228,8 @@ def import_hf_model(
     from attnaudit.data.prepare import _resolve_path
     from attnaudit.models.hf import HFClassifier
 
-    folder, names = _hf_classifier(model_path)
+    folder, id2label = _hf_classifier(model_path)
+    data = data.model_copy(update={"test_only": True})
     config = resolve_run_config(RunConfig(data=data, model=ModelConfig(kind=HFClassifier.kind,
                                                                       base=str(folder))))
     source = _source_digest(folder)
@@ -237,6 +243,7 @@ def import_hf_model(
         raise DataError(f"{out} holds {folder} as it was before its files changed; use another "
                         "--out folder, or delete this one to import the model again")
     path = _resolve_path(config.data)
+    names = _class_names(id2label, path, config.data, folder)
     try:
         prepared = prepare_data(config.data, label_names=names)
     except DataError:
@@ -251,10 +258,13 @@ def import_hf_model(
         model = HFClassifier.from_pretrained(folder).eval()
     check_vocab_fits(model, len(prepared.vocab), f"--hf-model {model_path}")
     if not prepared.test:
-        raise DataError(f"{path}: no test documents to audit (see [data] test_fraction)")
+        raise DataError(f"{path}: no test documents to audit")
+    logger.info("%s: auditing %s (%d documents): nothing is trained, so nothing is set aside", path,
+                "its test split" if prepared.splits["test"] and (prepared.train or prepared.dev)
+                else "every document", len(prepared.test))
     out.mkdir(parents=True, exist_ok=True)
     info = run_info(config.train.seed, config.to_dict())
-    info.update(imported_from=str(folder), source_digest=source)
+    info.update(imported_from=str(folder), source_digest=source, id2label=id2label)
     write_json(out / RUN_INFO_FILE, info)
     write_json(out / SPLITS_FILE, prepared.splits)
     write_json(out / CONFIG_FILE, config.to_dict())
@@ -265,7 +275,10 @@ def import_hf_model(
                            max_batch_tokens=config.train.max_batch_tokens)
     started = time.perf_counter()
     test_accuracy = accuracy(model.to(here), batches)
-    majority_label, majority_accuracy = majority_baseline(prepared.train, prepared.test)
+    # With no train split (a test-only file, or one audited whole), the majority class of the
+    # audited documents themselves: the best any constant prediction does on them.
+    majority_label, majority_accuracy = majority_baseline(prepared.train or prepared.test,
+                                                          prepared.test)
     metrics = {
         "model": out.name,
         "imported_from": str(folder),
@@ -273,6 +286,7 @@ def import_hf_model(
         "test_accuracy": test_accuracy,
         "majority_label": prepared.label_names[majority_label],
         "majority_test_accuracy": majority_accuracy,
+        "majority_from": "train" if prepared.train else "test",
         "best_epoch": 0,
         "epochs_trained": 0,
         "stopped_early": False,
@@ -293,27 +307,85 @@ def import_hf_model(
     return metrics
 
 
-def _label_mismatch(
-    path: Path, data: DataConfig, names: list[str], folder: Path
-) -> DataError | None:
-    """The one-line error for data whose labels are not all among the model's ``names`` (both
-    sets named), or None when they all are (then the data failed for another reason)."""
+def _data_labels(path: Path, data: DataConfig) -> list[str] | None:
+    """The data's distinct labels (:func:`~attnaudit.data.prepare.sort_labels` order), or None
+    when the data cannot be read (preparing it then says why)."""
     from attnaudit.data.loaders import load_documents
+    from attnaudit.data.prepare import sort_labels
 
     try:
         documents = load_documents(path, fmt=data.fmt, text_column=data.text_column,
                                    label_column=data.label_column, id_column=data.id_column,
                                    on_empty=data.on_empty)
     except DataError:
-        return None  # unreadable as data: the caller's own error says why
-    in_data = sorted({d.label for d in documents})
-    if all(label in names for label in in_data):
+        return None
+    return sort_labels(d.label for d in documents)
+
+
+def _class_names(id2label: list[str], path: Path, data: DataConfig, folder: Path) -> list[str]:
+    """The model's classes as the data's labels, in the model's order.
+
+    ``[data] label_map`` renames the classes it names (by name, or by index when no class has
+    that name); the others keep theirs. Without it, names that are transformers' defaults
+    (``LABEL_0 .. LABEL_{C-1}``, what ``save_pretrained`` writes when no names were set) and that
+    the data does not use are read as the data's labels: class k is label ``k`` when every label
+    of the data is one of ``0 .. C-1``, else the data's k-th label in sorted order when it has C;
+    a warning names the mapping and the flag that overrides it. Anything else is left as it is
+    (a mismatch is then reported by :func:`_label_mismatch`).
+
+    Raises:
+        DataError: one line: a label_map key that is no class of the model, or a mapping that
+            gives two classes one name.
+    """
+    names = list(id2label)
+    if data.label_map:
+        for key, label in data.label_map.items():
+            if key in id2label:
+                names[id2label.index(key)] = label
+            elif key.isdigit() and int(key) < len(names):
+                names[int(key)] = label
+            else:
+                raise DataError(f"--label-map {key}={label}: the model has no class {key!r} (its "
+                                f"classes: {', '.join(id2label)}, config.id2label of {folder})")
+        if len(set(names)) != len(names):
+            raise DataError(f"--label-map: two classes of the model would both be {names!r}; "
+                            "give each class its own label")
+        logger.info("%s: classes named by the label map: %s", folder,
+                    ", ".join(f"{a} -> {b}" for a, b in zip(id2label, names, strict=True)))
+        return names
+    if names != [f"LABEL_{k}" for k in range(len(names))]:
+        return names
+    labels = _data_labels(path, data)
+    if labels is None or set(labels) <= set(names):
+        return names
+    digits = [str(k) for k in range(len(names))]
+    if set(labels) <= set(digits):
+        names, rule = digits, "class k is the data's label k"
+    elif len(labels) == len(names):
+        names, rule = labels, "class k is the data's k-th label in sorted order"
+    else:
+        return names
+    logger.warning(
+        "%s: config.id2label holds transformers' default names (LABEL_0, ...), which the data "
+        "does not use; taking %s (--label-map %s); if the model learnt its classes in another "
+        "order, give --label-map with that order", folder, rule,
+        ",".join(f"{a}={b}" for a, b in zip(id2label, names, strict=True)))
+    return names
+
+
+def _label_mismatch(
+    path: Path, data: DataConfig, names: list[str], folder: Path
+) -> DataError | None:
+    """The one-line error for data whose labels are not all among the model's ``names`` (both
+    sets named), or None when they all are (then the data failed for another reason)."""
+    in_data = _data_labels(path, data)
+    if in_data is None or all(label in names for label in in_data):
         return None
     return DataError(
         f"{path}: the data's labels ({', '.join(in_data)}) are not the model's "
-        f"({', '.join(names)}, config.id2label of {folder}); give the model the data's label "
-        "names (set config.id2label = {index: name} as it was trained, then save_pretrained), "
-        "or choose the data's label column (--label-column)"
+        f"({', '.join(names)}, config.id2label of {folder}); say which class is which label with "
+        "--label-map NAME=VALUE,... (in the model's order), or choose the data's label column "
+        "(--label-column)"
     )
 
 

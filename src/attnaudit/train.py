@@ -340,6 +340,11 @@ def train_run(
     """
     run_dir = Path(out_dir)
     remove_stale_temp_files(run_dir)  # left by a command killed mid-write; we hold the folder
+    given = [f"[data] {name}" for name in ("label_map", "test_only")
+             if getattr(config.data, name) is not None]
+    if given:
+        raise DataError(f"{' and '.join(given)} only apply to a model trained elsewhere (audit "
+                        "--hf-model); leave them out to train one")
     # The model family's defaults (a transformer's tokenizer, length limit, optimizer settings)
     # where the user set none: config.json then records the values used.
     config = resolve_run_config(config)

@@ -423,7 +423,7 @@ def _prepare_flat(
     else:
         parts = assign_splits(
             docs, seed=config.seed, dev_fraction=config.dev_fraction,
-            test_fraction=config.test_fraction,
+            test_fraction=config.test_fraction, test_only=bool(config.test_only),
         )
         caps = {"train": config.max_train_docs, "dev": config.max_dev_docs,
                 "test": config.max_test_docs}
@@ -465,7 +465,11 @@ def _prepare_flat(
             interned.index[first_token:last_token],
         )
         doc_pos += len(docs_here)
-    if not kept["train"][0]:
+    if config.test_only:
+        # a model trained elsewhere: the test split is all that is read
+        if not kept["test"][0]:
+            raise DataError(f"{path}: no document to audit has any token")
+    elif not kept["train"][0]:
         raise DataError(f"{path}: no training document has any token")
     if hf is not None:
         vocab = hf.vocab  # the tokenizer's, whatever the training split holds
@@ -491,10 +495,11 @@ def _prepare_flat(
             ids=string_ids[index],
             token_index=index,
         )
-    _warn_labels_missing_from_train(
-        path,
-        labels_missing_from_train(
-            {name: [names[i] for i in split.labels.tolist()] for name, split in result.items()}
-        ),
-    )
+    if not config.test_only:  # with nothing trained here, an empty train split is expected
+        _warn_labels_missing_from_train(
+            path,
+            labels_missing_from_train(
+                {name: [names[i] for i in split.labels.tolist()] for name, split in result.items()}
+            ),
+        )
     return result, interned.strings, vocab, names

@@ -82,6 +82,7 @@ def assign_splits(
     seed: int,
     dev_fraction: float = 0.1,
     test_fraction: float = 0.1,
+    test_only: bool = False,
 ) -> dict[str, list[Document]]:
     """Train/dev/test lists of documents.
 
@@ -91,9 +92,14 @@ def assign_splits(
     stratified by label, into ``dev_fraction`` dev, ``test_fraction`` test and the rest train.
     Each list keeps the input order.
 
+    With ``test_only`` (a model trained elsewhere is audited: nothing is trained, so nothing is
+    set aside), the source's test split is the test split, or every document when the source
+    has none; train and dev are the source's own (possibly empty), nothing is carved out, and
+    the fractions are not used.
+
     Raises:
-        DataError: some documents have a split and others none, no training documents are left, or
-            a fraction is out of range.
+        DataError: some documents have a split and others none, no training documents are left
+            (unless ``test_only``), or a fraction is out of range.
     """
     with_split = sum(doc.split is not None for doc in docs)
     if 0 < with_split < len(docs):
@@ -101,6 +107,14 @@ def assign_splits(
             f"{with_split} of {len(docs)} documents have a split and the others none; "
             "give every document a split or none"
         )
+    unknown = {d.split for d in docs if d.split is not None} - set(SPLITS)
+    if unknown:
+        raise DataError(f"unknown split name(s): {', '.join(sorted(unknown))}")
+    if test_only:
+        named = {name: [d for d in docs if d.split == name] for name in SPLITS}
+        if named["test"]:
+            return named
+        return {"train": [], "dev": [], "test": list(docs)}
     if with_split == 0:
         pool = list(docs)
         n_test = _fraction_count(test_fraction, len(pool), "test_fraction")
@@ -115,9 +129,6 @@ def assign_splits(
         }
     else:
         result = {name: [d for d in docs if d.split == name] for name in SPLITS}
-        unknown = {d.split for d in docs} - set(SPLITS)
-        if unknown:
-            raise DataError(f"unknown split name(s): {', '.join(sorted(map(str, unknown)))}")
         source_train = len(result["train"])  # both carved shares are of the train split as given
         for name, fraction in (("test", test_fraction), ("dev", dev_fraction)):
             if result[name]:

@@ -27,6 +27,7 @@ from attnaudit.data.batching import make_batches
 from attnaudit.data.types import DataError, EncodedDocument
 from attnaudit.erasure.engine import AuditPlan, BatchColumns, audit_batch, ranking_options
 from attnaudit.erasure.input_level import replacement_id
+from attnaudit.erasure.memory import memory_budget
 from attnaudit.models import default_sites
 from attnaudit.models.base import AttentionClassifier, item_texts
 from attnaudit.rankings import RANKINGS, applicable_rankings, build_ranking, ranking_settings
@@ -240,6 +241,7 @@ def audit_documents(
     model_name: str = "model",
     batch_size: int = 64,
     progress: bool = False,
+    max_memory: int | None = None,
 ) -> AuditFrames:
     """Run the audit over documents; rows come back in the documents' order.
 
@@ -248,6 +250,8 @@ def audit_documents(
         docs: encoded documents (e.g. a run's test split).
         label_names: class names indexed by label id.
         plan: what to compute (default: the paper's rankings at every site, seed 0).
+        max_memory: bytes the recomputations may take (None: 2 GB; see
+            :mod:`attnaudit.erasure.memory`); the results do not depend on it.
     """
     if not docs:
         raise ValueError("no documents to audit")
@@ -266,7 +270,8 @@ def audit_documents(
                               unit="batch"):
         # cuDNN runs GRUs in TF32 by default: 1e-4 off the CPU's logits (measured on an H100),
         # 5e-6 without it. The audit compares tiny output changes, so it keeps full float32.
-        with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
+        with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False), \
+                memory_budget(max_memory):
             columns = audit_batch(model, batch.to(device), plan, label_names)
         batch_docs = [by_id[i] for i in batch.doc_ids]
         doc_keys = np.asarray([position[i] for i in batch.doc_ids], dtype=np.int64) * n_sites
@@ -514,7 +519,8 @@ def _audit_chunks(
         paths = {t: parts_dir / f"{t}-{index:05d}.parquet" for t in TABLES}
         if not all(p.exists() for p in paths.values()):
             frames = audit_documents(model, chunks[index], label_names, plan,
-                                     model_name=model_name, batch_size=batch_size)
+                                     model_name=model_name, batch_size=batch_size,
+                                     max_memory=config.max_memory)
             _write_parquet(frames.items, paths["items"])
             _write_parquet(frames.removal, paths["removal"])
             _write_parquet(frames.single_weight, paths["single_weight"])  # last: marks the chunk done
@@ -569,6 +575,43 @@ def _read_tables(out: Path) -> dict[str, pd.DataFrame]:
     return {t: pd.read_parquet(out / f"{t}.parquet") for t in TABLES}
 
 
+def model_architecture(model: AttentionClassifier) -> dict[str, Any] | None:
+    """What a transformer's report states about it (``summary["architecture"]``): family, layers,
+    heads, how heads share keys and values, and where it classifies; None for other models.
+
+    A model that describes itself (``describe_architecture()``) is taken at its word; otherwise
+    this is read from its Hugging Face config (the attributes every family's config has).
+    """
+    describe = getattr(model, "describe_architecture", None)
+    if callable(describe):
+        described: dict[str, Any] = describe()
+        return described
+    config = getattr(getattr(model, "hf", None), "config", None)
+    if config is None:
+        return None
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    heads = int(getattr(model, "num_heads", getattr(text, "num_attention_heads", 0)))
+    kv_heads = int(getattr(text, "num_key_value_heads", None) or heads)
+    grouping = ("every head with its own keys and values; a layer site averages the heads"
+                if kv_heads == heads else
+                f"{heads} query heads share {kv_heads} key/value heads ({heads // kv_heads} per "
+                "group); a head site is one query head, a layer site averages the query heads")
+    pooled = model.kind != "hf"  # hf-attnpool pools every token's final state (site 'pool')
+    family = getattr(model, "family", None)  # the generic host's descriptor (decoders: last token)
+    decoder = bool(getattr(family, "decoder", False))
+    return {
+        "family": str(getattr(config, "model_type", "unknown")),
+        "layers": int(getattr(model, "num_layers", getattr(config, "num_hidden_layers", 0))),
+        "heads": heads,
+        "kv_heads": kv_heads,
+        "head_grouping": grouping,
+        "classification": ("an additive attention pooling of every token's final state (site "
+                           "pool)" if pooled else "the last non-padding token's final state "
+                           "(causal attention)" if decoder else "the first token's final state "
+                           "([CLS] or <s>)"),
+    }
+
+
 def _summarize(
     out: Path,
     tables: dict[str, pd.DataFrame],
@@ -582,6 +625,7 @@ def _summarize(
 ) -> dict[str, Any]:
     """summary.json from the merged tables; ``info`` (the audit's settings) is written first as
     audit_info.json, with the summary's (the bootstrap's) settings added."""
+    from attnaudit.results.advice import summary_advice
     from attnaudit.results.summary import summarize
 
     summary = summarize(
@@ -599,6 +643,16 @@ def _summarize(
     if summary["verdict"]["status"] == "withheld":
         logger.warning("%s: no verdict on attention: %s", model_name,
                        "; ".join(summary["verdict"]["reasons"]))
+    architecture = model_architecture(model)
+    if architecture is not None:
+        summary["architecture"] = architecture
+    # Why documents cannot flip at each site, and where decisions can move when most cannot.
+    summary["cannot_flip"] = summary_advice(
+        summary, num_layers=getattr(model, "num_layers", None), query_rows=plan.query_rows,
+        run=str(out.parent))
+    for site_advice in summary["cannot_flip"].values():
+        if site_advice.get("message"):
+            logger.warning("%s: %s", model_name, site_advice["message"])
     info["summary_settings"] = _summary_settings(config)
     write_json(out / "audit_info.json", info)
     write_json(out / "summary.json", summary)  # last: marks the audit complete

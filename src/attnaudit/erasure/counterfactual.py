@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from attnaudit.erasure.memory import bounded_logits_with
 from attnaudit.erasure.metrics import js_divergence
 from attnaudit.models.base import AttentionClassifier, ModelOutput, masked_softmax
 from attnaudit.utils.seeding import doc_keys, random_permutations, standard_normals
@@ -176,7 +177,7 @@ def permutation_tvds(
         chunk = min(PERMUTATION_CHUNK, permutations - start)
         candidates = permuted_weights(attention, out.mask, doc_ids, site, permutations=chunk,
                                       seed=seed, first=start)  # (B, chunk, n)
-        logits.append(model.logits_with(output, site, candidates))  # (B, chunk, C)
+        logits.append(bounded_logits_with(model, output, site, candidates))  # (B, chunk, C)
     return output_tvd(output.logits.detach(), torch.cat(logits, dim=1))  # (B, m)
 
 
@@ -276,7 +277,7 @@ def _push_along_rays(model: AttentionClassifier, output: ModelOutput, site: str,
         """Evaluate ``t (B, k)``, keep the best feasible, return the ``(B, k)`` TVDs."""
         candidates = masked_softmax(log_a[:, None, :] + t[..., None] * direction[:, None, :],
                                     mask[:, None, :].expand(-1, t.shape[1], -1))  # (B, k, n)
-        tvd = output_tvd(base_logits, model.logits_with(output, site, candidates))  # (B, k)
+        tvd = output_tvd(base_logits, bounded_logits_with(model, output, site, candidates))
         jsd = js_divergence(attention[:, None, :].expand_as(candidates), candidates)  # (B, k)
         _keep_best(candidates, jsd, tvd, search.epsilon, best.weights, best.jsd, best.tvd)
         return tvd

@@ -26,7 +26,12 @@ from attnaudit.config import (
 from attnaudit.data.types import Batch
 from attnaudit.erasure.counterfactual import counterfactual_test
 from attnaudit.erasure.input_level import input_curve, step_schedule
-from attnaudit.erasure.interventions import ErasurePath, erasure_curve, removal_order
+from attnaudit.erasure.interventions import (
+    ErasurePath,
+    erasure_curve,
+    removal_order,
+    resolved_decisions,
+)
 from attnaudit.erasure.single_weight import RandomDraw, single_removals, single_weight_test
 from attnaudit.measures import MEASURES, CurveArrays
 from attnaudit.models.base import AttentionClassifier, ModelOutput
@@ -110,11 +115,12 @@ def _curve_arrays(
     """Host copies of what measures read from ``(B, n + 1, C)`` curve logits (``p_ŷ`` per step only
     when a measure needs it); ``(B, K, C)`` logits on the ``(B, K)`` schedule ``steps`` when given."""
     def pred_prob(curve: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        decision, _ = resolved_decisions(curve, predicted)
         if not probabilities:
-            return _host(curve.argmax(-1)), None
+            return _host(decision), None
         probs = torch.softmax(curve.double(), dim=-1)  # (B, n+1, C)
         chosen = probs.gather(2, predicted[:, None, None].expand(-1, curve.shape[1], 1))[..., 0]
-        return _host(curve.argmax(-1)), _host(chosen)
+        return _host(decision), _host(chosen)
 
     remove_pred, remove_prob = pred_prob(logits["remove"])
     keep_pred, keep_prob = pred_prob(logits["keep"]) if "keep" in logits else (None, None)
@@ -200,7 +206,8 @@ def audit_batch(
             measured = _measure_columns(arrays, plan)
             columns.removal.append({**common, "ranking": ranking, **ATTENTION_ERASURE,
                                     "erasure_steps": plan.attention_steps,
-                                    "single_item": n_items < 2, **measured})
+                                    "single_item": n_items < 2, **measured,
+                                    "unresolved_steps": _unresolved(curves, predicted)})
             if "input" in plan.erasure:
                 input_rows.append({**common, "ranking": ranking, "erasure": "input",
                                    "erasure_mode": plan.input_erasure,
@@ -246,7 +253,14 @@ def _input_measures(
                                              plan.input_erasure, plan.input_steps)  # (B, K, C)
     arrays = _curve_arrays(curves, predicted, base_prob, ranked_weights, lengths,
                            probabilities=plan.probabilities, steps=schedule)
-    return _measure_columns(arrays, plan)
+    return {**_measure_columns(arrays, plan), "unresolved_steps": _unresolved(curves, predicted)}
+
+
+def _unresolved(curves: dict[str, torch.Tensor], predicted: torch.Tensor) -> np.ndarray:
+    """``(B,)`` steps of the curves (both kinds together) whose change of decision is below the
+    logits' resolution: not counted as flips (:func:`resolved_decisions`), flagged here."""
+    return _host(torch.stack([resolved_decisions(c, predicted)[1]
+                              for c in curves.values()]).sum(dim=0))
 
 
 def _measure_columns(arrays: CurveArrays, plan: AuditPlan) -> dict[str, Any]:

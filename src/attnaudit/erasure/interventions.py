@@ -9,7 +9,8 @@ after keeping only them, for every ``k = 0..n``):
   one readout call. Summing only what is kept (rather than ``total - cumsum``) adds non-negative weights
   only, so nothing cancels when little mass is left.
 * **batched** (:func:`batched_curve`): every other site: the ``n + 1`` erased weight vectors are built
-  and handed to :meth:`AttentionClassifier.logits_with` together (chunked over ``k``).
+  and handed to :meth:`AttentionClassifier.logits_with` together (in calls sized to the memory
+  budget, :mod:`attnaudit.erasure.memory`).
 * **naive** (:func:`naive_curve`): the reference: one document, one step, one ``logits_with`` call.
 
 Every path also takes a step *schedule* ``steps`` (``(B, K)`` long, the convention of
@@ -27,6 +28,7 @@ from typing import Literal
 
 import torch
 
+from attnaudit.erasure.memory import bounded_logits_with
 from attnaudit.models.base import (
     AttentionClassifier,
     LinearReadout,
@@ -39,8 +41,28 @@ ErasurePath = Literal["fast", "naive"]
 #: ``remove``: erase the first k ranked items; ``keep``: erase all but the first k
 CurveKind = Literal["remove", "keep"]
 
-#: erasure steps per logits_with call on the batched path (bounds memory: B x k x n x d)
-STEP_CHUNK = 32
+
+def resolved_decisions(
+    curve: torch.Tensor, predicted: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each step's decision, where a change of decision must be resolvable in the logits' dtype.
+
+    A step whose top class beats the unmodified prediction ``ŷ`` by no more than the dtype's
+    resolution at that size (one unit in the last place: ``eps * max(|top|, |ŷ's|)``; float32
+    1.2e-7, bfloat16 7.8e-3, float16 9.8e-4 relative) is no flip: rounding alone can order
+    such logits either way. It keeps ``ŷ`` and is counted (flagged), never silently dropped.
+
+    Args:
+        curve: ``(B, K, C)`` logits along the curve.
+        predicted: ``(B,)`` the unmodified prediction.
+    Returns:
+        ``(B, K)`` long decisions and ``(B,)`` long counts of unresolved steps.
+    """
+    top_logit, top = curve.max(dim=-1)  # (B, K)
+    mine = curve.gather(2, predicted[:, None, None].expand(-1, curve.shape[1], 1))[..., 0]
+    resolution = torch.finfo(curve.dtype).eps * torch.maximum(top_logit.abs(), mine.abs())
+    unresolved = (top != predicted[:, None]) & (top_logit - mine <= resolution)  # (B, K)
+    return torch.where(unresolved, predicted[:, None], top), unresolved.sum(dim=1)
 
 
 def erase(weights: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
@@ -159,11 +181,8 @@ def batched_curve(
     ``(B, K, C)`` of the ``(B, K)`` schedule ``steps`` (only its ``K`` candidates are built and
     recomputed per document)."""
     candidates = erased_weights(output.site(site).attention, order, kind, steps)  # (B, K, n)
-    chunks = [
-        model.logits_with(output, site, candidates[:, start : start + STEP_CHUNK])
-        for start in range(0, candidates.shape[1], STEP_CHUNK)
-    ]
-    return torch.cat(chunks, dim=1)  # (B, K, C)
+    # in calls that fit the memory budget (--max-memory): attnaudit.erasure.memory
+    return bounded_logits_with(model, output, site, candidates)  # (B, K, C)
 
 
 def erasure_curve(

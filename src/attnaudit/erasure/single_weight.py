@@ -16,7 +16,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from attnaudit.erasure.interventions import erase
+from attnaudit.erasure.interventions import erase, resolved_decisions
+from attnaudit.erasure.memory import bounded_logits_with
 from attnaudit.erasure.metrics import js_divergence
 from attnaudit.models.base import AttentionClassifier, ModelOutput, tie_key
 from attnaudit.utils.seeding import doc_keys, random_words, uniform_below
@@ -150,10 +151,13 @@ def single_weight_test(
     removed = torch.zeros(*items.shape, weights.shape[1], dtype=torch.bool, device=weights.device)
     removed.scatter_(2, items[:, :, None], True)  # (B, R, n)
     candidates = erase(weights[:, None, :].expand_as(removed), removed)  # (B, R, n)
-    probs = torch.softmax(model.logits_with(output, site, candidates), dim=-1)  # (B, R, C)
+    logits = bounded_logits_with(model, output, site, candidates)  # (B, R, C)
+    probs = torch.softmax(logits, dim=-1)  # (B, R, C)
     base = torch.softmax(output.logits.detach(), dim=-1)  # (B, C)
     js = js_divergence(base[:, None, :].expand_as(probs), probs)  # (B, R) nats
-    flips = probs.argmax(-1) != base.argmax(-1)[:, None]  # (B, R)
+    predicted = output.logits.detach().argmax(-1)  # (B,)
+    # a change of decision below the logits' resolution is no flip (resolved_decisions)
+    flips = resolved_decisions(logits, predicted)[0] != predicted[:, None]  # (B, R)
     removed_weight = weights.gather(1, items).double()  # (B, R)
     skipped = (mask.sum(dim=1) < 2).cpu().numpy()
     items_np, js_np = items.cpu().numpy(), js.cpu().numpy()

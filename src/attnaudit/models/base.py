@@ -401,6 +401,14 @@ class AttentionClassifier(nn.Module):
         h = output.site(site).cache["states"]  # (B, n, d)
         return self.classify(torch.einsum("bkn,bnd->bkd", weights.to(h.dtype), h))  # (B, k, C)
 
+    def recompute_bytes(self, output: ModelOutput, site: str) -> int:
+        """Working memory of :meth:`logits_with` per candidate weight vector of one document, in
+        bytes (an estimate, for :mod:`attnaudit.erasure.memory`'s budget): here the candidate, its
+        pooled context and the logits, a few vectors of ``n`` and ``state_dim`` values. A model
+        that recomputes more (a transformer's layers) says how much."""
+        n = output.site(site).attention.shape[1]
+        return 4 * 4 * (n + self.state_dim)
+
     def token_items(self, batch: Batch, output: ModelOutput, site: str) -> torch.Tensor:
         """Which item of ``site`` each input token belongs to: the bridge from input-level methods
         (token attributions, input erasure) to a site's items.

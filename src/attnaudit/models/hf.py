@@ -851,6 +851,28 @@ class HFClassifier(AttentionClassifier):
     #: True when the head reads only [CLS]'s final state (the last layer's [CLS] row suffices)
     _cls_only_head: ClassVar[bool] = True
 
+    def recompute_bytes(self, output: ModelOutput, site: str) -> int:
+        """Per candidate: the [CLS] row's vectors where only it is recomputed (the last layer's
+        [CLS] row), else one sequence through a layer: ``T'`` positions of the attention scores
+        and probabilities of every head (``2 H T'``), the feed-forward's ``I`` and a few ``d``
+        states (queries, keys, values, the residual's, the output's; 6 d)."""
+        if not site.startswith("L"):
+            return super().recompute_bytes(output, site)
+        layer, _ = self.site_layer(site)
+        cache = output.site(site).cache
+        # BERT's cache holds the states entering the layer (B, T', d); the generic host's the
+        # layer's probabilities (B, H, T'), and it recomputes whole sequences
+        tensor = cache["hidden"] if "hidden" in cache else cache["probs"]
+        size, t = tensor.element_size(), tensor.shape[-2 if "hidden" in cache else -1]
+        d, heads = self.state_dim, self.num_heads
+        config = self.hf.config
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        inner = int(getattr(text, "intermediate_size", None) or 4 * d)
+        if ("hidden" in cache and self.fast_path and layer == self.num_layers - 1
+                and self._cls_only_head):
+            return size * (2 * heads * t + inner + 6 * d)  # the [CLS] row alone, any rows
+        return size * t * (2 * heads * t + inner + 6 * d)
+
     def _top(
         self, hidden: torch.Tensor, seq_mask: torch.Tensor, start: int, n: int, edit: RowEdit | None
     ) -> torch.Tensor:

@@ -13,6 +13,7 @@ from typing import ClassVar, Literal
 
 import torch
 
+from attnaudit.erasure.memory import candidates_per_call
 from attnaudit.models.base import AttentionClassifier, ModelOutput
 from attnaudit.rankings.base import mask_padding
 
@@ -45,6 +46,22 @@ def decision_gradient(
 
 
 def _decision_gradient(
+    model: AttentionClassifier, output: ModelOutput, site: str, wrt: GradientOutput
+) -> torch.Tensor:
+    # Documents in groups that fit the memory budget (attnaudit.erasure.memory): backward keeps
+    # every recomputed layer's activations, taken as twice one candidate's working memory per
+    # layer (a model without layers: one). Each document's gradient is its own: groups change
+    # nothing but the backend's blocking of sums.
+    kept = 2 * int(getattr(model, "num_layers", 1) or 1)
+    docs = max(1, candidates_per_call(model, output, site) // kept)
+    b = output.logits.shape[0]
+    if docs >= b:
+        return _group_gradient(model, output, site, wrt)
+    return torch.cat([_group_gradient(model, output.index(list(range(i, min(b, i + docs)))),
+                                      site, wrt) for i in range(0, b, docs)])
+
+
+def _group_gradient(
     model: AttentionClassifier, output: ModelOutput, site: str, wrt: GradientOutput
 ) -> torch.Tensor:
     out = output.site(site)

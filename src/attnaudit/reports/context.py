@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from attnaudit import __version__
 from attnaudit.reports import faithfulness, figures
+from attnaudit.reports.faithfulness import dig
 from attnaudit.reports.figures.common import removal_label
 from attnaudit.reports.loading import (
     ModelResults,
@@ -41,7 +42,14 @@ from attnaudit.reports.markup import (
     slug,
 )
 from attnaudit.reports.seeds import seeds_section
-from attnaudit.reports.transformer import draw_inline, full_sites, transformer_section
+from attnaudit.reports.transformer import (
+    draw_inline,
+    full_sites,
+    layer_site,
+    site_title,
+    transformer_section,
+)
+from attnaudit.results.advice import explained
 from attnaudit.results.examples import CATEGORIES, example_records, select_examples
 from attnaudit.results.seeds import SEEDS_FILE
 from attnaudit.results.tables import erasure_rows, in_order
@@ -60,13 +68,6 @@ CATEGORY_LABELS: dict[str, str] = {
     "never_flips": "Never flips",
     "median": "Median document",
 }
-CANNOT_FLIP_EXPLAINED = (
-    "Why: at a site that pools items for the head (the paper's site), removing every item leaves a "
-    "zero context, so the output is the head's bias alone, the same for every document; every "
-    "document already predicted as the class that bias favours gets its prediction back when "
-    "everything is removed, whatever the ranking. On a two-class task that is every document "
-    "predicted as the bias class."
-)
 NOT_IN_PAPER = "A test the paper did not run: Serrano & Smith manipulated only the last attention layer."
 # The settings a reader looks for first; the rest is one click away.
 _KEY_SETTINGS = frozenset({
@@ -381,10 +382,41 @@ def _model_ids(models: Sequence[ModelResults]) -> dict[str, str]:
     return ids
 
 
+#: settings that a transformer (``[model] base`` set) never reads: the paper models' sizes and
+#: word vocabulary (a transformer has its base's sizes and its tokenizer's vocabulary)
+_NOT_TRANSFORMER = frozenset({"model.embedding_dim", "model.hidden", "model.dropout",
+                              "model.embeddings", "model.encoder", "data.min_count",
+                              "data.max_vocab"})
+#: settings of a split made for training, which a model trained elsewhere (``[data] test_only``)
+#: never had: no train or dev split is carved, nothing is subsampled but the test split
+_NOT_IMPORTED = frozenset({"data.dev_fraction", "data.test_fraction", "data.max_train_docs",
+                           "data.max_dev_docs"})
+
+
+def applicable_config(config: Mapping[str, Any], *, imported: bool) -> dict[str, Any]:
+    """The model's settings (config.json) without those that do not apply to it: a transformer's
+    paper-model sizes, and for a model trained elsewhere (``audit --hf-model``) the whole
+    ``[train]`` table (nothing was trained here) and the split settings."""
+    transformer = (config.get("model") or {}).get("base") is not None
+    drop = (_NOT_TRANSFORMER if transformer else frozenset()) | (
+        _NOT_IMPORTED if imported else frozenset())
+    out: dict[str, Any] = {}
+    for section, values in config.items():
+        if imported and section == "train":
+            continue
+        if isinstance(values, Mapping):
+            out[section] = {k: v for k, v in values.items() if f"{section}.{k}" not in drop}
+        else:
+            out[section] = values
+    return out
+
+
 def _model(m: ModelResults, ident: str, js_unit: str, folder: Path) -> dict[str, Any]:
     log.info("report: %s: drawing its figures and example documents", m.name)
     summary = m.summary or {}
-    flat = sorted(flatten(m.config or {}),
+    imported = bool((m.metrics or {}).get("imported_from")
+                    or (m.train_info or {}).get("imported_from"))
+    flat = sorted(flatten(applicable_config(m.config or {}, imported=imported)),
                   key=lambda kv: _CONFIG_ORDER.get(kv[0].split(".")[0], 9))
     info = m.tables.audit_info or {}
     audit_rows = flatten({k: v for k, v in info.items() if k != "versions"})
@@ -417,12 +449,29 @@ def _model(m: ModelResults, ident: str, js_unit: str, folder: Path) -> dict[str,
     }
 
 
+def _cannot_flip(m: ModelResults, site: str, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Why the site's documents cannot flip (its kind's reason), and the message and command when
+    most cannot (summary.json ``cannot_flip``; audits written before it: the reason from the
+    site's name, no message)."""
+    entry = dig(m.summary or {}, "cannot_flip", site)
+    if isinstance(entry, Mapping) and entry.get("explanation"):
+        return {"cannot_flip_explained": entry["explanation"],
+                "cannot_flip_advice": entry.get("message"),
+                "cannot_flip_command": entry.get("command")}
+    settings = dig(m.tables.audit_info or {}, "config") or {}
+    layer = layer_site(site, meta) is not None
+    return {"cannot_flip_explained": explained("layer" if layer else "pooling",
+                                               settings.get("query_rows", "cls")),
+            "cannot_flip_advice": None, "cannot_flip_command": None}
+
+
 def _site(m: ModelResults, site: str, s: Mapping[str, Any], rankings: dict[str, dict[str, str]],
           js_unit: str, folder: Path, ident: str, notes: list[str]) -> dict[str, Any]:
     summary = m.summary or {}
     meta = (summary.get("sites") or {}).get(site) or {}
     settings = (m.tables.audit_info or {}).get("config")
-    panel = figures.Panel(title=str(meta.get("label", site)), summary=s,
+    title = site_title(site, str(meta.get("label", site)), meta)
+    panel = figures.Panel(title=title, summary=s,
                           single=site_rows(m.tables.single, site), removal=attention_rows(m, site),
                           settings=settings if isinstance(settings, dict) else {})
     figs = {spec.key: _figure(spec, [panel], rankings, folder, js_unit, notes)
@@ -432,12 +481,12 @@ def _site(m: ModelResults, site: str, s: Mapping[str, Any], rankings: dict[str, 
     examples = _examples(m, site, rankings, js_unit, ident)
     item = ITEM_NOUNS.get(str(meta.get("item", "item")), str(meta.get("item", "item")))
     return {
-        "name": site, "id": ident, "label": meta.get("label", site), "item": item,
+        "name": site, "id": ident, "label": title, "item": item,
         "paper": bool(meta.get("paper")), "description": meta.get("description") or "",
         "not_in_paper": None if meta.get("paper") else NOT_IN_PAPER,
         "n_docs": s.get("n_docs"), "n_single_item": s.get("n_single_item"),
         "share_cannot_flip": s.get("share_cannot_flip"),
-        "cannot_flip_explained": CANNOT_FLIP_EXPLAINED,
+        **_cannot_flip(m, site, meta),
         "conventions": s.get("conventions") or {},
         "faithfulness": faithfulness.site_block(summary, site, s, rankings, figs,
                                                 item=item,

@@ -43,6 +43,7 @@ from attnaudit.reports.figures.transformer import (
 )
 from attnaudit.reports.loading import ModelResults, site_rows
 from attnaudit.reports.markup import flip_text, is_num, js_value, safe_color, shade, sig
+from attnaudit.results.advice import LAYER_SITE
 from attnaudit.results.examples import select_examples
 from attnaudit.results.tables import erasure_rows, in_order
 from attnaudit.utils.logging import get_logger
@@ -50,7 +51,7 @@ from attnaudit.utils.logging import get_logger
 log = get_logger(__name__)
 
 #: ``L{layer}`` or ``L{layer}.h{head}``, both counted from 0 (``attnaudit.models.hf``'s site names)
-SITE_NAME = re.compile(r"L(0|[1-9][0-9]*)(?:\.h(0|[1-9][0-9]*))?")
+SITE_NAME = LAYER_SITE
 #: the ranking and the summary.json measure (``by_site[site]["removal"][ranking][measure]``) of the
 #: head heat map: how many of the tokens the head's attention ranks first must go before the
 #: decision flips. The censored median keeps documents that never flip (as n + 1 of n), so a head
@@ -139,12 +140,43 @@ def cell(value: Any, bounds: Any, kind: str, js_unit: str = "nats") -> dict[str,
 
 
 def layer_label(layer: int) -> str:
-    """"layer 3" for ``L2``: the sites' labels count layers from 1, their names from 0."""
-    return f"layer {layer + 1}"
+    """``L2``: a layer as the CLI names its site (``--sites L2``), counted from 0."""
+    return f"L{layer}"
 
 
 def head_label(where: LayerSite) -> str:
-    return f"{layer_label(where.layer)} · head {(where.head or 0) + 1}"
+    """``L2.h3``: a head as the CLI names its site, both counted from 0."""
+    return f"L{where.layer}.h{where.head or 0}"
+
+
+#: a model's own site label that counts from 1 ("layer 6 head 3 [CLS] attention")
+_COUNTED_FROM_ONE = re.compile(r"layer \d+(?: head \d+)?\s*")
+
+
+def site_title(site: str, label: str, meta: Mapping[str, Any] | None = None) -> str:
+    """A site's title as the CLI names it: ``L5 · [CLS] attention, mean of heads`` for a
+    transformer site labelled "layer 6 [CLS] attention, mean of heads" (the label counts from
+    1, the CLI from 0, and a reader types what the page shows); other sites keep their label."""
+    if layer_site(site, meta) is None:
+        return label
+    rest = _COUNTED_FROM_ONE.sub("", label, count=1).strip(" ·,:")
+    return f"{site} · {rest}" if rest and rest != site else site
+
+
+def architecture_text(summary: Mapping[str, Any]) -> str | None:
+    """One sentence on the audited transformer (summary.json ``architecture``, written by the
+    audit): its family, depth, heads and their grouping, and where it classifies."""
+    arch = summary.get("architecture")
+    if not isinstance(arch, Mapping) or not arch.get("family"):
+        return None
+    parts = [f"Family {arch['family']}"]
+    if is_num(arch.get("layers")) and is_num(arch.get("heads")):
+        parts.append(f"{arch['layers']} layers × {arch['heads']} attention heads")
+    if arch.get("head_grouping"):
+        parts.append(str(arch["head_grouping"]))
+    if arch.get("classification"):
+        parts.append(f"classifies from {arch['classification']}")
+    return "; ".join(parts) + "."
 
 
 # ----------------------------------------------------------------------------------------------
@@ -196,12 +228,17 @@ def transformer_section(
     labels = summary.get("sites") or {}
     first = next(iter(by_site))
     # the examples' last row: the audited default site when it is no layer site (``pool``)
-    extra = None if first in dict(layers) else str(dig(labels, first, "label") or first)
+    extra = None if first in dict(layers) else site_title(first, str(dig(labels, first, "label")
+                                                                     or first))
     return {
         "id": ident,
-        "n_layers": max(w.layer for w in where.values()) + 1,
+        # the layers actually audited (a lone L5 is one layer, not six), by name
+        "n_layers": len({w.layer for w in where.values()}),
+        "layer_names": [layer_label(x) for x in sorted({w.layer for w in where.values()})],
+        "architecture": architecture_text(summary),
         "n_heads": max((w.head for _, w in heads if w.head is not None), default=-1) + 1,
-        "full": [{"name": s, "label": str(dig(labels, s, "label") or s), "href": site_ids.get(s)}
+        "full": [{"name": s, "label": site_title(s, str(dig(labels, s, "label") or s)),
+                  "href": site_ids.get(s)}
                  for s in full],
         "summarised": [s for s in by_site if s not in full],
         "rankings": meta,
@@ -235,7 +272,7 @@ def _layer_row(summary: Mapping[str, Any], site: str, where: LayerSite, names: S
                                     bounds.get("share_never_flipped"), "share")})
     return {
         "site": site, "layer": where.layer + 1, "label": layer_label(where.layer),
-        "site_label": str(dig(summary, "sites", site, "label") or site),
+        "site_label": site_title(site, str(dig(summary, "sites", site, "label") or site)),
         "href": site_ids.get(site), "n": sw.get("n"), "n_docs": entry.get("n_docs"),
         "test1": [cell(dig(sw, *path), dig(intervals, "single_weight", *path), kind, js_unit)
                   for _, _, path, kind in TEST1_COLUMNS],
@@ -247,7 +284,7 @@ def _grid_figure(rows: Sequence[Mapping[str, Any]], names: Sequence[str],
                  rankings: Mapping[str, Mapping[str, str]], folder: Path, notes: list[str]
                  ) -> dict[str, Any] | None:
     """The layer x ranking heat map of the grid's shares (Test 1's flip rates, Test 2 per ranking)."""
-    labels = [f"{r['label']} ({r['site']})" for r in rows]
+    labels = [str(r["label"]) for r in rows]
     # the flip-rate columns only: median ΔJS is no share and stays in the table
     test1 = {c[0]: [r["test1"][j]["value"] for r in rows]
              for j, c in enumerate(TEST1_COLUMNS) if c[3] == "share"}
@@ -295,8 +332,9 @@ def _heads(summary: Mapping[str, Any], heads: Sequence[tuple[str, LayerSite]], f
     figure = draw_inline(
         "head_heatmap", "Which heads' attention is most faithful?",
         f"Each cell is one head's site L{{l}}.h{{h}}: {measure} ({POPULATION}). Lower = fewer "
-        f"removals = more faithful (darker). {CENSORED.capitalize()}. Rows are layers 1 to "
-        f"{n_layers} (1 nearest the input), columns heads 1 to {n_heads}.", notes,
+        f"removals = more faithful (darker). {CENSORED.capitalize()}. Rows are layers L0 to "
+        f"L{n_layers - 1} (L0 nearest the input), columns heads h0 to h{n_heads - 1}, as "
+        "--sites names them.", notes,
         lambda path: plot_head_heatmap(
             [[c["value"] if c else None for c in row] for row in grid], path,
             measure=measure, better="lower = more faithful",
@@ -331,8 +369,8 @@ def draw_inline(key: str, title: str, caption: str, notes: list[str],
 
 def _conventions(summary: Mapping[str, Any], heads: bool) -> list[tuple[str, str]]:
     out = [
-        ("layers", f"Rows are layers numbered from 1, {LAYERS}; a head's site L{{l}}.h{{h}} is one "
-                   "head's [CLS] attention (head numbered h + 1)."),
+        ("layers", f"Rows are layers as --sites names them, {LAYERS}; a head's site L{{l}}.h{{h}} "
+                   "is one head's attention from the classification position (both from 0)."),
         ("population", f"Every number covers the {POPULATION} at the site, as summary.json's."),
         ("test1", "Test 1 erases one token's attention (the top weight i*, or a random token r) and "
                   "asks whether the decision flips; ΔJS = JS(i*) − JS(r) in the report's JS unit."),
@@ -380,7 +418,8 @@ def _examples(m: ModelResults, layers: Sequence[tuple[str, LayerSite]],
     chosen = chosen[:EXAMPLES]
     shown = [(s, layer_label(w.layer)) for s, w in layers]
     if first not in dict(shown):
-        shown.append((first, str(dig(summary, "sites", first, "label") or first)))
+        shown.append((first, site_title(first, str(dig(summary, "sites", first, "label")
+                                                    or first))))
     wanted = {s for s, _ in shown}
     items = t.items[t.items["site"].astype(str).isin(wanted)
                     & t.items["doc_id"].astype(str).isin([d for d, _ in chosen])]

@@ -31,7 +31,7 @@ POPULATION = "documents with two or more tokens"
 CENSORED = ("censored median: a document whose decision never flips counts as needing n + 1 of its "
             "n tokens, so never-flipped documents stay in the median; past 100% (over half never "
             "flip) it reads 'never'")
-LAYERS = ("layer 1 = nearest the input (site L0); layer sites L{l}: the [CLS] row's attention, "
+LAYERS = ("L0 = nearest the input; layer sites L{l}: the classification row's attention, "
           "mean of heads")
 
 #: cells of a share panel: 0 to 100%
@@ -159,14 +159,14 @@ def plot_head_heatmap(
         ax = fig.subplots()
         # darker = fewer removals = more faithful: the eye goes to the heads worth a look
         image = _heat(ax, matrix, _colormap("Blues_r"),
-                      rows=[f"layer {i + 1}" for i in range(n_layers)],
-                      columns=[f"head {j + 1}" for j in range(n_heads)], censored=censored,
+                      rows=[f"L{i}" for i in range(n_layers)],
+                      columns=[f"h{j}" for j in range(n_heads)], censored=censored,
                       fontsize=7 if n_heads > 8 else 8)
         ax.set_title(title, fontsize=8.5)
         fig.colorbar(image, ax=ax, shrink=0.8, label=better, format="{x:.0%}")
         note = (f"Cell: {measure} ({POPULATION}); {better}, darker. "
                 + (f"{CENSORED[0].upper()}{CENSORED[1:]}. " if censored else "")
-                + "Layer and head numbered from 1 (site L{l}.h{h} counts both from 0). "
+                + "Layers L{l} and heads h{h} counted from 0, as site L{l}.h{h}. "
                 "Grey '—': not audited or no documents.")
         fig.supxlabel(textwrap.fill(note, int(15 * width)), x=0.01, ha="left", fontsize=7,
                       color="#374151")

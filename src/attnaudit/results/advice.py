@@ -1,0 +1,154 @@
+"""Why documents cannot flip at a site, and where erasure can move decisions instead (torch-free).
+
+A document *cannot flip* at a site when erasing every item there leaves its prediction (summary.json
+``by_site[site]["share_cannot_flip"]``). The reason depends on what the site is:
+
+* a **pooling site** (the paper's models, hf-attnpool's ``pool``): the pooled context is the
+  weighted sum of the items' states; with every item erased it is zero, and the output is the
+  head's bias alone, the same for every document;
+* a **transformer layer** (``L{l}``, ``L{l}.h{h}``): erasure edits the layer's attention and
+  renormalises it over what is left (the [CLS] and [SEP] tokens, never items); the residual
+  connection around the attention still carries the state that entered the layer, and with the
+  [CLS] row alone edited every other token's state leaves the layer unchanged for the layers above
+  to read. The output is no constant: the decision survives wherever those states carry it.
+
+When more than :data:`MOST` of a site's documents cannot flip, the site says little about what the
+decision used (most documents are never flipped by any ranking, and every ranking's measures are
+censored at the same value), so the audit logs :func:`site_advice`'s message and the report shows
+it with a command that audits where decisions can move. For transformers that choice follows the
+measurement in the README ("Layer by layer, on IMDB": MiniLM fine-tuned on IMDB, 30 test reviews):
+erasing from the [CLS] row, no decision below the last layer changes (0% can flip at L0-L4, 3% at
+L5); erasing from every query row, a quarter of the reviews can flip at L0-L3 and 3% at L4-L5. So
+the advice is every query row at the lower two thirds of the layers, with ERASER's step schedule
+(each step there recomputes the layers above: 14-26x one inference pass per layer, README's table).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+#: ``L{layer}`` or ``L{layer}.h{head}``, both counted from 0: a transformer's self-attention sites
+LAYER_SITE = re.compile(r"L(0|[1-9][0-9]*)(?:\.h(0|[1-9][0-9]*))?")
+#: a site where more than this share of the documents cannot flip gets a message and a command
+MOST = 0.5
+
+SiteKind = Literal["pooling", "layer"]
+
+POOLING_EXPLAINED = (
+    "Why: at a site that pools items for the head (the paper's site), removing every item leaves a "
+    "zero context, so the output is the head's bias alone, the same for every document; every "
+    "document already predicted as the class that bias favours gets its prediction back when "
+    "everything is removed, whatever the ranking. On a two-class task that is every document "
+    "predicted as the bias class."
+)
+
+
+def layer_explained(query_rows: str | None) -> str:
+    """Why a transformer layer's documents cannot flip, for the erased ``query_rows``."""
+    rows = ("every query row of the site's heads" if query_rows == "all"
+            else "the classification ([CLS]) row alone")
+    rest = (" Every row loses the item, yet each token's own state still passes the residual "
+            "connection, and the layers above rebuild the decision from those states."
+            if query_rows == "all" else
+            " Every other token's state leaves the layer unchanged, and the layers above read "
+            "them: below the last layer they rebuild the decision from them; at the last layer "
+            "the [CLS] state that entered it usually carries the decision already.")
+    return ("Why: erasure at a transformer layer edits the attention of " + rows + " and "
+            "renormalises it over what is left, the [CLS] and [SEP] tokens (never items); the "
+            "residual connection around the attention still adds the state that entered the "
+            "layer, so erasing every item removes only the attention's share of the update, not "
+            "the document." + rest + " (It is not the head's bias: the output stays the "
+            "document's own.)")
+
+
+def explained(kind: SiteKind, query_rows: str | None) -> str:
+    """The "cannot flip" explanation of a site of ``kind``."""
+    return POOLING_EXPLAINED if kind == "pooling" else layer_explained(query_rows)
+
+
+def suggested_layers(num_layers: int) -> list[int]:
+    """The lower two thirds of the layers (at least one): where, from every query row, erasure
+    moved decisions in the README's IMDB measurement (L0-L3 of MiniLM's six)."""
+    return list(range(max(1, math.ceil(2 * num_layers / 3))))
+
+
+def site_advice(
+    site: str,
+    share: float | None,
+    *,
+    kind: SiteKind,
+    layer: int | None = None,
+    num_layers: int | None = None,
+    query_rows: str | None = None,
+    run: str = "RUN",
+    audited: tuple[str, ...] = (),
+) -> dict[str, Any] | None:
+    """The message for a site where most documents cannot flip, or None (at most :data:`MOST`).
+
+    Args:
+        site: the site's name, as the CLI names it (``L5``).
+        share: its share of documents that cannot flip.
+        kind: ``"pooling"`` or ``"layer"`` (a transformer's self-attention).
+        layer: the site's layer (layer sites).
+        num_layers: the model's layer count (transformers; None for the paper's models).
+        query_rows: the erased query rows (``"cls"``, ``"all"``; None: no self-attention).
+        run: the model folder, for the command.
+        audited: every site of this audit (a suggestion never repeats what was just done).
+
+    Returns:
+        ``{"share", "threshold", "message", "command"}``; ``command`` None where no setting of the
+        audit can move these decisions (the paper's pooling sites).
+    """
+    if share is None or not share > MOST:
+        return None
+    head = (f"{site}: {share:.0%} of the documents cannot flip (erasing every item leaves the "
+            f"decision), more than {MOST:.0%}: this site's rankings are compared on few documents.")
+    command = None
+    if num_layers is not None:
+        lower = [f"L{layer_}" for layer_ in suggested_layers(num_layers)]
+        move = f"attnaudit audit {run} --sites {','.join(lower)} --query-rows all " \
+               "--attention-steps eraser --replace"
+        all_rows_here = query_rows == "all" and kind == "layer"
+        if all_rows_here and layer is not None and f"L{layer}" in lower:
+            # Already where the measurement found movement: attention cannot move these
+            # documents; erasing the tokens themselves still can.
+            command = f"attnaudit audit {run} --sites {site} --query-rows all --erasure " \
+                      "attention,input --attention-steps eraser --replace"
+            where = "Erasing the tokens from the input (input-level erasure) may still move them:"
+        elif query_rows == "all" and set(lower) <= set(audited):
+            command, where = None, ""
+        else:
+            command = move
+            where = ("Erasure moves decisions from every query row of the lower layers (MiniLM on "
+                     "IMDB: from the [CLS] row no decision below the last layer changed; from "
+                     "every row a quarter of the reviews flip at L0-L3):")
+    else:
+        where = ("No audit setting changes this: it is the pooling site's property (see why); "
+                 "input-level erasure (--erasure attention,input) shows how the decision "
+                 "depends on the tokens themselves.")
+    message = f"{head} {where} {command}" if command else f"{head} {where}".rstrip()
+    return {"share": share, "threshold": MOST, "message": message, "command": command}
+
+
+def summary_advice(
+    summary: Mapping[str, Any], *, num_layers: int | None, query_rows: str | None, run: str
+) -> dict[str, dict[str, Any]]:
+    """:func:`site_advice` for every site of a summary that needs it, with every site's
+    ``explanation`` (the "cannot flip" reason for its kind): ``{site: {"explanation", ...}}``."""
+    by_site = summary.get("by_site") or {}
+    out: dict[str, dict[str, Any]] = {}
+    for site, entry in by_site.items():
+        match = LAYER_SITE.fullmatch(str(site)) if num_layers is not None else None
+        kind: SiteKind = "layer" if match else "pooling"
+        share = entry.get("share_cannot_flip") if isinstance(entry, Mapping) else None
+        advice = site_advice(str(site), share if isinstance(share, (int, float)) else None,
+                             kind=kind, layer=int(match[1]) if match else None,
+                             num_layers=num_layers, query_rows=query_rows, run=run,
+                             audited=tuple(map(str, by_site)))
+        out[str(site)] = {"kind": kind,
+                          "explanation": explained(kind, query_rows if match else None),
+                          **(advice or {})}
+    return out

@@ -1,0 +1,71 @@
+"""Why documents cannot flip at a site, per kind of site, and the command printed when most cannot
+(results/advice.py): the pooling models' reason (the head's bias) never explains a transformer
+layer, and the command points where the README's IMDB measurement found decisions moving."""
+
+from __future__ import annotations
+
+import pytest
+
+from attnaudit.results.advice import (
+    MOST,
+    POOLING_EXPLAINED,
+    explained,
+    site_advice,
+    suggested_layers,
+    summary_advice,
+)
+
+
+def test_each_kind_of_site_has_its_own_reason() -> None:
+    assert explained("pooling", None) == POOLING_EXPLAINED and "bias alone" in POOLING_EXPLAINED
+    for rows in ("cls", "all"):
+        text = explained("layer", rows)
+        assert "residual" in text and "bias alone" not in text
+    assert "[CLS]) row alone" in explained("layer", "cls")
+    assert "every query row" in explained("layer", "all")
+
+
+def test_lower_two_thirds_of_the_layers_are_suggested() -> None:
+    assert suggested_layers(6) == [0, 1, 2, 3]  # MiniLM: where a quarter of reviews flipped
+    assert suggested_layers(12) == list(range(8))
+    assert suggested_layers(1) == [0] and suggested_layers(2) == [0, 1]
+
+
+def test_no_message_at_or_below_the_threshold() -> None:
+    assert site_advice("L5", MOST, kind="layer", layer=5, num_layers=6, query_rows="cls") is None
+    assert site_advice("L5", None, kind="layer", layer=5, num_layers=6, query_rows="cls") is None
+
+
+def test_the_issues_cases_print_a_command_that_audits_where_decisions_move() -> None:
+    # the default site (last layer, [CLS] row), 93% cannot flip
+    advice = site_advice("L5", 0.93, kind="layer", layer=5, num_layers=6, query_rows="cls",
+                         run="runs/minilm", audited=("L5",))
+    assert advice is not None and "93%" in advice["message"] and "50%" in advice["message"]
+    assert advice["command"] == ("attnaudit audit runs/minilm --sites L0,L1,L2,L3 --query-rows all "
+                                 "--attention-steps eraser --replace")
+    assert advice["command"] in advice["message"]
+    # an earlier layer from the [CLS] row: the same command
+    advice = site_advice("L2", 1.0, kind="layer", layer=2, num_layers=6, query_rows="cls")
+    assert advice is not None and "--query-rows all" in str(advice["command"])
+    # every row at a lower layer already: input-level erasure of that site
+    advice = site_advice("L2", 0.8, kind="layer", layer=2, num_layers=6, query_rows="all")
+    assert advice is not None and "--erasure attention,input" in str(advice["command"])
+    # hf-attnpool's pooling site: its layers, every row
+    advice = site_advice("pool", 0.9, kind="pooling", num_layers=6, query_rows="all")
+    assert advice is not None and "--sites L0,L1,L2,L3" in str(advice["command"])
+    # the paper's models: no setting moves them; the message says so
+    advice = site_advice("sentence", 0.9, kind="pooling")
+    assert advice is not None and advice["command"] is None
+    assert "No audit setting changes this" in advice["message"]
+
+
+@pytest.mark.parametrize("num_layers", [None, 6])
+def test_summary_advice_names_every_site_with_its_kind(num_layers: int | None) -> None:
+    summary = {"by_site": {"L5": {"share_cannot_flip": 0.93}, "pool": {"share_cannot_flip": 0.1},
+                           "L1.h2": {"share_cannot_flip": None}}}
+    out = summary_advice(summary, num_layers=num_layers, query_rows="cls", run="r")
+    layer = "pooling" if num_layers is None else "layer"
+    assert {s: a["kind"] for s, a in out.items()} == {"L5": layer, "pool": "pooling",
+                                                      "L1.h2": layer}
+    assert ("message" in out["L5"]) and "message" not in out["pool"]
+    assert "message" not in out["L1.h2"]
