@@ -311,7 +311,7 @@ def _load(folder_name: str, stamp: tuple[tuple[str, int, int], ...]) -> HFTokeni
     # every text (and tokenize() refuses a text that still produces it). A tokenizer whose id 0 is
     # an ordinary token (Qwen2's "!") would lose that token to the padding mask: refused. Remapping
     # ids would misalign the pretrained embedding rows.
-    if PAD_ID != tokenizer.pad_token_id and PAD_ID not in set(tokenizer.all_special_ids):
+    if tokenizer.pad_token_id != PAD_ID and PAD_ID not in set(tokenizer.all_special_ids):
         token = tokenizer.convert_ids_to_tokens(PAD_ID)
         raise DataError(
             f"{folder}: the tokenizer's id {PAD_ID} is the ordinary token {token!r}, which "
