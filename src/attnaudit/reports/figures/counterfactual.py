@@ -66,8 +66,9 @@ def plot_adversarial_vs_max_attention(
     """
     bound = f"TVD(output) ≤ {epsilon:g}" if epsilon else "TVD(output) ≤ ε"
     return plot_counterfactual(frames, path, which="adversarial", js_unit=js_unit,
-                               ylabel=f"best JSD(a, a') found (a lower bound), {bound}  "
-                                      f"[{js_unit}]")
+                               # "best found": a lower bound on the maximum (the convention
+                               # beside the figure says so; a longer label is cut off)
+                               ylabel=f"best JSD(a, a') found, {bound}  [{js_unit}]")
 
 
 def plot_counterfactual(
