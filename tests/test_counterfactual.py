@@ -445,7 +445,7 @@ def test_the_vertices_never_lower_the_search_and_a_feasible_vertex_is_found() ->
 #: the reference by more than 0.001 nats in about a sixth of them, by up to 0.25 nats (a 3-class
 #: output moves along two directions, so the feasible set's corners lie inside the simplex's
 #: faces, which neither the edges nor the segments search; the local search reaches some). On the
-#: trained binary IMDB models (benchmarks/adversarial_gap.py) 2 of 300 short documents fell short
+#: trained binary IMDB models (benchmarks/adversarial_gap.py) 2 of 270 short documents fell short
 #: (0.11 and 0.19 nats). A measured bound, not a guarantee: the search stays a lower bound.
 STATED_GAP = 0.3
 
