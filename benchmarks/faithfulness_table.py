@@ -1,4 +1,4 @@
-"""Print the README's faithfulness tables (Markdown) from finished `attnaudit run` folders.
+"""Print the faithfulness tables of docs/results.md (Markdown) from finished `attnaudit run` folders.
 
     python benchmarks/faithfulness_table.py runs/imdb-binary [more runs...] [--input]
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The runs behind the README's results section. Each is one `attnaudit run`; rerunning reuses
-# finished stages. Takes about an hour on 2 CPU cores. Usage: bash benchmarks/readme_results.sh [OUT]
+# The runs behind the results page, docs/results.md (the script keeps its old name). Each is one
+# `attnaudit run`; rerunning reuses finished stages. Takes about an hour on 2 CPU cores. Usage: bash benchmarks/readme_results.sh [OUT]
 set -euo pipefail
 out=${1:-runs/results}
 imdb=../shared/data/imdb50k.jsonl.gz

@@ -1,4 +1,4 @@
-"""Print the README's results tables (Markdown) from finished `attnaudit run` folders.
+"""Print the results tables of docs/results.md (Markdown) from finished `attnaudit run` folders.
 
     python benchmarks/results_table.py runs/news runs/imdb-binary runs/imdb-rating
 

@@ -100,3 +100,12 @@ def _prepared_data_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ATTNAUDIT_CACHE", str(tmp_path_factory.mktemp("prepared-cache")))
         yield
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Other transformer families (``hf@<model_type>`` fixtures) in the shared suites run in the
+    full tier: each costs as much as BERT's cases again; their own table (test_hf_families.py)
+    keeps an encoder and a decoder in the quick tier."""
+    for item in items:
+        if "hf@" in item.nodeid and "test_hf_families" not in item.nodeid:
+            item.add_marker(pytest.mark.full)

@@ -21,6 +21,13 @@ VOCAB = 60
 
 #: the suffix of a transformer variant whose items are words (``--items word``): ``"hf+words"``
 WORDS = "+words"
+#: ``"hf@llama"``: the ``hf`` kind on a tiny random model of another family (hf_family_fixtures)
+FAMILY = "@"
+
+
+def _kind_name(name: str) -> str:
+    """The registered variant of a fixture name (``"hf@llama+words"`` -> ``"hf"``)."""
+    return name.removesuffix(WORDS).split(FAMILY)[0]
 
 
 def token_string(token_id: int) -> str:
@@ -41,9 +48,10 @@ def random_model(
     Weights are scaled up so that attention is peaked and removals often change decisions.
     """
     torch.manual_seed(seed)
-    kind, encoder = parse_model_name(name.removesuffix(WORDS))
+    kind, encoder = parse_model_name(_kind_name(name))
     if MODEL_ENTRIES[kind].pretrained:
-        model = tiny_transformer(kind, num_classes=num_classes).to(dtype).eval()
+        family = name.removesuffix(WORDS).partition(FAMILY)[2] or "bert"
+        model = tiny_transformer(kind, num_classes=num_classes, family=family).to(dtype).eval()
         if name.endswith(WORDS):
             model.set_vocabulary(  # type: ignore[attr-defined]
                 [token_string(i) for i in range(VOCAB)] + ["[CLS]", "[SEP]"])
@@ -90,12 +98,22 @@ def random_batch(name: str, *, seed: int, lengths: list[int], repeats: bool = Fa
 CLS_ID, SEP_ID = VOCAB, VOCAB + 1
 
 
-def tiny_transformer(kind: str, *, num_classes: int = 3) -> AttentionClassifier:
+def tiny_transformer(kind: str, *, num_classes: int = 3, family: str = "bert"
+                     ) -> AttentionClassifier:
     """A randomly initialised transformer of ``kind`` (``hf``, ``hf-attnpool``): 2 layers of 4
     heads, hidden 32, feed-forward 64, no dropout; initialised wide (std 0.3, BERT's is 0.02), so
     that attention is peaked and erasure moves the logits, as the paper's models' scaled weights.
-    Its unknown token is ``UNK_ID`` (1), which the random documents never contain."""
+    Its unknown token is ``UNK_ID`` (1), which the random documents never contain. ``family``: a
+    model_type of hf_family_fixtures' table, the same sizes (kind ``hf`` only)."""
     from transformers import BertConfig
+
+    if family != "bert":
+        from hf_family_fixtures import family_config
+
+        return MODELS[kind].from_config(  # type: ignore[attr-defined, no-any-return]
+            family_config(family, vocab_size=VOCAB + 2, num_classes=num_classes,
+                          special=(CLS_ID, SEP_ID)),
+            cls_token_id=CLS_ID, sep_token_id=SEP_ID, unk_token_id=1)
 
     config = BertConfig(vocab_size=VOCAB + 2, hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=4, intermediate_size=64, num_labels=num_classes,
@@ -110,7 +128,12 @@ def tiny_transformer(kind: str, *, num_classes: int = 3) -> AttentionClassifier:
 #: the sites and nothing else (saves ~15 s of the suite on one thread)
 WORD_MODELS = [f"{name}{WORDS}" for name in MODEL_NAMES
                if MODEL_ENTRIES[parse_model_name(name)[0]].pretrained]
-ALL_MODELS = [*MODEL_NAMES, f"hf{WORDS}"]
+#: other families in the shared suite: a grouped-query decoder (Phi with 2 key/value heads; LayerNorm,
+#: so float64 end to end: RMSNorm families compute in float32 inside transformers), classification
+#: at the last token;
+#: the whole family table runs in tests/test_hf_families.py
+FAMILY_MODELS = [f"hf{FAMILY}phi"]
+ALL_MODELS = [*MODEL_NAMES, f"hf{WORDS}", *FAMILY_MODELS]
 
 #: class names of the random models' labels
 LABELS = ["a", "b", "c"]
@@ -128,7 +151,7 @@ def random_pass(name: str, *, seed: int, lengths: list[int]
 
 def model_class(name: str) -> type[AttentionClassifier]:
     """The registered class of variant ``name``."""
-    return MODELS[parse_model_name(name.removesuffix(WORDS))[0]]
+    return MODELS[parse_model_name(_kind_name(name))[0]]
 
 
 #: every (model variant, site) pair the registries declare: a new model or site is picked up here
@@ -164,7 +187,7 @@ def audit_settings(model: AttentionClassifier) -> dict[str, Any]:
     return {"query_rows": model.query_rows, "items": model.item_unit}
 
 
-SITE_CASES = [(name, site) for name in [*MODEL_NAMES, *WORD_MODELS]
+SITE_CASES = [(name, site) for name in [*MODEL_NAMES, *WORD_MODELS, *FAMILY_MODELS]
               for site in _declared_sites(name)]
 SITE_IDS = [f"{name}:{site}" for name, site in SITE_CASES]
 

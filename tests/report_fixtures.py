@@ -144,7 +144,7 @@ def write_model(
     })
     metrics: dict[str, Any] = {
         "dev_accuracy": 0.86 + 0.05 * rng.random(), "test_accuracy": 0.85 + 0.05 * rng.random(),
-        "majority_baseline": 0.25, "train_seconds": 120 + 600 * rng.random(),
+        "majority_baseline": 0.25, "num_test": 2000, "train_seconds": 120 + 600 * rng.random(),
         "train_docs_per_second": 800 + 400 * rng.random(), "epochs": int(rng.integers(4, 12)),
     }
     if resumed:

@@ -16,8 +16,9 @@ import torch
 
 from attnaudit.config import AuditConfig, DataConfig, ModelConfig, RunConfig, TrainConfig
 from attnaudit.data.types import DataError
-from attnaudit.erasure.audit import AUDIT_DIR, audit_lock, audit_run
+from attnaudit.erasure.audit import AUDIT_DIR, audit_run
 from attnaudit.train import train_run
+from attnaudit.utils.lock import folder_lock
 
 TABLES = ("single_weight", "removal", "items")
 
@@ -49,7 +50,7 @@ def test_a_second_audit_of_the_same_run_stops_with_the_holders_pid(
     trained: Path, tmp_path: Path
 ) -> None:
     run = _copy(trained, tmp_path, "locked")
-    with audit_lock(run / AUDIT_DIR):  # this process holds the audit
+    with folder_lock(run, "a test"):  # this process holds the model folder
         done = _cli("audit", str(run), "--no-progress", "--max-docs", "10")
     assert done.returncode == 2, done.stderr
     assert f"pid {os.getpid()}" in done.stderr and "Traceback" not in done.stderr
@@ -149,8 +150,12 @@ def test_a_constant_model_is_flagged_in_the_log_summary_and_report(
     assert summary["prediction"]["degenerate"] is True
     warning = summary["prediction"]["warning"]
     assert warning and warning in caplog.text
+    assert summary["verdict"]["status"] == "withheld" and "no verdict on attention" in caplog.text
     assert _cli("report", str(run)).returncode == 0
-    assert warning in html.unescape((run / "report.html").read_text())
+    page = html.unescape((run / "report.html").read_text())
+    assert warning in page
+    top = page[page.index("<main>"):page.index('id="how"')]  # the verdict card, before all else
+    assert "No verdict is given: " in top and "95%" in top
 
 
 def test_a_new_bootstrap_setting_recomputes_only_the_summary(trained: Path, tmp_path: Path) -> None:
@@ -168,3 +173,10 @@ def test_a_new_bootstrap_setting_recomputes_only_the_summary(trained: Path, tmp_
     assert second["bootstrap"]["resamples"] == 30
     # and the same settings again reuse the summary as it is
     assert audit_run(run, cheap.model_copy(update={"bootstrap": 30}), progress=False) == second
+    # the verdict's band is a summary setting too
+    assert second["verdict"]["settings"]["min_difference"]["aopc_comprehensiveness"] == 0.01
+    third = audit_run(run, cheap.model_copy(update={
+        "bootstrap": 30, "min_difference": {"aopc_comprehensiveness": 0.2}}), progress=False)
+    assert {t: (run / AUDIT_DIR / f"{t}.parquet").stat().st_mtime_ns for t in TABLES} == stamps
+    assert third["verdict"]["settings"]["min_difference"]["aopc_comprehensiveness"] == 0.2
+    assert third["by_site"]["token"]["family"]["members"]  # the max-t family, named

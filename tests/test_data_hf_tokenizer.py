@@ -258,11 +258,23 @@ def test_a_folder_without_a_tokenizer_is_one_clear_error(data: Path, tmp_path: P
     assert "\n" not in str(err.value) and str(broken) in str(err.value)
 
 
-def test_a_tokenizer_that_does_not_pad_with_id_0_is_refused(data: Path, tmp_path: Path) -> None:
-    words = ["[UNK]", "[PAD]", *TINY_WORDS[2:]]
-    folder = tiny_tokenizer(tmp_path / "pad1", words)
-    with pytest.raises(DataError, match=r"pads with '\[PAD\]' = id 1.*padding token is id 0"):
+def test_a_tokenizer_whose_id_0_is_an_ordinary_token_is_refused(data: Path, tmp_path: Path) -> None:
+    # Qwen2's id 0 is "!": batches pad with id 0, so that token would be masked as padding.
+    words = ["the", "[PAD]", *TINY_WORDS[1:5], *TINY_WORDS[6:]]
+    folder = tiny_tokenizer(tmp_path / "ordinary0", words)
+    with pytest.raises(DataError, match=r"id 0 is the ordinary token 'the'") as err:
         prepare_data(DataConfig(path=str(data), tokenizer=str(folder)), cache=False)
+    assert "\n" not in str(err.value) and str(folder) in str(err.value)
+
+
+def test_a_special_token_at_id_0_other_than_padding_is_accepted(data: Path, tmp_path: Path) -> None:
+    # RoBERTa's <s> is id 0 and its <pad> id 1: no text produces <s> (special tokens are neither
+    # added nor read from the text), so id 0 stays free for padding; the model pads its own input.
+    words = ["[CLS]", "[PAD]", "[UNK]", "[SEP]", "[MASK]", *TINY_WORDS[5:]]
+    folder = tiny_tokenizer(tmp_path / "cls0", words)
+    prepared = prepare_data(DataConfig(path=str(data), tokenizer=str(folder)), cache=False)
+    docs = all_docs(prepared)
+    assert docs and all(0 not in ids for d in docs for ids in d.sentences)
 
 
 def test_minilm_without_its_package_names_the_fix(

@@ -313,11 +313,12 @@ def test_file_naming_no_split_is_skipped_with_a_warning(
     assert "sample_submission.csv" in warning
 
 
-def test_the_readmes_bad_csv_example_is_the_message_printed(tmp_path: Path) -> None:
-    """The README quotes the error a ragged CSV gives; it must be the one the loader prints."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    quoted = re.search(r"`(reviews\.csv, line 17: [^`]+)`", readme)
-    assert quoted is not None, "the README no longer quotes the bad-CSV example"
+def test_the_docs_bad_csv_example_is_the_message_printed(tmp_path: Path) -> None:
+    """The data formats page quotes the error a ragged CSV gives; it must be the one the loader
+    prints."""
+    page = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text(encoding="utf-8")
+    quoted = re.search(r"`(reviews\.csv, line 17: [^`]+)`", page)
+    assert quoted is not None, "docs/data.md no longer quotes the bad-CSV example"
     rows = [f'{1 + i % 2},"review number {i}"' for i in range(16)] + ["1,a,b,c,d"]
     (tmp_path / "reviews.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     with pytest.raises(DataError) as err:

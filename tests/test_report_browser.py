@@ -114,3 +114,42 @@ def test_network_check_catches_a_remote_reference(tmp_path: Path) -> None:
     load = load_page(page, tmp_path / "profile", probe="'{}'", width=400, height=300)
     assert "http://127.0.0.1:9/a.png" in load.remote_requests
     assert "https://example.invalid/a.css" in load.remote_requests
+
+
+# Run in the page at a given window width: for each model panel in turn, what sticks out of the
+# window (outside a horizontal scroll box), how wide the page is, and where the verdict card sits.
+LAYOUT = """(async function(){
+  function pause(){ return new Promise(function(r){ setTimeout(r, 50); }); }
+  var out = {width: window.innerWidth, panels: [], card: null, stickyFirst: null};
+  var first = document.querySelector('main > section');
+  out.card = first ? first.id : null;
+  var tabs = [].slice.call(document.querySelectorAll('.tabs a.tab'));
+  for (var i = 0; i < tabs.length; i++) {
+    tabs[i].click(); await pause();
+    var wide = [];
+    document.querySelectorAll('main *').forEach(function(el){
+      if (!el.offsetParent || el.closest('.scroll-x, .scroll')) return;
+      var r = el.getBoundingClientRect();
+      if (r.right > window.innerWidth + 1) wide.push(el.tagName + '.' + el.className);
+    });
+    out.panels.push({model: tabs[i].dataset.model, wide: wide.slice(0, 5), n: wide.length,
+                     page: document.documentElement.scrollWidth});
+    var cell = document.querySelector('.model-panel.active .scroll-x td:first-child');
+    if (cell) out.stickyFirst = getComputedStyle(cell).position;
+  }
+  return JSON.stringify(out);
+})()"""
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_nothing_is_wider_than_the_page(report: Path, tmp_path: Path, width: int) -> None:
+    """At 1400 and 800 px nothing sticks out of the window: wide tables scroll in their own box
+    (first column sticky) and the verdict card is the first thing in the page."""
+    page = load_page(report, tmp_path / "profile", probe=LAYOUT, width=width, height=1200)
+    p = page.probe
+    assert p["width"] == width and p["card"] == "verdict-card"
+    assert [x["model"] for x in p["panels"]] == ["m-flan-rnn", "m-han-cnn"]
+    for panel in p["panels"]:
+        assert panel["n"] == 0 and panel["page"] <= width, panel
+    if width == 800:  # the Test 2 table no longer fits: it scrolls, its ranking column stays
+        assert p["stickyFirst"] == "sticky"

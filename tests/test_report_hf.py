@@ -85,11 +85,17 @@ def _share(value: Any) -> str:
 
 
 def _censored(value: Any) -> str:
-    return "never" if value is not None and value > 1 else _share(value)
+    return "never flips" if value is not None and value > 1 else _share(value)
 
 
 def _with_interval(text: str, bounds: Any, form: Any) -> str:
-    return f"{text}|[{form(bounds[0])}, {form(bounds[1])}]" if bounds and text != "—" else text
+    if not bounds or text == "—":
+        return text
+    if form is _censored and bounds[1] > 1:  # a bound past 1 ("never") is put in words
+        words = ("never flips in every resample" if bounds[0] > 1
+                 else f"from {_share(bounds[0])} to never flipping")
+        return f"{text}|{words}"
+    return f"{text}|[{form(bounds[0])}, {form(bounds[1])}]"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -261,8 +267,10 @@ def test_js_cells_follow_the_display_unit() -> None:
     bits = cell(0.0693, [0.00693, 0.693], "js", "bits")
     assert nats["text"] == "0.069" and nats["interval"] == "[0.0069, 0.69]"
     assert bits["text"] == "0.1" and bits["interval"] == "[0.01, 1]"
-    assert cell(1.2, [0.4, 1.5], "censored")["text"] == "never"
-    assert cell(1.2, [0.4, 1.5], "censored")["interval"] == "[40.0%, never]"
+    assert cell(1.2, [0.4, 1.5], "censored")["text"] == "never flips"
+    assert cell(1.2, [0.4, 1.5], "censored")["interval"] == "from 40.0% to never flipping"
+    assert cell(1.2, [1.1, 1.5], "censored")["interval"] == "never flips in every resample"
+    assert cell(0.5, [0.4, 0.6], "censored")["interval"] == "[40.0%, 60.0%]"
     assert cell(None, [0.1, 0.2], "share") == {"value": None, "text": "—", "interval": "",
                                                "lo": 0.1, "hi": 0.2}
 

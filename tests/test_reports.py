@@ -44,7 +44,7 @@ from attnaudit.reports.figures.test1 import delta_bins, plot_delta_js_vs_delta_a
 from attnaudit.reports.figures.test2 import draw_never_flipped
 from attnaudit.reports.html import REPORT_NAME, ReportError, build_report, cli_report, report_context
 from attnaudit.reports.seeds import mean_sd
-from attnaudit.results.verdict import verdict
+from attnaudit.results.verdict import assess, verdict
 
 MODELS = ("flan-rnn", "han-cnn")
 SITE_FIGURES = [s.key for s in figures.FIGURES if s.per_site]
@@ -598,12 +598,14 @@ def test_verdict_sentences_appear_with_their_rule(faithful: tuple[Path, str]) ->
     s = summary["by_site"]["token"]
     section = _section(page, "m-flan-rnn-token")
     labels = {r: meta["label"] for r, meta in summary["rankings"].items()}
-    statements = verdict(s, list(s["removal"]), site="token", labels=labels)
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    assessed = assess(summary, metrics)["sites"]["token"]
+    statements = verdict(s, list(s["removal"]), site="token", labels=labels, assessed=assessed)
     assert statements and any(x["rule"] == "pairwise" for x in statements)  # intervals decide
     for x in statements:
         assert f'data-rule="{x["rule"]}">{_esc(x["sentence"])}</p>' in section
     overall = statements[-1]
-    block = section[section.index('<div class="verdict">'):section.index("<details>")]
+    block = section[section.index('<div class="verdict"'):section.index("<details>")]
     assert _esc(overall["sentence"]) in block  # the site's verdict first, the comparisons folded
     assert f'title="{_esc(faith.VERDICT_RULES[overall["rule"]])[:40]}' not in block  # escaped whole
     assert _esc(faith.VERDICT_RULES["pairwise"]) in section

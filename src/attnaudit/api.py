@@ -1,5 +1,9 @@
 """The Python API for notebooks: load a trained run, audit any documents, get DataFrames.
 
+A transformers classifier in memory is audited the same way, with its tokenizer
+(:mod:`attnaudit.live`): ``attnaudit.audit(model, texts, tokenizer=tokenizer)`` returns the frames,
+the summary, and ``write_report(folder)``.
+
 Example:
     >>> import attnaudit
     >>> run = attnaudit.load_run("runs/demo/models/han-rnn")                 # doctest: +SKIP
@@ -13,6 +17,7 @@ import os
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from attnaudit.checkpoint import LoadedRun, load_run
 from attnaudit.config import AuditConfig
@@ -29,16 +34,21 @@ from attnaudit.erasure.audit import (
 
 
 def audit(
-    run: LoadedRun | str | os.PathLike[str],
+    run: LoadedRun | str | os.PathLike[str] | Any,
     documents: Iterable[Document | str] | None = None,
     config: AuditConfig | None = None,
     *,
     progress: bool = False,
+    tokenizer: Any = None,
+    **live: Any,
 ) -> AuditFrames:
     """Run Test 1 and Test 2 on documents with a trained run's model.
 
     Args:
-        run: a :class:`LoadedRun` or its folder.
+        run: a :class:`LoadedRun` or its folder; or a transformers ``PreTrainedModel`` sequence
+            classifier in memory, with ``tokenizer`` (returns a :class:`attnaudit.live.LiveAudit`:
+            the frames, ``summary`` and ``write_report``; ``live`` options: ``dtype``,
+            ``max_tokens``, ``name``, see :func:`attnaudit.live.audit_live`).
         documents: :class:`Document` objects (their labels must be among the run's classes) or
             plain strings (unlabelled: their ``label`` column is left empty; flips are judged
             against the model's own prediction anyway). ``None`` audits the run's test split.
@@ -51,6 +61,16 @@ def audit(
         (one row per document, site and ranking) and ``items`` (one row per document, site and item)
         DataFrames.
     """
+    if not isinstance(run, (LoadedRun, str, os.PathLike)):
+        from attnaudit.live import audit_live
+
+        if tokenizer is None:
+            raise ValueError("auditing a model object needs its tokenizer: audit(model, texts, "
+                             "tokenizer=tokenizer)")
+        if documents is None:
+            raise ValueError("auditing a model object needs the documents to audit")
+        return audit_live(run, documents, tokenizer=tokenizer, config=config, progress=progress,
+                          **live)
     loaded = run if isinstance(run, LoadedRun) else load_run(Path(run))
     name = loaded.run_dir.name
     config = audit_config_for(loaded.model, config or AuditConfig(), name=name)

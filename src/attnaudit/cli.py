@@ -15,6 +15,7 @@ RUN_DIR`` audits a classifier fine-tuned elsewhere (and writes its report).
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import sys
@@ -143,7 +144,8 @@ ConfigOpt = Annotated[Path | None, typer.Option(
 DataOpt = Annotated[str | None, typer.Option(
     "--data", help="Dataset file or folder, or 'default' for the shipped news set.")]
 FormatOpt = Annotated[str | None, typer.Option(
-    "--format", help="auto (default), zhang-csv, aclimdb, hf-disk, parquet, jsonl or csv.")]
+    "--format", help="auto (default: detected), zhang-csv, aclimdb, folders (a folder per label), "
+    "hf-disk, parquet, jsonl or csv.")]
 TextColumnOpt = Annotated[str | None, typer.Option(
     "--text-column", help="Text column of a file with named columns.")]
 LabelColumnOpt = Annotated[str | None, typer.Option(
@@ -222,6 +224,33 @@ ItemsOpt = Annotated[ItemUnit | None, typer.Option(
 BootstrapOpt = Annotated[int | None, typer.Option(
     "--bootstrap", min=0, help="Bootstrap resamples over documents for every interval (default "
     "1000; 0: no intervals).")]
+def _min_differences(text: str | None) -> dict[str, float] | None:
+    """``--min-difference LEAF=VALUE[,LEAF=VALUE]`` -> ``{leaf: value}`` (the names and values are
+    checked by the config)."""
+    if text is None:
+        return None
+    out: dict[str, float] = {}
+    for part in (p.strip() for p in str(text).split(",") if p.strip()):
+        leaf, _, value = part.partition("=")
+        try:
+            number = float(value)  # "" (no "=") fails here; "nan" and "inf" below
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise DataError(f"--min-difference {part!r}: give CRITERION=NUMBER, e.g. "
+                            "aopc_comprehensiveness=0.02")
+        out[leaf.strip()] = number
+    return out
+
+
+MinDifferenceOpt = Annotated[str | None, typer.Option(
+    "--min-difference", metavar="CRITERION=D[,...]",
+    help="The verdict's smallest meaningful difference per criterion (median_fraction_censored "
+    "0.05, share_never_flipped 0.02, aopc_comprehensiveness 0.01, aopc_sufficiency 0.01 by "
+    "default); a difference whose interval lies inside ±D reads negligible.")]
+MinDifferenceRelativeOpt = Annotated[float | None, typer.Option(
+    "--min-difference-relative", min=0.0, help="The band is at least this fraction of the gap "
+    "between the best ranking and random at the site (default 0.1).")]
 PermutationsOpt = Annotated[int | None, typer.Option(
     "--permutations", min=0, help="Random permutations of a site's weights per document for the "
     "permutation test (default 100; 0: skip).")]
@@ -242,13 +271,16 @@ class MeasureOptions:
     attention_steps: str | None = None
     query_rows: str | None = None
     items: str | None = None
+    min_difference: str | None = None
+    min_difference_relative: float | None = None
 
     def overrides(self) -> dict[str, Any]:
         return {"erasure": self.erasure, "input_erasure": self.input_erasure,
                 "bootstrap": self.bootstrap, "permutations": self.permutations,
                 "attribution_samples": self.attribution_samples,
                 "attention_steps": self.attention_steps, "query_rows": self.query_rows,
-                "items": self.items}
+                "items": self.items, "min_difference": _min_differences(self.min_difference),
+                "min_difference_relative": self.min_difference_relative}
 
 
 MaxDocsOpt = Annotated[int | None, typer.Option(
@@ -525,6 +557,8 @@ def audit_command(
     attention_steps: AttentionStepsOpt = None,
     query_rows: QueryRowsOpt = None,
     items: ItemsOpt = None,
+    min_difference: MinDifferenceOpt = None,
+    min_difference_relative: MinDifferenceRelativeOpt = None,
     js_unit: JsUnitOpt = "nats",
     compare_out: Annotated[Path | None, typer.Option(
         "--compare-out", help="With several runs: folder for a report.html comparing them (it "
@@ -536,13 +570,15 @@ def audit_command(
     to each <run>/audit/. With --hf-model, on a classifier fine-tuned elsewhere (and its report)."""
     from attnaudit.erasure.audit import audit_run
     from attnaudit.train import set_threads
+    from attnaudit.utils.distributed import is_main_process
 
     data_flags = _data_overrides(data, data_format, text_column, label_column, None, None,
                                  max_test_docs, None)
     sections = load_sections(config, {"audit": _audit_overrides(
         rankings, sites, path, gradient_output, random_draw, max_docs, seed,
         MeasureOptions(erasure, input_erasure, bootstrap, permutations, attribution_samples,
-                       attention_steps, query_rows, items),
+                       attention_steps, query_rows, items, min_difference,
+                       min_difference_relative),
         batch_size), **({"data": data_flags} if hf_model is not None else {})})
     audit_config = AuditConfig.from_dict(sections.get("audit", {}), source=config)
     set_threads(_threads(threads, sections, config))
@@ -563,10 +599,17 @@ def audit_command(
                             "DATA --out RUN_DIR for a classifier fine-tuned elsewhere")
         # every folder checked before any work
         folders = [_model_folder(run, "audit") for run in runs]
+    # Under torchrun every rank runs this command; rank 0 alone speaks and writes the reports.
+    speaks = is_main_process()
     for folder in folders:
         summary = audit_run(folder, audit_config, progress=not no_progress, device=device,
                             replace=replace)
-        print(_audit_line(folder, summary, js_unit))
+        if speaks:
+            print(_audit_line(folder, summary, js_unit))
+    if not speaks:
+        return
+    if replace and hf_model is None:
+        _rebuild_reports(folders, js_unit)
     if hf_model is not None:
         from attnaudit.reports.html import ReportError, build_report
 
@@ -577,6 +620,24 @@ def audit_command(
     if len(folders) > 1:
         target = compare_out or folders[0].parent / "comparison"
         print(f"comparison report: {_comparison_report(folders, target, js_unit)}")
+
+
+def _rebuild_reports(folders: Sequence[Path], js_unit: str) -> None:
+    """After ``audit --replace``: rebuild every report that shows a replaced audit (the run's
+    ``report.html`` above a model folder, or the model folder's own), so none shows the old one."""
+    from attnaudit.reports.html import REPORT_NAME, ReportError, build_report
+
+    roots: list[Path] = []
+    for folder in folders:
+        run = folder.parent.parent
+        for root in ((run,) if (run / "run.json").is_file() else ()) + (folder,):
+            if (root / REPORT_NAME).is_file() and root not in roots:
+                roots.append(root)
+    for root in roots:
+        try:
+            print(f"report rebuilt: {build_report(root, js_unit=js_unit)}")
+        except ReportError as err:
+            raise DataError(str(err)) from None
 
 
 def _import_hf_model(model: Path, runs: Sequence[Path] | None, out: Path | None,
@@ -665,6 +726,8 @@ def run_command(
     attention_steps: AttentionStepsOpt = None,
     query_rows: QueryRowsOpt = None,
     items: ItemsOpt = None,
+    min_difference: MinDifferenceOpt = None,
+    min_difference_relative: MinDifferenceRelativeOpt = None,
     restart_damaged: RestartDamagedOpt = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
@@ -687,7 +750,9 @@ def run_command(
         "audit": _audit_overrides(rankings, sites, path, gradient_output, random_draw, max_docs,
                                   None, MeasureOptions(erasure, input_erasure, bootstrap,
                                                        permutations, attribution_samples,
-                                                       attention_steps, query_rows, items)),
+                                                       attention_steps, query_rows, items,
+                                                       min_difference,
+                                                       min_difference_relative)),
     }
     sections = load_sections(config, overrides)
     sections.setdefault("data", {}).setdefault("path", "default")
@@ -735,6 +800,10 @@ def _os_error(err: OSError) -> str:
     if isinstance(err, PermissionError):
         return (f"{err.filename or 'a file'}: permission denied; for an output folder choose one you "
                 "can write to (--out runs/NAME), else fix the permissions")
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"{err.filename or 'a file'}: no space left on its disk while writing it; free "
+                "some space there (or write to another disk), then run the same command again: "
+                "finished work is reused")
     return f"{err.filename}: {err.strerror or err}" if err.filename else f"{err}"
 
 

@@ -176,8 +176,8 @@ class DataConfig(ConfigSection):
     test_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
     # Stratified subsamples of the splits for quick runs (None: all documents).
     max_train_docs: int | None = Field(default=None, ge=1)
-    max_dev_docs: int | None = Field(default=None, ge=0)
-    max_test_docs: int | None = Field(default=None, ge=0)
+    max_dev_docs: int | None = Field(default=None, ge=1)
+    max_test_docs: int | None = Field(default=None, ge=1)
     # Seed of every random choice in splitting and subsampling (`--seed` sets it with the training
     # seed, so one seed fixes the whole run).
     seed: int = 0
@@ -424,6 +424,26 @@ class AuditConfig(ConfigSection):
     # level.
     bootstrap: int = Field(default=1000, ge=0)
     confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
+    # The verdict's equivalence band per criterion (results/verdict.py): a difference counts only
+    # beyond max(floor, relative x |best ranking - random|). Floors not given keep their defaults
+    # (median_fraction_censored 0.05, share_never_flipped 0.02, aopc_comprehensiveness and
+    # aopc_sufficiency 0.01); they change summary.json only, never the tables.
+    min_difference: dict[str, float] = Field(default_factory=dict)
+    min_difference_relative: float = Field(default=0.1, ge=0.0)
+
+    @field_validator("min_difference")
+    @classmethod
+    def _check_min_difference(cls, value: dict[str, float]) -> dict[str, float]:
+        from attnaudit.results.verdict import CRITERION_LEAVES  # torch-free
+
+        unknown = [k for k in value if k not in CRITERION_LEAVES]
+        if unknown:
+            raise ValueError(f"unknown criterion {', '.join(unknown)}; choose from "
+                             f"{', '.join(CRITERION_LEAVES)}")
+        negative = [k for k, v in value.items() if not v >= 0]
+        if negative:
+            raise ValueError(f"{', '.join(negative)}: a minimum difference is >= 0")
+        return dict(value)
 
     @field_validator("erasure", mode="before")
     @classmethod

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 
 
 def first_line(err: BaseException, limit: int = 200) -> str:
@@ -16,6 +18,34 @@ def first_line(err: BaseException, limit: int = 200) -> str:
         'ValueError'
     """
     return (str(err).strip().splitlines() or [type(err).__name__])[0][:limit]
+
+
+def json_problem(err: json.JSONDecodeError, *, with_line: bool = True) -> str:
+    """What is wrong in a JSON text and where, for a message: the json module's ``msg`` ends in
+    "at" for some errors ("Invalid control character at"), which a message adding "at column N"
+    would double.
+
+    Example:
+        >>> try:
+        ...     json.loads('"x\\x01"')  # a raw control character in a string
+        ... except json.JSONDecodeError as err:
+        ...     json_problem(err)
+        'Invalid control character at line 1, column 3'
+    """
+    where = f"line {err.lineno}, column {err.colno}" if with_line else f"column {err.colno}"
+    return f"{err.msg.removesuffix(' at')} at {where}"
+
+
+def with_article(word: str) -> str:
+    """``word`` after "a" or "an", by its first letter (quotes skipped): the usual rule, enough for
+    the names messages quote (model types, formats).
+
+    Example:
+        >>> with_article("'electra'"), with_article("'bert'")
+        ("an 'electra'", "a 'bert'")
+    """
+    letters = re.sub(r"^[^A-Za-z0-9]+", "", word)
+    return f"{'an' if letters[:1].lower() in tuple('aeiou') else 'a'} {word}"
 
 
 class DataError(ValueError):

@@ -68,6 +68,8 @@ from attnaudit.train import accuracy, majority_baseline, resolve_device, set_thr
 from attnaudit.train_hf import resolve_run_config
 from attnaudit.utils.hf_progress import transformers_progress
 from attnaudit.utils.io import read_json, remove_stale_temp_files, run_info, write_json
+from attnaudit.utils.lock import holding_folder
+from attnaudit.utils.progress import draws_bars
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +91,7 @@ def _trained_anything(run_dir: Path) -> bool:
     return any(models.glob("*/state.pt")) or any(models.glob("*/DONE"))
 
 
+@holding_folder("run_dir", "attnaudit run")
 def run_pipeline(
     config: PipelineConfig,
     run_dir: str | Path,
@@ -111,7 +114,8 @@ def run_pipeline(
             other models are left alone); without it such a model stops the run with an error.
         replace_audit: redo finished audits made with other audit settings instead of refusing.
     Raises:
-        DataError: bad settings or data, or ``run_dir`` holds a run with other settings.
+        DataError: bad settings or data, ``run_dir`` holds a run with other settings, or another
+            command is working on it (:func:`attnaudit.utils.lock.folder_lock`).
     """
     run_dir = Path(run_dir)
     # Threads first, before any work: finished models skip training, and the audit must still run
@@ -128,7 +132,9 @@ def run_pipeline(
         check_resumable(previous["config"], config, where=run_dir, sections=("data", "train"))
         info["created"] = previous.get("created", info["created"])
         info["resumed"] = [*previous.get("resumed", []), info["command"]]
-    stale = remove_stale_temp_files(run_dir)  # left by a run killed mid-write
+    # Left by a run killed mid-write; each model folder is cleaned by its training and its audit,
+    # under that folder's own lock (an 'attnaudit audit' of one model may be writing there now).
+    stale = remove_stale_temp_files(run_dir, exclude=[run_dir / MODELS_DIR])
     if stale:
         logger.info("removed %d temporary file(s) of an interrupted run", len(stale))
 
@@ -193,6 +199,7 @@ def _data_key(data: DataConfig) -> str:
 # --- a classifier fine-tuned elsewhere ------------------------------------------------------------
 
 
+@holding_folder("out", "attnaudit audit --hf-model")
 def import_hf_model(
     model_path: Path, data: DataConfig, out: Path, *, device: str = "cpu", progress: bool = True
 ) -> dict[str, Any]:
@@ -240,7 +247,7 @@ def import_hf_model(
         if mismatch is None:
             raise
         raise mismatch from None
-    with transformers_progress(progress):
+    with transformers_progress(progress and draws_bars()):  # no bar in a log file
         model = HFClassifier.from_pretrained(folder).eval()
     check_vocab_fits(model, len(prepared.vocab), f"--hf-model {model_path}")
     if not prepared.test:
@@ -330,9 +337,12 @@ def _hf_classifier(model_path: Path) -> tuple[Path, list[str]]:
     except (OSError, ValueError) as err:
         raise DataError(f"--hf-model {model_path}: cannot read its config.json "
                         f"({first_line(err)})") from None
-    if hf_config.model_type != "bert":
-        raise DataError(f"--hf-model {model_path}: a {hf_config.model_type!r} model; attnaudit "
-                        "audits BERT-architecture classifiers (model_type 'bert': BERT, MiniLM, ...)")
+    from attnaudit.models.hf_families import family_of
+
+    try:
+        family_of(hf_config.model_type)  # a family the transformer host does not cover: one line
+    except ValueError as err:
+        raise DataError(f"--hf-model {model_path}: {err}") from None
     architectures = hf_config.architectures or []
     if not any(str(a).endswith("ForSequenceClassification") for a in architectures):
         raise DataError(

@@ -51,7 +51,9 @@ from attnaudit.errors import DamagedFileError
 from attnaudit.models import AttentionClassifier, build_from_config, is_hierarchical
 from attnaudit.models.embeddings import load_embeddings
 from attnaudit.train_hf import make_schedule, resolve_run_config
-from attnaudit.utils.io import read_json, run_info, write_json
+from attnaudit.utils.io import read_json, remove_stale_temp_files, run_info, write_json
+from attnaudit.utils.lock import holding_folder
+from attnaudit.utils.progress import progress_bar
 from attnaudit.utils.seeding import seed_everything
 
 logger = logging.getLogger(__name__)
@@ -305,6 +307,7 @@ def _restart(run_dir: Path, damaged: str) -> None:
     shutil.rmtree(run_dir / "audit", ignore_errors=True)  # erasure.audit.AUDIT_DIR
 
 
+@holding_folder("out_dir", "attnaudit train")
 def train_run(
     config: RunConfig,
     out_dir: str | os.PathLike[str],
@@ -331,10 +334,12 @@ def train_run(
         "best_epoch", "epochs_trained", "stopped_early", "history", "train_seconds",
         "train_docs_per_s", ...}``.
     Raises:
-        DataError: bad data, or ``out_dir`` holds a run with different settings.
+        DataError: bad data, ``out_dir`` holds a run with different settings, or another command
+            is working on it (:func:`attnaudit.utils.lock.folder_lock`).
         DamagedFileError: ``state.pt`` cannot be read and ``restart_damaged`` is off.
     """
     run_dir = Path(out_dir)
+    remove_stale_temp_files(run_dir)  # left by a command killed mid-write; we hold the folder
     # The model family's defaults (a transformer's tokenizer, length limit, optimizer settings)
     # where the user set none: config.json then records the values used.
     config = resolve_run_config(config)
@@ -435,8 +440,8 @@ def train_run(
         train_batches = batches(prepared.train, size=tc.batch_size, shuffle=True,
                                 seed=_epoch_seed(tc.seed, epoch))
         started = time.perf_counter()
-        bar = tqdm(total=len(prepared.train), desc=f"{name} epoch {epoch + 1}/{tc.epochs}",
-                   unit="doc", disable=not progress, leave=False, mininterval=1.0)
+        bar = progress_bar(total=len(prepared.train), desc=f"{name} epoch {epoch + 1}/{tc.epochs}",
+                           unit="doc", disable=not progress, leave=False, mininterval=1.0)
         totals = train_epoch(model, optimizer, train_batches, device=device,
                              grad_clip=tc.grad_clip, bar=bar if progress else None,
                              after_step=schedule.after_step)
@@ -519,7 +524,24 @@ def train_run(
     (run_dir / DONE_FILE).touch()
     logger.info("%s: dev %.4f, test %.4f (majority %.4f), %d epochs, %.0f s", name, dev_acc,
                 test_acc, majority_acc, len(history), train_seconds)
+    _warn_if_majority(name, prepared, dev_acc if prepared.dev else test_acc,
+                      "dev" if prepared.dev else "test")
     return metrics
+
+
+def _warn_if_majority(name: str, prepared: PreparedData, reached: float, split: str) -> None:
+    """Warn when the model does no better on ``split`` than always predicting the most frequent
+    training class: its attention then explains label frequencies, not text (the audit says so
+    again, later; this is where a user can still act on it)."""
+    label, share = majority_baseline(prepared.train, getattr(prepared, split))
+    if not reached <= share:  # NaN (an empty split) warns of nothing
+        return
+    logger.warning(
+        "%s: %s accuracy %.1f%% is not above the majority baseline %.1f%% (always predicting "
+        "%r) - %.1f points at or below it: the model has learned little beyond the label "
+        "frequencies. Try more epochs (--epochs), another learning rate (--lr), more training "
+        "documents, or check the label column (--label-column)", name, split, 100 * reached,
+        100 * share, prepared.label_names[label], 100 * (share - reached))
 
 
 def evaluate_run(

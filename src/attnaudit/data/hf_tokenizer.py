@@ -21,9 +21,11 @@ vocabulary is the tokenizer's, ids unchanged. What differs from the project's wo
   Subwords outnumber words: IMDB reviews have a median of 217 MiniLM subwords, and 40% of them are
   cut at 254 (20% at 400), against 16% at the word tokenizer's 400.
 * Vocabulary: the tokenizer's (``convert_ids_to_tokens`` of every id), whatever the training split
-  holds: ``min_count`` and ``max_vocab`` do not apply (the config refuses them). Its padding token
-  must be id 0 (``PAD_ID``): a tokenizer that pads with another id is refused, since remapping ids
-  would misalign the pretrained model's embedding rows.
+  holds: ``min_count`` and ``max_vocab`` do not apply (the config refuses them). Its id 0
+  (``PAD_ID``, what batches pad with) must be a token no text produces: the padding token (BERT) or
+  another special token (RoBERTa's ``<s>``, Llama's ``<unk>``); a tokenizer whose id 0 is an ordinary
+  token (Qwen2's ``!``) is refused, since remapping ids would misalign the pretrained model's
+  embedding rows. The transformer host pads its own sequences with the model's padding id.
 
 Batches of documents are tokenised by the tokenizer's Rust backend, which uses its own threads
 (``RAYON_NUM_THREADS``; ``TOKENIZERS_PARALLELISM=false`` for one): no process pool is used.
@@ -266,8 +268,8 @@ def load_tokenizer(spec: str) -> HFTokenizer:
 
     Raises:
         DataError: one line: no such folder or tokenizer (see :func:`resolve_tokenizer`),
-            transformers missing, a folder transformers cannot load, a tokenizer with no padding
-            token, one that does not pad with id 0, or one with no unknown token.
+            transformers missing, a folder transformers cannot load, a tokenizer whose id 0 is an
+            ordinary token, or one with no unknown token.
     """
     folder = resolve_tokenizer(spec)
     stamp = tuple(
@@ -302,13 +304,19 @@ def _load(folder_name: str, stamp: tuple[tuple[str, int, int], ...]) -> HFTokeni
             f"{folder}: cannot load a Hugging Face tokenizer from this folder "
             f"({type(err).__name__}: {reason[:200]}); expected save_pretrained output"
         ) from None
-    pad_id = tokenizer.pad_token_id
-    if pad_id != PAD_ID:
-        found = "has no padding token" if pad_id is None else (
-            f"pads with {tokenizer.pad_token!r} = id {pad_id}")
+    # attnaudit's batches pad with id 0 (PAD_ID) and every model masks that id; each transformer
+    # host rebuilds its input with the model's own padding id, so id 0 only has to be a token that a
+    # text can never produce: the padding token (BERT's [PAD]) or another special token (RoBERTa's
+    # <s>, Llama's <unk>), which add_special_tokens=False and split_special_tokens=True keep out of
+    # every text (and tokenize() refuses a text that still produces it). A tokenizer whose id 0 is
+    # an ordinary token (Qwen2's "!") would lose that token to the padding mask: refused. Remapping
+    # ids would misalign the pretrained embedding rows.
+    if PAD_ID != tokenizer.pad_token_id and PAD_ID not in set(tokenizer.all_special_ids):
+        token = tokenizer.convert_ids_to_tokens(PAD_ID)
         raise DataError(
-            f"{folder}: the tokenizer {found}; attnaudit reads id {PAD_ID} as padding, so it needs "
-            f"a tokenizer whose padding token is id {PAD_ID} (as BERT's [PAD])"
+            f"{folder}: the tokenizer's id {PAD_ID} is the ordinary token {token!r}, which "
+            f"attnaudit's batches would read as padding; attnaudit needs a tokenizer whose id "
+            f"{PAD_ID} is its padding token or another special token (BERT's [PAD], RoBERTa's <s>)"
         )
     if tokenizer.unk_token is None:
         raise DataError(f"{folder}: the tokenizer has no unknown token (unk_token)")

@@ -7,6 +7,7 @@ documents arrive, so reordering a data file does not change which documents end 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,8 @@ import numpy as np
 
 from attnaudit.data.types import DataError, Document
 from attnaudit.utils.io import read_json, write_json
+
+logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "test")
 
@@ -121,6 +124,11 @@ def assign_splits(
                 continue
             train = result["train"]
             count = _fraction_count(fraction, source_train, f"{name}_fraction")
+            # Data without a dev split is common (IMDB, AG News); without a test split, given
+            # splits, it is not: the model is then tested on documents from its training split.
+            (logger.warning if name == "test" else logger.info)(
+                "the data has no %s documents: %d train documents (%s_fraction %g) are held out "
+                "as its %s split", name, count, name, fraction, name)
             picked = _stratified_pick(train, count, _rng(seed, name))
             result[name] = [d for i, d in enumerate(train) if i in picked]
             result["train"] = [d for i, d in enumerate(train) if i not in picked]

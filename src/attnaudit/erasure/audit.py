@@ -10,14 +10,11 @@ it: reports read the saved tables only.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import hashlib
 import json
 import logging
-import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -25,7 +22,6 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from attnaudit.data.batching import make_batches
 from attnaudit.data.types import DataError, EncodedDocument
@@ -34,8 +30,11 @@ from attnaudit.erasure.input_level import replacement_id
 from attnaudit.models import default_sites
 from attnaudit.models.base import AttentionClassifier, item_texts
 from attnaudit.rankings import RANKINGS, applicable_rankings, build_ranking, ranking_settings
+from attnaudit.results.verdict import VerdictSettings, assess
 from attnaudit.utils.distributed import World, world
 from attnaudit.utils.io import atomic_path, read_json, remove_stale_temp_files, run_info, write_json
+from attnaudit.utils.lock import folder_lock
+from attnaudit.utils.progress import progress_bar
 
 if TYPE_CHECKING:
     from attnaudit.config import AuditConfig, QueryRows
@@ -268,7 +267,8 @@ def audit_documents(
     position = {doc.doc_id: i for i, doc in enumerate(docs)}
     n_sites = len(plan.sites)
     keys: dict[str, list[np.ndarray]] = {"single_weight": [], "removal": [], "items": []}
-    for batch in tqdm(batches, desc=f"audit {model_name}", disable=not progress, unit="batch"):
+    for batch in progress_bar(batches, desc=f"audit {model_name}", disable=not progress,
+                              unit="batch"):
         # cuDNN runs GRUs in TF32 by default: 1e-4 off the CPU's logits (measured on an H100),
         # 5e-6 without it. The audit compares tiny output changes, so it keeps full float32.
         with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
@@ -328,7 +328,16 @@ def _settings(plan: AuditPlan, config: AuditConfig) -> dict[str, Any]:
 def _summary_settings(config: AuditConfig) -> dict[str, Any]:
     """What changes summary.json but not the tables (the bootstrap's resamples and level): a change
     recomputes the summary from the saved tables and redoes nothing else."""
-    return {"bootstrap": config.bootstrap, "confidence": config.confidence}
+    return {"bootstrap": config.bootstrap, "confidence": config.confidence,
+            "min_difference": dict(config.min_difference),
+            "min_difference_relative": config.min_difference_relative}
+
+
+def verdict_settings(config: AuditConfig) -> VerdictSettings:
+    """The verdict's thresholds from the audit's settings (results/verdict.py; floors not given
+    keep their defaults)."""
+    return VerdictSettings(min_difference=dict(config.min_difference),
+                           relative=config.min_difference_relative, confidence=config.confidence)
 
 
 def _fingerprint(settings: dict[str, Any], model_file: Path, doc_ids: list[str]) -> str:
@@ -342,37 +351,6 @@ def _fingerprint(settings: dict[str, Any], model_file: Path, doc_ids: list[str])
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
-
-
-@contextlib.contextmanager
-def audit_lock(folder: Path) -> Iterator[None]:
-    """Hold ``folder/.lock`` for the audit: a second audit of the same run stops with a clear line.
-
-    An OS lock (``flock``) is released by the kernel when its holder dies, so a killed audit never
-    leaves a stale lock behind; the file only records the holder's pid for the message.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / ".lock"
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise DataError(
-                f"{folder} is being written by another attnaudit audit (pid {holder}); "
-                "wait for it to finish (its results will be reused) or stop it"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def audit_run(
@@ -396,7 +374,7 @@ def audit_run(
         The summary (also written to ``audit/summary.json``).
     Raises:
         DataError: bad settings, a complete audit with other settings and ``replace`` False, or
-            another audit of the same run in progress.
+            another command working on the run (its folder lock).
     """
     from attnaudit.checkpoint import load_run
     from attnaudit.data.prepare import prepare_data
@@ -426,7 +404,9 @@ def audit_run(
         decision: tuple[str, Any] = ("audit", None)
         if here.is_main:
             try:
-                stack.enter_context(audit_lock(out))
+                # the model folder's lock: its training must not replace model.pt under the audit
+                stack.enter_context(folder_lock(run_dir, "attnaudit audit"))
+                remove_stale_temp_files(out)  # left by an audit killed mid-write
                 summary, current = _complete_audit(out, fingerprint, settings,
                                                    _summary_settings(config), replace=replace)
                 if summary is not None and not current:
@@ -467,7 +447,8 @@ def _complete_audit(
 ) -> tuple[dict[str, Any] | None, bool]:
     """The saved summary when a complete audit with these settings exists (None when there is none,
     or ``replace`` allows redoing one with other settings), and whether it was made with
-    ``summary_settings`` (else only the summary needs recomputing from the saved tables).
+    ``summary_settings`` (else only the summary needs recomputing from the saved tables). A damaged
+    summary.json of this audit gives ``({}, False)``: it is recomputed like an outdated one.
 
     Raises:
         DataError: a complete audit with other settings exists and ``replace`` is False.
@@ -476,7 +457,13 @@ def _complete_audit(
         return None, False
     info = read_json(out / "audit_info.json")
     if info.get("fingerprint") == fingerprint:
-        summary: dict[str, Any] = read_json(out / "summary.json")
+        try:
+            summary: dict[str, Any] = read_json(out / "summary.json")
+        except DataError:
+            # damaged (cut short, edited): the tables it summarises are complete, so rewrite it
+            logger.warning("%s is damaged (not valid JSON); rewriting it from the saved tables",
+                           out / "summary.json")
+            return {}, False
         return summary, info.get("summary_settings") == summary_settings
     if replace:
         return None, False
@@ -491,7 +478,6 @@ def _complete_audit(
 
 def _reset_parts(out: Path, fingerprint: str) -> None:
     """Keep ``parts/`` only if it holds chunks of this very audit (fingerprint), else start afresh."""
-    remove_stale_temp_files(out)  # left by an audit killed mid-write
     parts_dir = out / "parts"
     marker = parts_dir / "fingerprint.txt"
     if parts_dir.exists() and (not marker.exists() or marker.read_text() != fingerprint):
@@ -529,8 +515,8 @@ def _audit_chunks(
     chunks = [docs[i : i + config.chunk_docs] for i in range(0, len(docs), config.chunk_docs)]
     mine = [i for i in range(len(chunks)) if i % here.size == here.rank]
     batch_size = batch_size_for(config, next(model.parameters()).device)
-    bar = tqdm(total=sum(len(chunks[i]) for i in mine), desc=f"audit {model_name}", unit="doc",
-               disable=not progress)
+    bar = progress_bar(total=sum(len(chunks[i]) for i in mine), desc=f"audit {model_name}",
+                       unit="doc", disable=not progress)
     for index in mine:
         paths = {t: parts_dir / f"{t}-{index:05d}.parquet" for t in TABLES}
         if not all(p.exists() for p in paths.values()):
@@ -611,9 +597,15 @@ def _summarize(
         items=tables["items"], planted=planted,
         bootstrap=config.bootstrap, confidence=config.confidence, seed=plan.seed,
     )
+    metrics_file = out.parent / "metrics.json"
+    metrics = read_json(metrics_file) if metrics_file.is_file() else None
+    summary["verdict"] = assess(summary, metrics, verdict_settings(config))
     warning = summary.get("prediction", {}).get("warning")
     if warning:
         logger.warning("%s: %s", model_name, warning)
+    if summary["verdict"]["status"] == "withheld":
+        logger.warning("%s: no verdict on attention: %s", model_name,
+                       "; ".join(summary["verdict"]["reasons"]))
     info["summary_settings"] = _summary_settings(config)
     write_json(out / "audit_info.json", info)
     write_json(out / "summary.json", summary)  # last: marks the audit complete

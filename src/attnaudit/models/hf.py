@@ -50,9 +50,8 @@ the [CLS] state), so ``"all"`` is hf-attnpool's default (:attr:`default_query_ro
 ``"cls"``). With plain hf, ``"all"`` at the last layer is the [CLS] row only (no other row of the last
 layer reaches the pooler). The audit chooses the rows (``--query-rows``) through
 :meth:`HFClassifier.configure_erasure`, which also chooses the items: subword tokens, or words
-(``--items word``: a word's subwords together, :mod:`attnaudit.models.grouping`; WordPiece's ``##``
-marks the subwords that continue a word, learnt from the vocabulary by
-:meth:`HFClassifier.set_vocabulary`).
+(``--items word``: a word's subwords together, :mod:`attnaudit.models.grouping`; which subwords
+continue a word is the tokenizer's answer, see the end of this docstring).
 
 **How: transformers' attention registry.** The module registers one attention function,
 ``"attnaudit"`` (:func:`attnaudit_attention`), with ``AttentionInterface.register`` and switches the
@@ -77,9 +76,14 @@ through the [CLS] row only): ``k`` candidates cost ``B * k`` vectors, no sequenc
 layers ``l+1..L-2`` run in full on ``B * k`` sequences, through the encoder's modules and the base
 kernel. With all rows the site's layer also runs in full, edited by the registered function.
 
-Only BERT-architecture encoders (``model_type == "bert"``: BERT, MiniLM, ...) are accepted: the
-sequence layout, absolute positions from 0 and the layer structure above are BERT's. RoBERTa-style
-models (positions offset by the padding index) would need their own sequence builder.
+This class and its fast path are BERT's (``model_type == "bert"``: BERT, MiniLM, ...): the sequence
+layout, absolute positions from 0 and the layer structure above are BERT's. Every other hosted
+family (RoBERTa, DistilBERT, ELECTRA, ALBERT, ModernBERT, Llama, Qwen, Mistral, Gemma, Phi: one
+descriptor each in :mod:`attnaudit.models.hf_families`) is built by the same constructor and
+``from_pretrained`` (the kind stays ``hf``) as :class:`attnaudit.models.hf_generic.GenericHFClassifier`,
+which shares the sites, edits and words defined here and recomputes through the whole model. Word
+items: the tokenizer's own ``word_ids()`` when :meth:`HFClassifier.set_tokenizer` was given it
+(``from_pretrained`` does), else the vocabulary's markers (:mod:`attnaudit.models.hf_words`).
 """
 
 from __future__ import annotations
@@ -106,7 +110,6 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from attnaudit.config import ItemUnit, QueryRows
 from attnaudit.data.types import PAD_ID, Batch
 from attnaudit.models.base import (
-    CONTINUATION_PREFIX,
     WHOLE_WORD,
     AdditiveAttention,
     AttentionClassifier,
@@ -126,6 +129,7 @@ from attnaudit.models.grouping import (
     is_grouped,
     token_output,
 )
+from attnaudit.models.hf_words import TokenizerWords, marker_word_starts
 
 #: the kernels the registered function falls back to where nothing is edited
 BaseAttention = Literal["sdpa", "eager"]
@@ -191,17 +195,7 @@ def edit_factors(cls_probs: torch.Tensor, edit: RowEdit) -> torch.Tensor:
     n = edit.weights.shape[-1]
     heads = cls_probs.shape[-2]
     item_probs = cls_probs[..., 1 : n + 1]  # (..., H, n): sequence position i+1 is item i
-    chosen = item_probs if edit.head is None else item_probs[..., edit.head : edit.head + 1, :]
-    mean = chosen.mean(dim=-2)  # (..., n): the site's (unnormalised) attention
-    weights = edit.weights.to(cls_probs.dtype) * edit.items  # (..., n)
-    # "Kept" is non-zero, not positive: erasure writes exact zeros, and a small negative candidate
-    # (a finite difference around a weight below its step) must not drop the item from S, which
-    # would make the logits jump there; for weights >= 0 both readings are the same.
-    kept = (weights != 0) & edit.items
-    mass = (mean * kept).sum(dim=-1, keepdim=True)  # (..., 1): S, in unnormalised units
-    positive = mean > 0
-    ratio = torch.where(positive, weights / torch.where(positive, mean, 1.0), 0.0) * mass  # (..., n)
-    ratio = torch.where(edit.items, ratio, torch.ones_like(ratio))
+    ratio = item_ratios(item_probs, edit.weights, edit.items, edit.head)  # (..., n)
     before = torch.ones_like(ratio[..., :1])  # (..., 1): [CLS]
     after = torch.ones_like(ratio[..., :1]).expand(*ratio.shape[:-1], cls_probs.shape[-1] - n - 1)
     factor = torch.cat([before, ratio, after], dim=-1)  # (..., T')
@@ -210,6 +204,31 @@ def edit_factors(cls_probs: torch.Tensor, edit: RowEdit) -> torch.Tensor:
         in_site = torch.arange(heads, device=factor.device)[:, None] == edit.head  # (H, 1)
         factor = torch.where(in_site, factor, torch.ones_like(factor))
     return factor
+
+
+def item_ratios(
+    item_probs: torch.Tensor, weights: torch.Tensor, items: torch.Tensor, head: int | None
+) -> torch.Tensor:
+    """The factor ``(w_i / a_i) * S`` of every item key (see the module docstring), 1 off items.
+
+    Args:
+        item_probs: ``(..., H, n)`` the classification row's probabilities at the items' keys.
+        weights: ``(..., n)`` candidate item weights; ``items``: ``(..., n)`` bool, True on items.
+        head: the edited head, or None for all heads.
+    Returns:
+        ``(..., n)`` multiplicative factors (shared by the edited heads).
+    """
+    chosen = item_probs if head is None else item_probs[..., head : head + 1, :]
+    mean = chosen.mean(dim=-2)  # (..., n): the site's (unnormalised) attention
+    weights = weights.to(item_probs.dtype) * items  # (..., n)
+    # "Kept" is non-zero, not positive: erasure writes exact zeros, and a small negative candidate
+    # (a finite difference around a weight below its step) must not drop the item from S, which
+    # would make the logits jump there; for weights >= 0 both readings are the same.
+    kept = (weights != 0) & items
+    mass = (mean * kept).sum(dim=-1, keepdim=True)  # (..., 1): S, in unnormalised units
+    positive = mean > 0
+    ratio = torch.where(positive, weights / torch.where(positive, mean, 1.0), 0.0) * mass  # (..., n)
+    return torch.where(items, ratio, torch.ones_like(ratio))
 
 
 def apply_edit(probs: torch.Tensor, edit: RowEdit) -> torch.Tensor:
@@ -236,13 +255,17 @@ def apply_edit(probs: torch.Tensor, edit: RowEdit) -> torch.Tensor:
 
 
 def attention_probabilities(
-    query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float
+    query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor | None, scaling: float,
+    softcap: float | None = None,
 ) -> torch.Tensor:
     """Eager softmax attention: ``(N, H, Q, dh), (N, H, T', dh) -> (N, H, Q, T')``.
 
     ``mask``: None, bool (True = attend) or additive float, broadcastable to ``(N, H, Q, T')``.
+    ``softcap``: the scores' tanh cap (Gemma-2 style), as transformers' eager attention applies it.
     """
     scores = torch.matmul(query, key.transpose(-1, -2)) * scaling  # (N, H, Q, T')
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
     if mask is not None and mask.dtype == torch.bool:
         scores = scores.masked_fill(~mask, float("-inf"))
     elif mask is not None:
@@ -342,6 +365,14 @@ def _bert_config(config: PretrainedConfig | dict[str, Any], num_classes: int | N
     return BertConfig(**values)
 
 
+def _model_type(config: PretrainedConfig | dict[str, Any] | None) -> str:
+    """``config``'s model_type (a dict without one: ``"bert"``, the checkpoints written before
+    other families were hosted)."""
+    if isinstance(config, PretrainedConfig):
+        return str(config.model_type)
+    return str(dict(config or {}).get("model_type", "bert"))
+
+
 def _query_rows(value: str | None) -> QueryRows:
     """``value`` as :data:`QueryRows`; a ValueError naming the choices otherwise."""
     if value == "cls":
@@ -384,6 +415,16 @@ class HFClassifier(AttentionClassifier):
     default_query_rows: ClassVar[str | None] = "cls"
     subword_tokens: ClassVar[bool] = True
 
+    def __new__(cls, *args: Any, **options: Any) -> HFClassifier:
+        """``hf`` is every hosted family: a config of another family than BERT builds the generic
+        host (:class:`attnaudit.models.hf_generic.GenericHFClassifier`), so checkpoints and the
+        registry keep one kind."""
+        if cls is HFClassifier and _model_type(options.get("config")) != "bert":
+            from attnaudit.models.hf_generic import GenericHFClassifier
+
+            return super().__new__(GenericHFClassifier)
+        return super().__new__(cls)
+
     def __init__(
         self,
         *,
@@ -416,6 +457,8 @@ class HFClassifier(AttentionClassifier):
         #: :meth:`set_vocabulary`, needed for word items. A buffer, so it moves with the model, but
         #: not persistent: the checkpoint keeps the vocabulary itself.
         self.register_buffer("_continues", None, persistent=False)
+        #: the tokenizer's own words (:meth:`set_tokenizer`); None: the vocabulary's markers
+        self._words: TokenizerWords | None = None
         #: False: logits_with recomputes every row of every layer from the site's up through the
         #: registered attention function (the reference the fast path is tested against)
         self.fast_path = True
@@ -426,6 +469,11 @@ class HFClassifier(AttentionClassifier):
         self.num_layers = int(bert_config.num_hidden_layers)
         self.num_heads = int(bert_config.num_attention_heads)
         self._sites = self._declare_sites()
+
+    @property
+    def row_name(self) -> str:
+        """How sites name the classification row."""
+        return "[CLS]"
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -476,6 +524,14 @@ class HFClassifier(AttentionClassifier):
         by transformers. [CLS]/[SEP]/[UNK] ids default to the tokenizer saved in the folder.
         """
         folder = Path(path)
+        if cls is HFClassifier:
+            from transformers import AutoConfig
+
+            if AutoConfig.from_pretrained(folder, local_files_only=True).model_type != "bert":
+                from attnaudit.models.hf_generic import GenericHFClassifier
+
+                return GenericHFClassifier.from_pretrained(folder, num_classes=num_classes,
+                                                           unk_token_id=unk_token_id, **options)
         config = _bert_config(BertConfig.from_pretrained(folder, local_files_only=True),
                               num_classes)
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
@@ -489,6 +545,7 @@ class HFClassifier(AttentionClassifier):
                     mask_token_id=tokenizer.mask_token_id, model=cls._load(folder, config),
                     **options)
         model.set_vocabulary(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
+        model.set_tokenizer(tokenizer)
         return model
 
     def config_dict(self) -> dict[str, Any]:
@@ -508,11 +565,19 @@ class HFClassifier(AttentionClassifier):
         """Learn the tokenizer's vocabulary (``tokens[i]`` the token of id ``i``): which subwords
         continue a word (WordPiece's ``##``, what word items need) and, where the model was built
         without it, the [MASK] id. The checkpoint loader calls it with the run's vocabulary."""
-        continues = [str(t).startswith(CONTINUATION_PREFIX) for t in tokens]
+        continues = [not start for start in marker_word_starts(tokens)]
         device = next(self.parameters()).device
         self._continues = torch.tensor(continues, dtype=torch.bool, device=device)
         if self.mask_token_id is None and "[MASK]" in tokens:
             self.mask_token_id = list(tokens).index("[MASK]")
+
+    def set_tokenizer(self, tokenizer: Any) -> None:
+        """Take words from ``tokenizer``'s own ``word_ids()``/offsets
+        (:class:`attnaudit.models.hf_words.TokenizerWords`) rather than the vocabulary's markers;
+        a tokenizer that is not a fast one leaves the markers in place."""
+        if getattr(tokenizer, "is_fast", False):
+            assert self._continues is not None, "set_vocabulary first"
+            self._words = TokenizerWords(tokenizer, (~self._continues).tolist())
 
     def configure_erasure(self, *, query_rows: str | None, items: str) -> None:
         """Erase from ``query_rows`` (None: :attr:`default_query_rows`) and use ``items``
@@ -529,6 +594,8 @@ class HFClassifier(AttentionClassifier):
 
     def word_index(self, token_ids: torch.Tensor) -> torch.Tensor:
         """``(B, T)`` long: the word of each subword token (from 0 in every row), -1 on padding."""
+        if self._words is not None:
+            return self._words(token_ids.cpu()).to(token_ids.device)
         assert self._continues is not None, "set_vocabulary first"
         starts = ~self._continues[token_ids]  # (B, T)
         starts[:, :1] = True  # a document's first token begins a word, whatever it is
@@ -552,12 +619,13 @@ class HFClassifier(AttentionClassifier):
         sites = []
         for layer in reversed(range(self.num_layers)):
             sites.append(Site(
-                f"L{layer}", f"layer {layer + 1} [CLS] attention, mean of heads", item,
+                f"L{layer}", f"layer {layer + 1} {self.row_name} attention, mean of heads", item,
                 description=f"the classification row's attention of layer {layer + 1} over "
                 f"{items}, averaged over heads; erasing an item edits {rows} of every head and "
                 "recomputes the layers above"))
             sites.extend(
-                Site(f"L{layer}.h{head}", f"layer {layer + 1} head {head + 1} [CLS] attention",
+                Site(f"L{layer}.h{head}",
+                     f"layer {layer + 1} head {head + 1} {self.row_name} attention",
                      item,
                      description=f"the classification row's attention of head {head + 1} in layer "
                      f"{layer + 1} over {items}; erasing an item edits {rows} of that head")

@@ -45,9 +45,13 @@ from attnaudit.reports.transformer import draw_inline, full_sites, transformer_s
 from attnaudit.results.examples import CATEGORIES, example_records, select_examples
 from attnaudit.results.seeds import SEEDS_FILE
 from attnaudit.results.tables import erasure_rows, in_order
+from attnaudit.results.verdict import RELATIVE, SHORT, VerdictSettings, assess
+from attnaudit.utils.logging import get_logger
 
 if TYPE_CHECKING:
     import pandas as pd
+
+log = get_logger(__name__)
 
 FIGURES_DIR = "figures"
 CATEGORY_LABELS: dict[str, str] = {
@@ -93,11 +97,16 @@ def build_context(root: Path, *, js_unit: str = "nats") -> dict[str, Any]:
     if js_unit not in JS_UNITS:
         raise ValueError(f"js_unit must be one of {', '.join(JS_UNITS)}, not {js_unit!r}")
     run_info, folders = discover(root)
+    # Drawing the figures takes a while (tens of seconds for a run of six models): say what is done.
+    log.info("report: reading the results of %d model(s) in %s", len(folders), root)
     models = [load_model(name, folder) for name, folder in folders]
     rankings = _report_rankings(models)
     ids = _model_ids(models)
     figure_dir = root / FIGURES_DIR
+    for m in models:
+        ensure_verdict(m)
     model_ctx = [_model(m, ids[m.name], js_unit, figure_dir / slug(m.name)) for m in models]
+    log.info("report: drawing the figures that compare the models")
     comparison = _comparison(models, rankings, js_unit, figure_dir / "_combined")
     views = max([len(e["views"]) for m in model_ctx for s in m["sites"] for e in s["examples"]],
                 default=1)
@@ -114,6 +123,7 @@ def build_context(root: Path, *, js_unit: str = "nats") -> dict[str, Any]:
         "warnings": [{"model": m.name, "text": (m.summary or {})["prediction"]["warning"]}
                      for m in models if _degenerate(m)],
         "facts": _facts(run_info, models),
+        "verdict_card": verdict_card(models, model_ctx),
         "run": _run(root, run_info, models),
         "accuracy": [_accuracy_row(m) for m in models],
         "comparison": comparison,
@@ -125,6 +135,62 @@ def build_context(root: Path, *, js_unit: str = "nats") -> dict[str, Any]:
         "n_views": views,
         "n_rank_slots": slots,
     }
+
+
+# ----------------------------------------------------------------------------------------------
+# The verdict card (top of the report)
+# ----------------------------------------------------------------------------------------------
+
+
+def ensure_verdict(m: ModelResults) -> None:
+    """Give ``m.summary`` its ``verdict`` (results/verdict.py) when summary.json predates it (or the
+    summary was recomputed here): the same rules on the same numbers, with the thresholds the audit
+    saved in audit_info.json (``summary_settings``), else the defaults."""
+    summary = m.summary
+    if not summary or isinstance(summary.get("verdict"), Mapping):
+        return
+    saved = ((m.tables.audit_info or {}).get("summary_settings") or {}) if m.tables else {}
+    settings = VerdictSettings(  # floors not saved keep their defaults (VerdictSettings.floor)
+        min_difference=dict(saved.get("min_difference") or {}),
+        relative=float(saved.get("min_difference_relative", RELATIVE)),
+        confidence=float((summary.get("bootstrap") or {}).get("confidence", 0.95)))
+    summary["verdict"] = assess(summary, m.metrics, settings)
+
+
+def interval_text(entry: Mapping[str, Any] | None) -> str:
+    """"attention − random on the never-flipped share: −0.092 [−0.125, −0.058], band ±0.02"."""
+    if not entry or not is_num(entry.get("lo")):
+        return ""
+    criterion = SHORT.get(str(entry.get("criterion")), str(entry.get("criterion")))
+    return (f"attention − {str(entry.get('versus', '')).replace('_', ' ')}, {criterion}: "
+            f"{signed(entry.get('estimate'))} [{signed(entry.get('lo'))}, "
+            f"{signed(entry.get('hi'))}], band ±{sig(entry.get('delta'), 2)}")
+
+
+def verdict_card(models: Sequence[ModelResults], model_ctx: Sequence[Mapping[str, Any]]
+                 ) -> list[dict[str, Any]]:
+    """One line per model and site: status, the headline, the deciding interval, a link to the
+    site's verdict; a model whose verdict is withheld gets one line saying why."""
+    rows: list[dict[str, Any]] = []
+    for m, ctx in zip(models, model_ctx, strict=True):
+        assessed = (m.summary or {}).get("verdict")
+        if not isinstance(assessed, Mapping):
+            rows.append({"model": m.name, "site": "", "status": "none", "href": f"#{ctx['id']}",
+                         "sentence": "No audit summary: no verdict.", "interval": ""})
+            continue
+        if assessed.get("status") == "withheld":
+            rows.append({"model": m.name, "site": "all sites", "status": "withheld",
+                         "href": f"#{ctx['id']}",
+                         "sentence": "No verdict is given: " + "; ".join(assessed["reasons"]) + ".",
+                         "interval": ""})
+            continue
+        for site in ctx["sites"]:
+            entry = (assessed.get("sites") or {}).get(site["name"]) or {}
+            rows.append({"model": m.name, "site": site["label"],
+                         "status": entry.get("status", "none"), "href": f"#{site['id']}-verdict",
+                         "sentence": entry.get("headline", ""),
+                         "interval": interval_text(entry.get("deciding"))})
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------
@@ -316,6 +382,7 @@ def _model_ids(models: Sequence[ModelResults]) -> dict[str, str]:
 
 
 def _model(m: ModelResults, ident: str, js_unit: str, folder: Path) -> dict[str, Any]:
+    log.info("report: %s: drawing its figures and example documents", m.name)
     summary = m.summary or {}
     flat = sorted(flatten(m.config or {}),
                   key=lambda kv: _CONFIG_ORDER.get(kv[0].split(".")[0], 9))

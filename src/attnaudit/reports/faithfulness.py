@@ -28,6 +28,7 @@ from attnaudit.measures.base import Better, Kind
 from attnaudit.measures.base import ReportColumn as MeasureColumn
 from attnaudit.reports.markup import is_num, js_value, pct, sig
 from attnaudit.results.tables import in_order
+from attnaudit.results.verdict import RULES as VERDICT_RULE_TEXTS
 from attnaudit.results.verdict import verdict
 
 RankingsMeta = Mapping[str, Mapping[str, Any]]
@@ -80,16 +81,26 @@ def fmt(value: Any, kind: Kind) -> str:
     return pct(value)
 
 
-def interval_cell(value: Any, bounds: Any, show: Callable[[Any], str]) -> dict[str, Any]:
+def interval_cell(value: Any, bounds: Any, show: Callable[[Any], str],
+                  kind: Kind = "number") -> dict[str, Any]:
     """A table cell: ``value`` (``None`` unless a number), its bootstrap interval ``bounds`` as
     ``lo`` and ``hi`` (``None`` unless a [lo, hi] pair of numbers), and as the page prints them with
-    ``show``: ``text`` and ``interval`` ("[lo, hi]", empty without an interval or a value)."""
+    ``show``: ``text`` and ``interval`` ("[lo, hi]", empty without an interval or a value). A
+    censored median (``kind == "censored"``, above 1 = the median document never flips) is put in
+    words where a bound is "never": "never flips" with "in every resample", or "[96.9%, never
+    flips]" (not "never [never, never]")."""
     number = value if is_num(value) else None
     pair = interval(bounds)
+    text = show(value)
+    span = (f"[{show(pair[0])}, {show(pair[1])}]"
+            if pair is not None and number is not None else "")
+    if kind == "censored" and number is not None and number > 1:
+        text = "never flips"
+    if kind == "censored" and pair is not None and number is not None and pair[1] > 1:
+        span = ("never flips in every resample" if pair[0] > 1
+                else f"from {show(pair[0])} to never flipping")
     return {"value": number, "lo": pair[0] if pair else None, "hi": pair[1] if pair else None,
-            "text": show(value),
-            "interval": f"[{show(pair[0])}, {show(pair[1])}]"
-            if pair is not None and number is not None else ""}
+            "text": text, "interval": span}
 
 
 def ranking_meta(rankings: RankingsMeta, name: str) -> dict[str, str]:
@@ -140,7 +151,7 @@ def measure_table(
         for column in shown:
             cells.append({**interval_cell(dig(removal, name, column.leaf),
                                           dig(intervals, name, column.leaf),
-                                          partial(fmt, kind=column.kind)),
+                                          partial(fmt, kind=column.kind), column.kind),
                           "best": False})
         rows.append({**ranking_meta(rankings, name), "cells": cells})
     for j, column in enumerate(shown):
@@ -186,27 +197,29 @@ def best_row(cells: Sequence[Mapping[str, Any]], better: Better) -> int | None:
 
 #: what each rule of :mod:`attnaudit.results.verdict` means, for the sentence's hover text
 VERDICT_RULES: dict[str, str] = {
-    "pairwise": "a verdict only when the paired bootstrap interval of the difference (attention "
-                "minus the other ranking) lies wholly on one side of 0; an interval containing 0 "
-                "reads 'indistinguishable' (or 'no better than random')",
-    "no_interval": "no interval for this difference: no verdict, point estimates quoted only",
-    "overall": "summarises the pairwise verdicts that have intervals: better or weaker only when "
-               "some criterion says so and none says the opposite, else mixed or indistinguishable",
+    "pairwise": "the simultaneous (max-t) interval of attention minus the other ranking: better or "
+                "weaker only when it lies wholly outside the band ±δ, negligible when wholly "
+                "inside, inconclusive otherwise",
+    "no_interval": "no simultaneous interval for this difference: no verdict",
+    "overall": VERDICT_RULE_TEXTS["headline"],
+    "withheld": VERDICT_RULE_TEXTS["preconditions"],
     "no_attention": "the attention ranking was not audited",
 }
 
 
-def verdict_block(site_summary: Mapping[str, Any], rankings: RankingsMeta, site: str
-                  ) -> dict[str, Any] | None:
+def verdict_block(site_summary: Mapping[str, Any], rankings: RankingsMeta, site: str,
+                  assessed: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
     """The verdict of :func:`attnaudit.results.verdict.verdict`: the site's overall sentences
     (``overall``) and the pairwise ones behind them (``details``), each with its rule spelt out
-    (``rule``) and its evidence; ``None`` when the site has no rankings to judge."""
+    (``rule``) and its evidence, the site's ``status``, ``reasons``, the multiplicity ``method``
+    and the ``rules``; ``None`` when the site has no rankings to judge. ``assessed``: the site's
+    entry of summary.json's ``verdict`` (recomputed with default thresholds when absent)."""
     names = in_order(list(site_summary.get("removal") or {}), list(rankings))
     if not names:
         return None
     labels = {n: ranking_meta(rankings, n)["label"] for n in names}
     statements = []
-    for entry in verdict(site_summary, names, site=site, labels=labels):
+    for entry in verdict(site_summary, names, site=site, labels=labels, assessed=assessed):
         if not entry.get("sentence"):
             continue
         rule = str(entry.get("rule") or "")
@@ -218,8 +231,16 @@ def verdict_block(site_summary: Mapping[str, Any], rankings: RankingsMeta, site:
         })
     if not statements:
         return None
+    assessed = assessed or {}
+    family = assessed.get("family") or {}
     return {"overall": [x for x in statements if x["overall"]],
-            "details": [x for x in statements if not x["overall"]]}
+            "details": [x for x in statements if not x["overall"]],
+            "status": assessed.get("status", "given"),
+            "reasons": list(assessed.get("reasons") or []),
+            "method": family.get("method"),
+            "family_size": len(family.get("members") or []),
+            "critical_value": family.get("critical_value"),
+            "rules": list(VERDICT_RULE_TEXTS.values())}
 
 
 def agreement_table(site_summary: Mapping[str, Any], rankings: RankingsMeta
@@ -374,7 +395,8 @@ def site_block(
             tables[-1]["conventions"].append(("input_erasure", str(conventions["input_erasure"])))
     bootstrap = summary.get("bootstrap") or {}
     parts = {
-        "verdict": verdict_block(site_summary, rankings, site),
+        "verdict": verdict_block(site_summary, rankings, site,
+                                 dig(summary, "verdict", "sites", site)),
         "tables": tables,
         "bootstrap": bootstrap_text(bootstrap),
         "best_rule": BEST_RULE,

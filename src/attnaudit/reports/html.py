@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ from attnaudit.reports.context import FIGURES_DIR, build_context
 from attnaudit.reports.loading import ReportError
 from attnaudit.reports.markup import JS_UNITS
 from attnaudit.reports.render import render_page
-from attnaudit.utils.io import atomic_open
+from attnaudit.utils.io import atomic_open, remove_stale_temp_files
+from attnaudit.utils.lock import folder_lock
 from attnaudit.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -65,12 +67,24 @@ def build_report(run_dir: str | os.PathLike[str], js_unit: str = "nats") -> Path
     Raises:
         ReportError: ``run_dir`` does not exist or holds neither layout, or ``js_unit`` is unknown.
     """
-    context = report_context(run_dir, js_unit=js_unit)
-    page = render_page(context)
-    target = Path(run_dir) / REPORT_NAME
-    with atomic_open(target) as f:
-        f.write(page)
-        os.fchmod(f.fileno(), 0o644)  # readable like any page; the temp file starts out 0600
+    root = Path(run_dir)
+    with contextlib.ExitStack() as stack:
+        # The folder's lock when it is free: then the temporary files a killed report (or run)
+        # left are ours to delete. When another command holds it (a run still working), the
+        # report only writes, atomically, and deletes nothing of that command's.
+        if root.is_dir() and stack.enter_context(folder_lock(root, "attnaudit report",
+                                                             required=False)):
+            # model folders of a run are cleaned by their own training and audit, under their locks
+            stale = remove_stale_temp_files(root, exclude=[root / "models"])
+            if stale:
+                log.info("removed %d temporary file(s) of an interrupted command", len(stale))
+        context = report_context(run_dir, js_unit=js_unit)
+        log.info("report: rendering the page")
+        page = render_page(context)
+        target = root / REPORT_NAME
+        with atomic_open(target) as f:
+            f.write(page)
+            os.fchmod(f.fileno(), 0o644)  # readable like any page; the temp file starts out 0600
     log.info("report written to %s (%d models)", target, len(context["models"]))
     return target
 

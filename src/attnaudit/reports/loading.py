@@ -103,6 +103,13 @@ def load_model(name: str, folder: Path) -> ModelResults:
                             "`attnaudit audit` on this model, then rebuild the report.")
         return result
     result.tables = tables = read_audit(audit)
+    if SUMMARY in tables.problems:
+        # Refused rather than noted: the page would show a model both damaged and unfinished, and
+        # the audit rewrites the file from its complete tables in seconds.
+        raise ReportError(
+            f"{audit / SUMMARY} is damaged ({tables.problems[SUMMARY]}); run 'attnaudit audit "
+            f"{folder}' to rewrite it from the saved tables, then build the report again"
+        )
     for file, problem in tables.problems.items():
         result.notes.append(f"{rel(audit / file)} could not be read: {problem}")
     for file, frame in ((SINGLE_WEIGHT, tables.single), (REMOVAL, tables.removal)):

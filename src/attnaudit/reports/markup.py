@@ -1,6 +1,13 @@
 """Number formatting for the report: the Jinja filters of :mod:`.render` and the helpers of
 :mod:`.context` and :mod:`.transformer`. Every function returns plain text; the templates escape it
 (autoescape is on).
+
+The policy, one per kind of number: a share of documents is a percentage with one decimal
+(:func:`pct`; a count out of n, :func:`share_of`, keeps three significant digits so that 1 of 400
+is 0.25%, not 0%);
+any other measure has three significant digits (:func:`sig`; JS values two), a difference between
+rankings an explicit sign (:func:`signed`); nothing prints as "-0" (:func:`no_negative_zero`); a
+missing number is a dash.
 """
 
 from __future__ import annotations
@@ -19,14 +26,23 @@ def is_num(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+_NEGATIVE_ZERO = re.compile(r"-(0(?:\.0*)?(?:e[+-]?0+)?%?)")
+
+
+def no_negative_zero(text: str) -> str:
+    """"-0.00" (a small negative number rounded to zero) as "0.00": the page never prints -0."""
+    match = _NEGATIVE_ZERO.fullmatch(text)
+    return match.group(1) if match else text
+
+
 def pct(value: Any, digits: int = 1) -> str:
-    """A share as a percentage, or a dash when it is missing or not finite."""
-    return f"{100 * value:.{digits}f}%" if is_num(value) else "—"
+    """A share as a percentage, or a dash when it is missing or not finite (never "-0.0%")."""
+    return no_negative_zero(f"{100 * value:.{digits}f}%") if is_num(value) else "—"
 
 
 def num(value: Any, fmt: str = ".3g") -> str:
-    """A number in ``fmt``, or a dash when it is missing or not finite."""
-    return format(value, fmt) if is_num(value) else "—"
+    """A number in ``fmt``, or a dash when it is missing or not finite (never "-0.00")."""
+    return no_negative_zero(format(value, fmt)) if is_num(value) else "—"
 
 
 def sig(value: Any, digits: int = 3) -> str:

@@ -8,6 +8,19 @@
     panels.forEach(function(p){p.classList.toggle('active',p.id===id);});
     document.querySelectorAll('a.tab').forEach(function(a){
       a.classList.toggle('active',a.dataset.model===id);});
+    fit();
+  }
+  window.addEventListener('resize',function(){fit();});
+  // A table wider than its column goes into a horizontal scroll box (first column sticky, CSS):
+  // the page itself never gets wider than the window. Hidden panels are measured when shown.
+  function fit(){
+    document.querySelectorAll('main table').forEach(function(t){
+      if(!t.offsetParent||t.closest('.scroll-x,.scroll')) return;
+      var box=t.parentElement;
+      if(t.offsetWidth>box.clientWidth+1){
+        var d=document.createElement('div'); d.className='scroll-x';
+        box.insertBefore(d,t); d.appendChild(t);}
+    });
   }
   function fromHash(){
     var el=location.hash&&document.getElementById(location.hash.slice(1));

@@ -127,7 +127,7 @@ def full_sites(summary: Mapping[str, Any]) -> list[str]:
 def cell(value: Any, bounds: Any, kind: str, js_unit: str = "nats") -> dict[str, Any]:
     """A table cell: ``value`` (the number shown, JS converted to ``js_unit``), ``text``, and
     ``interval`` ("[lo, hi]", empty without one). ``kind``: ``"share"``, ``"censored"`` (past 1 reads
-    "never") or ``"js"``."""
+    "never flips", an interval reaching past 1 "from lo to never flipping") or ``"js"``."""
     if kind == "js":
         pair = interval(bounds)
         return interval_cell(js_value(value, js_unit),
@@ -135,7 +135,7 @@ def cell(value: Any, bounds: Any, kind: str, js_unit: str = "nats") -> dict[str,
                              partial(sig, digits=2))
     format_kind: Kind = "censored" if kind == "censored" else "share"
     return interval_cell(float(value) if is_num(value) else None, bounds,
-                         partial(fmt, kind=format_kind))
+                         partial(fmt, kind=format_kind), format_kind)
 
 
 def layer_label(layer: int) -> str:

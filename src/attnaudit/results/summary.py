@@ -35,7 +35,8 @@ of the planted marker token per site (structure: :mod:`attnaudit.results.planted
 With ``items``, a site has ``"agreement": {"pairs": {"a|b": {"median_tau", "mean_tau",
 "median_spearman", "mean_top1", "mean_top5", "n", "n_undefined"}}, "top_k", "conventions"}``
 (:mod:`attnaudit.results.agreement`). With ``bootstrap > 0``, a site has ``"intervals"`` (its entry's
-tree, [lo, hi] at each numeric leaf) and ``"differences"`` (paired, ``"a-vs-b"``), and the file a
+tree, [lo, hi] at each numeric leaf), ``"differences"`` (paired, ``"a-vs-b"``) and ``"family"`` (the
+verdict's simultaneous intervals), and the file a
 top-level ``"bootstrap": {"resamples", "confidence", "seed", "convention"}``
 (:mod:`attnaudit.results.bootstrap`).
 
@@ -68,6 +69,7 @@ from attnaudit.results.agreement import agreement_table, summarize_agreement
 from attnaudit.results.bootstrap import Method as BootstrapMethod
 from attnaudit.results.bootstrap import (
     bootstrap_statistic,
+    family_intervals,
     intervals_tree,
     paired_differences,
 )
@@ -85,6 +87,7 @@ from attnaudit.results.tables import (
     single_removals,
     sites_of,
 )
+from attnaudit.results.verdict import CRITERION_LEAVES
 
 #: 3: the counterfactual entry's vertex numbers and its stale-search flag (issue 21); a report given
 #: an older summary.json recomputes it from the tables, and flags tables made before the vertex pass
@@ -226,7 +229,9 @@ def _site_intervals(entry: dict[str, Any], tables: Mapping[str, pd.DataFrame], r
     result = bootstrap_statistic(lambda t: _site_entry(dict(t), rankings), tables,
                                  resamples=bootstrap, seed=seed, estimate=entry, method=method)
     out = {"intervals": intervals_tree(result, confidence),
-           "differences": paired_differences(result, rankings, confidence)}
+           "differences": paired_differences(result, rankings, confidence),
+           # the verdict's family: attention against every other ranking on every criterion
+           "family": family_intervals(result, rankings, CRITERION_LEAVES, confidence)}
     if "input" in entry:  # input-level erasure's rankings, compared on the same resamples
         out["input_differences"] = paired_differences(result, rankings, confidence,
                                                       prefix=("input", "removal"))

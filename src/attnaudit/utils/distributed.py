@@ -45,6 +45,12 @@ class World:
             dist.barrier()
 
 
+def is_main_process() -> bool:
+    """Whether this process is rank 0 of a torchrun launch, or runs alone (no process group is
+    joined: the launcher's ``RANK`` says it)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def world(device: str = "cpu") -> World:
     """The launched world, joining its process group on first use (None of this when run alone)."""
     size = int(os.environ.get("WORLD_SIZE", "1"))

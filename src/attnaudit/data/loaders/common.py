@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ SPLIT_NAMES = {
     "testing": "test",
 }
 _INT_LIKE_RE = re.compile(r"[+-]?\d+(?:\.0*)?")
+_LABEL_FIX = "give every document a label, or remove the rows without one"
 
 
 def normalise_split(value: object) -> str:
@@ -52,10 +54,11 @@ def normalise_label(value: object) -> str:
     as int. Other strings are stripped.
 
     Raises:
-        DataError: missing (None, NaN, empty) or not a string/number.
+        DataError: missing (None, NaN, empty, or the text "NaN": what pandas and spreadsheets
+            write for a missing value, never a class name) or not a string/number.
     """
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        raise DataError("missing label")
+        raise DataError(f"missing label; {_LABEL_FIX}")
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int):
@@ -65,7 +68,10 @@ def normalise_label(value: object) -> str:
     if isinstance(value, str):
         label = value.strip()
         if not label:
-            raise DataError("missing label")
+            raise DataError(f"missing label; {_LABEL_FIX}")
+        if label.lower() == "nan":
+            raise DataError(f"missing label ({label!r}, how a missing value is written); "
+                            f"{_LABEL_FIX}")
         if _INT_LIKE_RE.fullmatch(label):
             return str(int(label.split(".")[0]))
         return label
@@ -113,6 +119,10 @@ class Sink:
         self.rows_per_split: dict[str | None, int] = {}
         self.skipped = 0
         self.first_skipped: str | None = None
+        # records and empty ones per source split: a split whose every document is empty is
+        # said as such (it is then carved from train, see data.splits.assign_splits)
+        self.added: Counter[str | None] = Counter()
+        self.empty: Counter[str | None] = Counter()
 
     def next_row(self, split: str | None) -> int:
         """The 0-based row number of the next record of ``split`` (ids when there is no id column)."""
@@ -134,7 +144,9 @@ class Sink:
             shown = ", ".join(sorted(self.allowed)[:10]) + (", ..." if len(self.allowed) > 10 else "")
             raise DataError(f"{where}: unknown label {name!r} (expected one of: {shown})")
         key = _id_string(doc_id, where)
+        self.added[split] += 1
         if not text.strip():
+            self.empty[split] += 1
             if self.on_empty == "error":
                 raise DataError(f"{where}: empty document")
             self.skipped += 1
@@ -150,6 +162,10 @@ class Sink:
                 "%s: skipped %d empty document(s) (first at %s)", path, self.skipped,
                 self.first_skipped,
             )
+        for split, count in self.empty.items():
+            if split is not None and count == self.added[split]:
+                logger.warning("%s: every %s document is empty (%d skipped): the data has no %s "
+                               "split left", path, split, count, split)
         if not self.records:
             raise DataError(f"{path}: no documents")
         # "{split}/{id}": ids often restart in each split. IMDB's restart in each split *and* label
@@ -203,6 +219,33 @@ def split_at(value: object, where: str) -> str:
         return normalise_split(value)
     except DataError as err:
         raise DataError(f"{where}: {err}") from None
+
+
+#: how a user names each role's column (the flag, else the config key)
+_COLUMN_SETTINGS = {"text": "--text-column", "label": "--label-column", "id": "[data] id_column"}
+#: names pandas gives a saved row index: "" (to_csv's header), "Unnamed: 0" (read back), and
+#: "__index_level_0__" (to_parquet)
+_INDEX_NAME = re.compile(r"\s*|Unnamed: \d+|__index_level_\d+__")
+
+
+def missing_column(where: str, role: str, name: str, available: Collection[str],
+                   kind: str = "column") -> DataError:
+    """The one-line error for a ``role`` column (text, label, id) named ``name`` that ``where``
+    lacks: the columns it has (a saved row index said as such) and the setting that names another.
+
+    Example:
+        >>> print(missing_column("a.csv", "text", "text", ["", "label", "review"]))
+        ... # doctest: +NORMALIZE_WHITESPACE
+        a.csv: no text column 'text' (columns: label, review, and a saved row index);
+        name the text column with --text-column NAME
+    """
+    named = [c for c in available if not _INDEX_NAME.fullmatch(c)]
+    index = len(named) < len(available)
+    listed = ", ".join(named)
+    if index:
+        listed = f"{listed}, and a saved row index" if named else "a saved row index only"
+    return DataError(f"{where}: no {role} {kind} {name!r} ({kind}s: {listed or 'none'}); name the "
+                     f"{role} {kind} with {_COLUMN_SETTINGS[role]} NAME")
 
 
 #: Reads a whole ``path`` (file or folder) of one format into the sink.

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from attnaudit.data.loaders.common import Columns, Sink, split_at
+from attnaudit.data.loaders.common import Columns, Sink, missing_column, split_at
 from attnaudit.data.loaders.files import open_binary, text_lines
 from attnaudit.data.types import DataError
 
@@ -111,8 +111,6 @@ def read_csv(file: Path, split: str | None, columns: Columns, sink: Sink) -> Non
 
 def _column_index(file: Path, index: dict[str, int], name: str, role: str) -> int:
     if name not in index:
-        raise DataError(
-            f"{file}: no {role} column {name!r} (columns: {', '.join(index) or 'none'})"
-        )
+        raise missing_column(str(file), role, name, list(index))
     return index[name]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from attnaudit.data.loaders.common import Columns, Sink, split_at
+from attnaudit.data.loaders.common import Columns, Sink, missing_column, split_at
 from attnaudit.data.types import DataError
 
 
@@ -27,13 +27,12 @@ def read_table_batches(
 ) -> None:
     """Feed record batches (from Parquet or Arrow) to ``sink``; rows are numbered from 1 in messages."""
     names = set(schema.names)
-    listed = ", ".join(schema.names)
     for name, role in ((columns.text, "text"), (columns.label, "label")):
         if name not in names:
-            raise DataError(f"{file}: no {role} column {name!r} (columns: {listed})")
+            raise missing_column(str(file), role, name, schema.names)
     id_name = columns.id_in(names)
     if id_name is not None and id_name not in names:
-        raise DataError(f"{file}: no id column {id_name!r} (columns: {listed})")
+        raise missing_column(str(file), "id", id_name, schema.names)
     has_split = "split" in names
     row = 0
     for batch in batches:

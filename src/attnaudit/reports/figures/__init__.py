@@ -82,9 +82,13 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("mass_removed", "Attention mass removed before the decision flips",
                "Sum of the original attention weights of the removed items, documents that flip. "
                "The attention ranking removes the most mass per item by construction.", "test2"),
-    FigureSpec("never_flipped", "Documents whose decision never flips",
-               "Share of documents (two or more items) whose label survives removing every item, "
-               "per ranking; the axis is scaled to the data.", "test2", per_site=False),
+    FigureSpec("never_flipped", "Share of documents whose decision never flips, per ranking",
+               "For each ranking, the share of documents (two or more items) whose predicted label "
+               "stays the same at every step of removing items in that ranking's order, up to "
+               "removing them all (lower = the ranking flips more decisions). Each such document "
+               "cannot flip (removing everything leaves its label), so rankings differ only by "
+               "which of those they flip part way. The axis is scaled to the data.", "test2",
+               per_site=False),
     FigureSpec("attention_vs_gradient", "Attention or gradient: which flips sooner?",
                "Per document, which ranking needed fewer removals. Never flipping counts as the "
                "most removals; both never flipping is a tie.", "test2", per_site=False),

@@ -45,16 +45,24 @@ def plot_flip_curve(
         if not titles:
             no_data(flat[0], "no removal results")
         for ax, title in zip(flat, titles, strict=False):
-            draw_flip_curve(ax, curves[title], rankings, title if len(titles) > 1 else "")
+            draw_flip_curve(ax, curves[title], rankings, title if len(titles) > 1 else "",
+                            legend=False)
         for ax in flat[len(titles):]:
             ax.set_axis_off()
+        handles, labels = flat[0].get_legend_handles_labels()
+        if handles:  # one legend for all panels, below them: never over a curve
+            fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6),
+                       fontsize=8)
         fig.suptitle(f"Decision-flip curve ({CONVENTION})", x=0.01, ha="left",
                      fontweight="bold", fontsize=10)
         return save(fig, path)
 
 
-def draw_flip_curve(ax: Axes, curve: Mapping[str, Any], rankings: RankingsMeta, title: str) -> None:
-    """The lines of one site on ``ax`` (a step function of the fraction removed)."""
+def draw_flip_curve(ax: Axes, curve: Mapping[str, Any], rankings: RankingsMeta, title: str,
+                    *, legend: bool = True) -> None:
+    """The lines of one site on ``ax`` (a step function of the fraction removed); the axes reach a
+    little past f = 100% and share = 100% so the last step (at f = 100%) is drawn inside the frame,
+    not on its edge. ``legend``: a legend on ``ax`` itself (beside the curves, outside the frame)."""
     fractions = [float(f) for f in curve.get("fractions") or []]
     names = in_order([k for k in curve if k != "fractions"], list(rankings))
     for name in names:
@@ -64,14 +72,14 @@ def draw_flip_curve(ax: Axes, curve: Mapping[str, Any], rankings: RankingsMeta, 
             continue
         ax.plot([p[0] for p in points], [p[1] for p in points], drawstyle="steps-post",
                 marker=".", markersize=4, linewidth=1.8, color=color_of(rankings, name),
-                label=label_of(rankings, name))
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
+                label=label_of(rankings, name), clip_on=False)
+    ax.set_xlim(-0.01, 1.04)
+    ax.set_ylim(0, 1.04)
     ax.xaxis.set_major_formatter(percent)
     ax.yaxis.set_major_formatter(percent)
     ax.set_xlabel("fraction of items removed (f)")
     ax.set_ylabel("share of ALL documents flipped")
     if title:
         ax.set_title(title, loc="left")
-    if names:
-        ax.legend(loc="upper left", fontsize=8)
+    if names and legend:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)

@@ -127,7 +127,8 @@ def draw_delta_panel(
     negative = float((df["delta_js"] < 0).mean()) if len(df) else 0.0
     share = (f", ΔJS > 0 for {(df['delta_js'] > 0).mean():.0%}, < 0 for {negative:.0%}"
              if len(df) else "")
-    ax.set_title(f"{title}  (n={len(df)}{share})".strip(), loc="left")
+    # two lines, smaller: one line overran narrow panels and was clipped
+    ax.set_title(f"{title}\n(n={len(df)}{share})".strip(), loc="left", fontsize=9)
     ax.set_xlabel("Δa = a(i*) − a(r)")
     ax.set_ylabel(f"ΔJS = JS(p, p−i*) − JS(p, p−r)  [{js_unit}, symlog]")
     ax.grid(False)

@@ -174,9 +174,12 @@ def draw_never_flipped(ax: Axes, shares: Mapping[str, Mapping[str, float | None]
     ax.set_ylim(0, share_axis_top(every))
     ax.yaxis.set_major_formatter(percent)
     ax.set_ylabel("documents that never flip")
-    ax.set_title("Decision never flips, even with every item removed (2+ item documents)",
-                 loc="left")
-    ax.legend(ncols=min(len(names), 4), loc="upper left", fontsize=8)
+    ax.set_title("Share of documents whose decision never flips under each ranking's removal "
+                 "order,\nat any step up to every item removed (documents with 2+ items)",
+                 loc="left", fontsize=9.5)
+    # below the axes: never over a bar
+    ax.legend(ncols=min(len(names), 6), loc="upper center", bbox_to_anchor=(0.5, -0.12),
+              fontsize=8)
     ax.grid(axis="x", visible=False)
 
 

@@ -1,0 +1,616 @@
+"""The generic transformer host: every family of :mod:`attnaudit.models.hf_families` but BERT.
+
+One class, :class:`GenericHFClassifier` (model kind ``hf``, like BERT's: ``HFClassifier(config=...)``
+with another ``model_type`` builds this one), over transformers' attention-function registry: it
+registers ``"attnaudit-any"`` (:func:`generic_attention`) with ``AttentionInterface.register`` and
+switches the wrapped model to it with ``set_attn_implementation``; no module is swapped or patched.
+Each forward pass carries a :class:`GenericPlan` through the model's ``**kwargs``, which every
+hosted family hands on to its attention function (checked: one call per layer per pass, else an
+error naming the family).
+
+**Sequence.** ``Batch.token_ids`` ``(B, T)`` hold the items (the tokenizer's subwords without special
+tokens, padded with ``PAD_ID`` at the end). The host builds ``prefix + items + suffix`` (the special
+tokens the tokenizer itself adds around one sequence: ``[CLS] .. [SEP]``, ``<s> .. </s>``, Llama's
+``<s> ..``, nothing for Qwen2) and pads it on the family's side (:class:`Layout`). Special tokens are
+never items: they sit outside the item positions and keep their probability under every edit.
+Decoders get explicit position ids ``cumsum(mask) - 1``, so left and right padding give the same
+results; their classification position is the last real token, which their score head reads.
+
+**Sites, erasure, words** are BERT's (:mod:`attnaudit.models.hf`): ``L{l}`` / ``L{l}.h{h}``, the
+classification row's attention over the items; erasure zeroes the row's probabilities at the erased
+items' keys and renormalises (``query_rows="all"``: every query row), with the same rule for
+non-zero candidates (:func:`attnaudit.models.hf.item_ratios`).
+
+**Grouped-query attention** (Llama, Qwen, Mistral, Gemma with ``num_key_value_heads < H``): a head
+site is a *query* head. Keys and values are shared within a group, and nothing edits them: an edit
+rescales one query head's probabilities, so the other query heads of its group keep theirs. Its
+attention (the classification row of that query head) is that head's own.
+
+**Recomputation.** ``logits_with`` runs the whole model forward on the ``B * k`` candidate sequences
+(batched), with the registered function editing layer ``l``'s classification row (or every row).
+This is the reference path; the generic host has no fast path (BERT keeps its own), so
+``fast_path`` changes nothing here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+from transformers import (
+    AttentionInterface,
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+)
+from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+from attnaudit.config import QueryRows
+from attnaudit.data.types import PAD_ID, Batch
+from attnaudit.models.base import AttentionClassifier, ModelOutput, SiteOutput, renormalise
+from attnaudit.models.grouping import TOKEN_GROUP, group_scores, group_site, is_grouped, token_output
+from attnaudit.models.hf import (
+    BaseAttention,
+    HFClassifier,
+    _query_rows,
+    attention_probabilities,
+    item_ratios,
+)
+from attnaudit.models.hf_families import Family, family_of
+from attnaudit.models.hf_words import TokenizerWords
+
+#: the registered name of the generic host's attention function (and of its mask function)
+ATTENTION_ANY = "attnaudit-any"
+
+
+# --- the sequence --------------------------------------------------------------------------------
+
+
+@dataclass
+class Layout:
+    """Where everything sits in the built sequences (``N`` sequences of ``T'`` positions).
+
+    Attributes:
+        ids: ``(N, T')`` token ids (specials, items, padding).
+        mask: ``(N, T')`` bool, True on real positions.
+        item_pos: ``(N, n)`` long, the position of item ``i``; off items, ``cls_pos`` (never an
+            item, so scattering a factor 1 there is harmless).
+        items: ``(N, n)`` bool, True on real items.
+        cls_pos: ``(N,)`` long, the classification position.
+        position_ids: ``(N, T')`` long for decoders (``cumsum(mask) - 1``), None for encoders.
+    """
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+    item_pos: torch.Tensor
+    items: torch.Tensor
+    cls_pos: torch.Tensor
+    position_ids: torch.Tensor | None
+
+    def repeat(self, k: int) -> Layout:
+        """Each sequence ``k`` times in a row (``N * k`` sequences: the candidates)."""
+        def rep(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.repeat_interleave(k, dim=0)
+        ids, mask, item_pos, items, cls_pos = (rep(t) for t in (self.ids, self.mask, self.item_pos,
+                                                                 self.items, self.cls_pos))
+        assert ids is not None and mask is not None and item_pos is not None
+        assert items is not None and cls_pos is not None
+        return Layout(ids, mask, item_pos, items, cls_pos, rep(self.position_ids))
+
+
+def build_layout(
+    token_ids: torch.Tensor, lengths: torch.Tensor, prefix: Sequence[int], suffix: Sequence[int],
+    pad_id: int, side: Literal["left", "right"], position: Literal["first", "last"],
+) -> tuple[Layout, torch.Tensor, torch.Tensor]:
+    """The layout of ``prefix + items + suffix`` for the items ``token_ids`` ``(B, T)`` (``lengths``
+    ``(B,)`` of them per row, padding at the end), padded with ``pad_id`` on ``side``.
+
+    Returns:
+        the :class:`Layout` and, per position ``(B, T')``, whether it holds an item and which.
+    """
+    device = lengths.device
+    width = token_ids.shape[1]
+    p, s = len(prefix), len(suffix)
+    total = p + width + s
+    real = p + lengths + s  # (B,)
+    positions = torch.arange(total, device=device)[None, :]  # (1, T')
+    offset = (total - real) if side == "left" else torch.zeros_like(real)  # (B,)
+    rel = positions - offset[:, None]  # (B, T'): position within the real tokens
+    mask = (rel >= 0) & (rel < real[:, None])
+    ids = torch.full(mask.shape, pad_id, dtype=torch.long, device=device)
+    if p:
+        pre = torch.tensor(list(prefix), dtype=torch.long, device=device)
+        at = mask & (rel < p)
+        ids = torch.where(at, pre[rel.clamp(0, p - 1)], ids)
+    is_item = mask & (rel >= p) & (rel < p + lengths[:, None])  # (B, T')
+    item_index = (rel - p).clamp(0, max(width - 1, 0))  # (B, T')
+    if width:
+        ids = torch.where(is_item, token_ids.gather(1, item_index), ids)
+    if s:
+        suf = torch.tensor(list(suffix), dtype=torch.long, device=device)
+        after = rel - p - lengths[:, None]
+        at = mask & (after >= 0)
+        ids = torch.where(at, suf[after.clamp(0, s - 1)], ids)
+    cls_pos = offset if position == "first" else offset + real - 1  # (B,)
+    slots = torch.arange(width, device=device)[None, :]  # (1, T)
+    items = slots < lengths[:, None]  # (B, T)
+    item_pos = torch.where(items, offset[:, None] + p + slots, cls_pos[:, None])  # (B, T)
+    position_ids = None
+    if position == "last":
+        position_ids = (mask.long().cumsum(dim=-1) - 1).clamp(min=0)  # (B, T')
+    return (Layout(ids, mask, item_pos, items, cls_pos, position_ids), is_item, item_index)
+
+
+# --- the registered attention function -------------------------------------------------------------
+
+
+@dataclass
+class GenericEdit:
+    """Candidate weights ``(N, n)`` for layer ``layer`` (head ``head`` or all; rows ``rows``)."""
+
+    layer: int
+    weights: torch.Tensor
+    head: int | None
+    rows: QueryRows
+
+
+@dataclass
+class GenericPlan:
+    """What :func:`generic_attention` does in one forward pass of ``N`` sequences.
+
+    Attributes:
+        layout: the sequences' layout (classification positions, items).
+        base: the kernel of unedited attention.
+        edit: the layer edit, if any.
+        record_rows: if a dict, each recorded layer's classification row ``(N, H, T')``.
+        record_full: if a dict, every layer's probabilities ``(N, H, T', T')`` (rollout).
+        record_layers: the layers ``record_rows`` keeps (None: all).
+        calls: attention calls so far in this pass (= the current layer: layers run in order).
+    """
+
+    layout: Layout
+    base: BaseAttention = "sdpa"
+    edit: GenericEdit | None = None
+    record_rows: dict[int, torch.Tensor] | None = None
+    record_full: dict[int, torch.Tensor] | None = None
+    record_layers: frozenset[int] | None = None
+    calls: int = field(default=0)
+
+
+def edit_rows(probs: torch.Tensor, row: torch.Tensor, edit: GenericEdit, layout: Layout
+              ) -> torch.Tensor:
+    """Edited, renormalised probabilities ``(N, H, Q, T')``.
+
+    Args:
+        probs: ``(N, H, Q, T')`` the rows to edit (the classification row alone, or every row).
+        row: ``(N, H, T')`` the classification row (the factors are computed from it).
+        edit: the candidates; ``layout``: the items' positions.
+    """
+    n_seq, heads, t = row.shape
+    index = layout.item_pos[:, None, :].expand(n_seq, heads, -1)  # (N, H, n)
+    ratio = item_ratios(row.gather(-1, index), edit.weights, layout.items, edit.head)  # (N, n)
+    factor = torch.ones(n_seq, t, dtype=row.dtype, device=row.device)
+    factor = factor.scatter(-1, layout.item_pos, ratio.to(row.dtype))  # (N, T'): 1 off items
+    edited = renormalise(probs * factor[:, None, None, :])  # (N, H, Q, T')
+    if edit.head is None:
+        return edited
+    in_site = torch.arange(heads, device=probs.device)[None, :, None, None] == edit.head
+    return torch.where(in_site, edited, probs)
+
+
+def _probabilities(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor, scale: float,
+                   softcap: float | None) -> torch.Tensor:
+    """:func:`attention_probabilities`, with a row that may attend nowhere set to zeros, not NaN:
+    a padding query outside a sliding window (Mistral) masks every key, and one NaN row would
+    spread through ``probs @ value`` (0 * NaN) to every later layer."""
+    probs = attention_probabilities(query, key, mask, scale, softcap)
+    return torch.where(mask.any(dim=-1, keepdim=True), probs, torch.zeros_like(probs))
+
+
+def _full_mask(module: nn.Module, n: int, t: int, device: torch.device) -> torch.Tensor:
+    """A bool mask ``(N, 1, T', T')`` where transformers passed none (no padding)."""
+    if getattr(module, "is_causal", False):
+        return torch.ones(t, t, dtype=torch.bool, device=device).tril().expand(n, 1, t, t)
+    return torch.ones(n, 1, t, t, dtype=torch.bool, device=device)
+
+
+def generic_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    attnaudit_plan: GenericPlan | None = None,
+    softcap: float | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """The attention function registered as ``"attnaudit-any"``.
+
+    Args:
+        module: the calling attention module.
+        query: ``(N, H, T', dh)``; key, value: ``(N, H_kv, T', dh)`` (``H_kv < H``: grouped
+            queries; repeated to ``H`` heads here, as transformers' own kernels do).
+        attention_mask: bool ``(N|1, 1, T', T')`` (the mask function registered for this name never
+            skips it) or None.
+        attnaudit_plan: what to edit and record; None (the model's own forward, e.g. training):
+            transformers' SDPA (eager where a softcap is set, which SDPA cannot apply).
+    Returns:
+        ``(N, T', H, dh)`` and None.
+    """
+    if kwargs.get("s_aux") is not None:
+        raise ValueError("attention sinks (s_aux) are not supported by attnaudit's host")
+    scale = float(scaling) if scaling is not None else query.shape[-1] ** -0.5
+    plan = attnaudit_plan
+    base: BaseAttention = "eager" if softcap is not None else ("sdpa" if plan is None else plan.base)
+    groups = query.shape[1] // key.shape[1]
+    key_h, value_h = repeat_kv(key, groups), repeat_kv(value, groups)  # (N, H, T', dh)
+    n_seq, _, t, _ = query.shape
+    mask = _full_mask(module, n_seq, t, query.device) if attention_mask is None else \
+        attention_mask.expand(n_seq, 1, t, t)
+
+    def unedited() -> torch.Tensor:
+        if base == "sdpa":
+            out, _ = sdpa_attention_forward(module, query, key, value, attention_mask,
+                                            dropout=dropout, scaling=scale, **kwargs)
+            return out  # (N, T', H, dh)
+        probs = _probabilities(query, key_h, mask, scale, softcap)
+        probs = nn.functional.dropout(probs, p=dropout, training=module.training)
+        return torch.matmul(probs, value_h).transpose(1, 2).contiguous()
+
+    if plan is None:
+        return unedited(), None
+    layer = plan.calls
+    plan.calls += 1
+    layout = plan.layout
+    edit = plan.edit if plan.edit is not None and plan.edit.layer == layer else None
+    recorded = plan.record_rows is not None and (plan.record_layers is None
+                                                 or layer in plan.record_layers)
+    rows = torch.arange(n_seq, device=query.device)
+    if plan.record_full is not None or (edit is not None and edit.rows == "all"):
+        probs = _probabilities(query, key_h, mask, scale, softcap)  # (N, H, T', T')
+        row = probs[rows, :, layout.cls_pos]  # (N, H, T')
+        if plan.record_full is not None:
+            plan.record_full[layer] = probs.detach()
+        if recorded and plan.record_rows is not None:
+            plan.record_rows[layer] = row.detach()
+        if edit is not None:
+            probs = edit_rows(probs, row, edit, layout)
+        probs = nn.functional.dropout(probs, p=dropout, training=module.training)
+        return torch.matmul(probs, value_h).transpose(1, 2).contiguous(), None
+    out = unedited()
+    if edit is None and not recorded:
+        return out, None
+    # The classification row alone, by hand, next to the base kernel's output for the other rows.
+    q_row = query[rows, :, layout.cls_pos][:, :, None]  # (N, H, 1, dh)
+    m_row = mask[rows, :, layout.cls_pos][:, :, None]  # (N, 1, 1, T')
+    row = _probabilities(q_row, key_h, m_row, scale, softcap)  # (N, H, 1, T')
+    if recorded and plan.record_rows is not None:
+        plan.record_rows[layer] = row[:, :, 0].detach()
+    if edit is None:
+        return out, None
+    row_out = torch.matmul(edit_rows(row, row[:, :, 0], edit, layout), value_h)  # (N, H, 1, dh)
+    is_row = (torch.arange(t, device=query.device)[None, :] == layout.cls_pos[:, None])  # (N, T')
+    return torch.where(is_row[:, :, None, None], row_out.transpose(1, 2), out), None
+
+
+def _mask_no_skip(*args: Any, **kwargs: Any) -> torch.Tensor | None:
+    """SDPA's bool mask, never skipped: the function above reads the classification row's mask."""
+    kwargs["allow_is_causal_skip"] = False
+    kwargs["allow_is_bidirectional_skip"] = False
+    return sdpa_mask(*args, **kwargs)
+
+
+AttentionInterface.register(ATTENTION_ANY, generic_attention)
+AttentionMaskInterface.register(ATTENTION_ANY, _mask_no_skip)
+
+
+# --- the host -------------------------------------------------------------------------------------
+
+
+def special_tokens_of(tokenizer: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The ids ``tokenizer`` adds before and after one sequence (asked, not assumed)."""
+    bare = list(tokenizer("a b", add_special_tokens=False)["input_ids"])
+    full = list(tokenizer("a b", add_special_tokens=True)["input_ids"])
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            return tuple(full[:start]), tuple(full[start + len(bare) :])
+    raise ValueError("cannot tell the tokenizer's special tokens from its encodings")
+
+
+def _auto_config(config: PretrainedConfig | dict[str, Any], num_classes: int | None
+                 ) -> PretrainedConfig:
+    """A transformers config from a config or its dict, with ``num_labels`` set when given."""
+    values = config.to_dict() if isinstance(config, PretrainedConfig) else dict(config)
+    if num_classes is not None:
+        values["num_labels"] = num_classes
+        values.pop("id2label", None)
+        values.pop("label2id", None)
+    model_type = values.pop("model_type")
+    family_of(model_type)  # one line naming a family that is not hosted
+    return AutoConfig.for_model(model_type, **values)
+
+
+class GenericHFClassifier(HFClassifier):
+    """A sequence classifier of any hosted family under audit; see the module docstring.
+
+    Args:
+        config: its transformers config or ``to_dict()`` (``model_type`` picks the family).
+        num_classes: ``C``; None keeps the config's ``num_labels``.
+        prefix_ids, suffix_ids: the special tokens around the items (the tokenizer's own,
+            :func:`special_tokens_of`); default ``cls_token_id`` / ``sep_token_id`` if given.
+        cls_token_id, sep_token_id: shorthand for a one-token prefix / suffix.
+        unk_token_id, mask_token_id, query_rows, attention: as :class:`HFClassifier`.
+        padding_side: ``"left"`` or ``"right"``; None: the family's.
+        model: an already built transformers model (:meth:`from_pretrained`, a live object).
+    """
+
+    def __init__(
+        self,
+        *,
+        config: PretrainedConfig | dict[str, Any],
+        num_classes: int | None = None,
+        prefix_ids: Sequence[int] | None = None,
+        suffix_ids: Sequence[int] | None = None,
+        cls_token_id: int | None = None,
+        sep_token_id: int | None = None,
+        unk_token_id: int | None = None,
+        mask_token_id: int | None = None,
+        query_rows: QueryRows | None = None,
+        attention: BaseAttention = "sdpa",
+        padding_side: Literal["left", "right"] | None = None,
+        model: PreTrainedModel | None = None,
+    ) -> None:
+        AttentionClassifier.__init__(self)
+        if attention not in ("sdpa", "eager"):
+            raise ValueError(f"attention must be 'sdpa' or 'eager', got {attention!r}")
+        hf_config = model.config if model is not None and num_classes is None else \
+            _auto_config(config, num_classes)
+        self.family: Family = family_of(hf_config.model_type)
+        self.query_rows: QueryRows = _query_rows(query_rows or self.default_query_rows)
+        self.item_unit = "token"
+        self.base_attention: BaseAttention = attention
+        self.prefix_ids = tuple(int(i) for i in (
+            prefix_ids if prefix_ids is not None else () if cls_token_id is None else (cls_token_id,)))
+        self.suffix_ids = tuple(int(i) for i in (
+            suffix_ids if suffix_ids is not None else () if sep_token_id is None else (sep_token_id,)))
+        # BERT's attributes, kept for code that reads them (input-level erasure, reports)
+        self.cls_token_id = self.prefix_ids[0] if self.prefix_ids else -1
+        self.sep_token_id = self.suffix_ids[-1] if self.suffix_ids else -1
+        self.unk_token_id = None if unk_token_id is None else int(unk_token_id)
+        self.mask_token_id = None if mask_token_id is None else int(mask_token_id)
+        self.padding_side: Literal["left", "right"] = padding_side or self.family.padding
+        if self.padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+        if self.padding_side == "left" and not self.family.decoder:
+            raise ValueError(f"{self.family.name} reads its first token: pad it on the right")
+        self.register_buffer("_continues", None, persistent=False)
+        self._words: TokenizerWords | None = None
+        self.fast_path = True  # no generic fast path: kept for the interface (changes nothing)
+        self.hf: PreTrainedModel = model if model is not None else \
+            AutoModelForSequenceClassification.from_config(hf_config)
+        self.hf.set_attn_implementation(ATTENTION_ANY)
+        text = self.hf.config.get_text_config()
+        pad = getattr(text, "pad_token_id", None)
+        self.pad_id = int(pad) if pad is not None else PAD_ID
+        self.state_dim = int(text.hidden_size)
+        self.num_layers = int(text.num_hidden_layers)
+        self.num_heads = int(text.num_attention_heads)
+        self._sites = self._declare_sites()
+
+    _cls_only_head: ClassVar[bool] = False
+
+    @property
+    def row_name(self) -> str:
+        """How sites name the classification row."""
+        return "last-token" if self.family.decoder else "first-token"
+
+    # -- construction ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | Path, *, num_classes: int | None = None,
+        unk_token_id: int | None = None, **options: Any,
+    ) -> GenericHFClassifier:
+        """The classifier ``save_pretrained`` wrote in the local folder ``path`` with its tokenizer
+        (never downloads); special tokens and words are the tokenizer's."""
+        folder = Path(path)
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        config = AutoConfig.from_pretrained(folder, local_files_only=True)
+        family_of(config.model_type)
+        if num_classes is not None:
+            config = _auto_config(config, num_classes)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            folder, config=config, local_files_only=True)
+        return cls.from_model(model, tokenizer, unk_token_id=unk_token_id, **options)
+
+    @classmethod
+    def from_model(cls, model: PreTrainedModel, tokenizer: Any, **options: Any
+                   ) -> GenericHFClassifier:
+        """Host a transformers classifier already in memory, with its tokenizer (a live object:
+        the wrapped model is ``model`` itself, switched to the registered attention)."""
+        prefix, suffix = special_tokens_of(tokenizer)
+        if options.get("unk_token_id") is None:
+            options["unk_token_id"] = tokenizer.unk_token_id
+        host = cls(config=model.config, prefix_ids=prefix, suffix_ids=suffix,
+                   mask_token_id=tokenizer.mask_token_id, model=model, **options)
+        host.set_vocabulary(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
+        host.set_tokenizer(tokenizer)
+        return host
+
+    def config_dict(self) -> dict[str, Any]:
+        """Constructor arguments (plain types), enough to rebuild an identical untrained model."""
+        return {
+            "config": self.hf.config.to_dict(),
+            "prefix_ids": list(self.prefix_ids),
+            "suffix_ids": list(self.suffix_ids),
+            "unk_token_id": self.unk_token_id,
+            "mask_token_id": self.mask_token_id,
+            "attention": self.base_attention,
+            "padding_side": self.padding_side,
+        }
+
+    @property
+    def embedding(self) -> nn.Embedding:
+        """The word-vector table ``(V, d_e)``."""
+        table = self.hf.get_input_embeddings()
+        assert isinstance(table, nn.Embedding)
+        return table
+
+    def embed(self, batch: Batch) -> torch.Tensor:
+        """Word vectors of the items ``(B, T, d_e)``."""
+        self._lengths(batch.token_ids)
+        return self.embedding(batch.token_ids)
+
+    # -- the sequence and the forward pass ----------------------------------------------------------
+
+    def _layout(self, token_ids: torch.Tensor) -> tuple[Layout, torch.Tensor, torch.Tensor]:
+        return build_layout(token_ids, self._lengths(token_ids), self.prefix_ids,
+                            self.suffix_ids, self.pad_id, self.padding_side,
+                            self.family.position)
+
+    def _sequence(self, layout: Layout, is_item: torch.Tensor, item_index: torch.Tensor,
+                  embedded: torch.Tensor) -> torch.Tensor:
+        """Word vectors of the whole sequences ``(N, T', d_e)``: the items' ``embedded``
+        ``(N, T, d_e)`` at their positions, the specials' and padding's looked up (so attribution
+        methods perturb the items only)."""
+        table = self.embedding(layout.ids).to(embedded.dtype)  # (N, T', d_e)
+        index = item_index[..., None].expand(-1, -1, embedded.shape[-1])
+        return torch.where(is_item[..., None], embedded.gather(1, index), table)
+
+    def _forward(self, sequence: torch.Tensor, plan: GenericPlan,
+                 hidden: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits ``(N, C)`` (and, if ``hidden``, the final states ``(N, T', d)``)."""
+        layout = plan.layout
+        mask = layout.mask.long()
+        if self.family.decoder:
+            base = self.hf.get_submodule(self.hf.base_model_prefix)
+            final = base(inputs_embeds=sequence, attention_mask=mask,
+                         position_ids=layout.position_ids, use_cache=False,
+                         attnaudit_plan=plan).last_hidden_state  # (N, T', d)
+            rows = torch.arange(final.shape[0], device=final.device)
+            logits = self.hf.get_submodule("score")(final[rows, layout.cls_pos])
+        else:
+            result = self.hf(inputs_embeds=sequence, attention_mask=mask,
+                             output_hidden_states=hidden, attnaudit_plan=plan)
+            logits = result.logits
+            final = result.hidden_states[-1] if hidden else None
+        if plan.calls != self.num_layers:
+            raise RuntimeError(
+                f"{self.family.name}: {plan.calls} attention calls went through transformers' "
+                f"registry in one pass of {self.num_layers} layers; this model's attention does "
+                "not run through it (cannot audit it)")
+        return logits, final
+
+    def logits_from_embeddings(self, batch: Batch, embedded: torch.Tensor) -> torch.Tensor:
+        """``(B, C)`` logits from the items' word vectors ``(B, T, d_e)`` (:meth:`run`'s code)."""
+        layout, is_item, index = self._layout(batch.token_ids)
+        plan = GenericPlan(layout, self.base_attention)
+        return self._forward(self._sequence(layout, is_item, index, embedded), plan)[0]
+
+    def encode_embedded(self, batch: Batch, embedded: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The items' final states ``(B, T, d)`` and the item mask ``(B, T)``."""
+        layout, is_item, index = self._layout(batch.token_ids)
+        plan = GenericPlan(layout, self.base_attention)
+        sequence = self._sequence(layout, is_item, index, embedded)
+        if self.family.decoder:
+            base = self.hf.get_submodule(self.hf.base_model_prefix)
+            final = base(inputs_embeds=sequence, attention_mask=layout.mask.long(),
+                         position_ids=layout.position_ids, use_cache=False,
+                         attnaudit_plan=plan).last_hidden_state
+        else:
+            final = self._forward(sequence, plan, hidden=True)[1]
+        assert final is not None
+        gather = layout.item_pos[..., None].expand(-1, -1, final.shape[-1])
+        return final.gather(1, gather), layout.items
+
+    def run(self, batch: Batch, sites: Sequence[str] | None = None) -> ModelOutput:
+        """Full pass: the logits and, per requested site, its attention. A layer site's cache:
+        ``probs`` ``(B, H, n)``, the classification row's probabilities at the items' keys."""
+        wanted = self.site_names(sites)
+        layers = {self.site_layer(name)[0] for name in wanted}
+        layout, is_item, index = self._layout(batch.token_ids)
+        plan = GenericPlan(layout, self.base_attention, record_rows={},
+                           record_layers=frozenset(layers))
+        logits, _ = self._forward(self._sequence(layout, is_item, index, self.embed(batch)), plan)
+        out = ModelOutput(logits=logits, sites={}, batch=batch)
+        items = layout.items
+        anchor = torch.full((items.shape[0],), -1, dtype=torch.long, device=items.device)
+        assert plan.record_rows is not None
+        for name in wanted:
+            layer, head = self.site_layer(name)
+            row = plan.record_rows[layer]  # (B, H, T')
+            probs = row.gather(-1, layout.item_pos[:, None, :].expand(-1, row.shape[1], -1))
+            chosen = probs if head is None else probs[:, head : head + 1]  # (B, H|1, n)
+            attention = renormalise(chosen.mean(dim=1) * items)  # (B, n)
+            out.sites[name] = SiteOutput(attention=attention, mask=items, anchor=anchor,
+                                         cache={"probs": probs})
+        if self.item_unit == "word":
+            words = self.word_index(batch.token_ids)  # (B, n)
+            out.sites = {name: group_site(site, words) for name, site in out.sites.items()}
+        return out
+
+    def _token_logits_with(self, output: ModelOutput, site: str, weights: torch.Tensor
+                           ) -> torch.Tensor:
+        """Logits ``(B, k, C)``: the whole model on the ``B * k`` candidate sequences, the
+        registered function editing ``site``'s layer."""
+        batch = output.batch
+        if batch is None:
+            raise ValueError("logits_with needs the pass's batch: compute it with model.run(batch)")
+        layer, head = self.site_layer(site)
+        b, k, n = weights.shape
+        layout, is_item, index = self._layout(batch.token_ids)
+        embedded = self.embed(batch).repeat_interleave(k, dim=0)  # (B*k, T, d_e)
+        flat = layout.repeat(k)
+        plan = GenericPlan(flat, self.base_attention,
+                           edit=GenericEdit(layer, weights.reshape(b * k, n), head,
+                                            self.query_rows))
+        sequence = self._sequence(flat, is_item.repeat_interleave(k, 0),
+                                  index.repeat_interleave(k, 0), embedded)
+        return self._forward(sequence, plan)[0].reshape(b, k, -1)
+
+    # -- inspection ---------------------------------------------------------------------------------
+
+    def attention_matrices(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every layer's attention ``(L, B, H, T', T')`` and the sequence mask ``(B, T')``, with
+        positions reordered to ``[classification, item 0 .. item n-1, the rest]`` (rollout's
+        layout; rollout commutes with reordering rows and columns together)."""
+        layout, is_item, index = self._layout(batch.token_ids)
+        plan = GenericPlan(layout, self.base_attention, record_full={})
+        with torch.no_grad():
+            self._forward(self._sequence(layout, is_item, index, self.embed(batch)), plan)
+        assert plan.record_full is not None
+        probs = torch.stack([plan.record_full[i] for i in range(self.num_layers)])
+        t = layout.mask.shape[1]
+        rank = torch.arange(t, device=probs.device)[None, :].expand(layout.mask.shape[0], t) + t + 1
+        rank = rank.scatter(1, layout.cls_pos[:, None], 0)
+        rank = torch.where(is_item, index + 1, rank)
+        order = rank.argsort(dim=1)  # (B, T')
+        rows = order[None, :, None, :, None].expand(probs.shape[0], -1, probs.shape[2], -1, t)
+        probs = probs.gather(3, rows)
+        cols = order[None, :, None, None, :].expand(*probs.shape[:4], -1)
+        return probs.gather(4, cols), layout.mask.gather(1, order)
+
+    def head_mean_attention(self, output: ModelOutput, site: str) -> torch.Tensor:
+        """``(B, n)`` the classification row's attention over the items at ``site``'s layer,
+        averaged over all heads and renormalised (words: their subwords summed)."""
+        self.site_layer(site)
+        out = output.site(site)
+        tokens = token_output(output, site).site(site) if is_grouped(out) else out
+        scores = renormalise(tokens.cache["probs"].mean(dim=1) * tokens.mask)
+        if is_grouped(out):
+            return group_scores(scores, out.cache[TOKEN_GROUP], out.mask.shape[1])
+        return scores
+
+
+__all__ = ["ATTENTION_ANY", "GenericHFClassifier", "Layout", "build_layout", "generic_attention",
+           "special_tokens_of"]

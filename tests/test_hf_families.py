@@ -1,0 +1,377 @@
+"""The conformance table of the generic transformer host: one tiny random model per family.
+
+Per family (tests/hf_family_fixtures.py; the quick tier runs RoBERTa and Llama, ``full`` the rest):
+a folder saved with ``save_pretrained`` and loaded as a user's reproduces transformers' own logits;
+the registered erasing attention equals an independent masked recompute (another registered function
+that masks the erased keys of the classification row before the softmax); SDPA and eager give the
+same audit; a document alone equals it inside a padded batch; decoders give the same results padded
+left or right; special tokens are never items; word items equal erasing their subwords; the gradient
+through ``logits_with`` equals finite differences (RMSNorm families and ModernBERT compute
+partly in float32 inside transformers even in a float64 model: a larger step, a derived
+tolerance). Families whose attention is not in the registry are refused in one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from hf_family_fixtures import DECODER_PARAMS, FAMILY_PARAMS, family_config, save_family
+from model_fixtures import alone, random_batch, random_model
+from transformers import (
+    AttentionInterface,
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+)
+from transformers.masking_utils import AttentionMaskInterface
+
+from attnaudit.data.types import Batch
+from attnaudit.models.base import renormalise
+from attnaudit.models.hf import HFClassifier
+from attnaudit.models.hf_generic import ATTENTION_ANY, GenericHFClassifier, _mask_no_skip
+
+pytestmark = pytest.mark.usefixtures("one_thread_module")
+
+LENGTHS = [5, 1, 7, 2]
+#: families whose norm is RMSNorm, computed in float32 by transformers whatever the model's dtype
+RMS_NORM = {"llama", "qwen2", "qwen3", "mistral", "gemma", "phi3"}
+
+
+def _close(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    """float64: only summation order differs (batch composition, kernels), ~1e-15. RMSNorm families
+    and ModernBERT round through float32 inside transformers (see the module): ~10 roundings (unit
+    6e-8) of O(1) values, ~6e-7 on each side; so 1e-6 absolute plus 1e-5 relative, one bound for
+    every family (a wrong edit moves logits by O(0.1))."""
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+def _model(model_type: str, *, seed: int = 0, words: bool = False, **options: Any
+           ) -> GenericHFClassifier:
+    model = random_model(f"hf@{model_type}" + ("+words" if words else ""), seed=seed)
+    assert isinstance(model, GenericHFClassifier)
+    for key, value in options.items():
+        setattr(model, key, value)
+    return model
+
+
+def _erasures(output: Any, site: str, seed: int) -> torch.Tensor:
+    """``(B, 3, n)``: nothing, a random half, everything erased (zeros renormalised)."""
+    gen = torch.Generator().manual_seed(seed)
+    a = output.site(site).attention
+    half = renormalise(a * (torch.rand(a.shape, generator=gen) > 0.5))
+    return torch.stack([a, half, torch.zeros_like(a)], dim=1)
+
+
+# --- an independent reference: mask the erased keys of the classification row before softmax -------
+
+
+def _masked_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                      attention_mask: torch.Tensor | None, dropout: float = 0.0,
+                      scaling: float | None = None, test_erase: dict[str, Any] | None = None,
+                      **kwargs: Any) -> tuple[torch.Tensor, None]:
+    assert test_erase is not None and attention_mask is not None
+    layer = test_erase["calls"]
+    test_erase["calls"] += 1
+    groups = query.shape[1] // key.shape[1]
+    key = key.repeat_interleave(groups, dim=1)
+    value = value.repeat_interleave(groups, dim=1)
+    n, h, t, _ = query.shape
+    allowed = attention_mask.expand(n, 1, t, t).expand(n, h, t, t).clone()
+    if layer == test_erase["layer"]:
+        rows = torch.arange(n)
+        heads = range(h) if test_erase["head"] is None else [test_erase["head"]]
+        for head in heads:
+            sub = allowed[:, head]  # (N, T, T)
+            sub[rows, test_erase["cls_pos"]] &= ~test_erase["erased_keys"]
+    scores = query @ key.transpose(-1, -2) * (scaling or query.shape[-1] ** -0.5)
+    probs = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+    probs = torch.nan_to_num(probs)  # padding rows outside a sliding window attend nowhere
+    return (probs @ value).transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register("test-masked", _masked_attention)
+AttentionMaskInterface.register("test-masked", _mask_no_skip)
+
+
+def _masked_logits(model: GenericHFClassifier, batch: Batch, layer: int, head: int | None,
+                   erased: torch.Tensor) -> torch.Tensor:
+    """transformers' own forward with ``erased`` ``(B, n)`` items masked out of the classification
+    row of ``layer`` (``head``, or all heads)."""
+    layout, _, _ = model._layout(batch.token_ids)
+    keys = torch.zeros_like(layout.mask)
+    keys = keys.scatter(1, layout.item_pos, erased & layout.items)
+    state = {"calls": 0, "layer": layer, "head": head, "cls_pos": layout.cls_pos,
+             "erased_keys": keys}
+    model.hf.set_attn_implementation("test-masked")
+    try:
+        extra = {} if layout.position_ids is None else {"position_ids": layout.position_ids}
+        return model.hf(input_ids=layout.ids, attention_mask=layout.mask.long(), test_erase=state,
+                        **extra).logits
+    finally:
+        model.hf.set_attn_implementation(ATTENTION_ANY)
+
+
+# --- the table ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model_type", FAMILY_PARAMS)
+def test_a_saved_folder_reproduces_transformers_own_logits(tmp_path: Path, model_type: str) -> None:
+    folder = save_family(tmp_path / model_type, model_type)
+    model = HFClassifier.from_pretrained(folder).eval()
+    assert isinstance(model, GenericHFClassifier)
+    assert model.prefix_ids == (101,) and model.suffix_ids == (102,)  # the tokenizer's own
+    assert (model.unk_token_id, model.mask_token_id) == (100, 103)  # input-level erasure's ids
+    texts = ["An unwatchable film, frankly.", "Great!", "It isn't good; it's great fun to watch."]
+    tokenizer = model._words.tokenizer if model._words is not None else None
+    assert tokenizer is not None
+    items = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
+    batch = Batch(["a", "b", "c"], items["input_ids"], torch.zeros(3, dtype=torch.long))
+    own = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    full = tokenizer(texts, padding=True, return_tensors="pt")  # right padding, pad id 0
+    with torch.no_grad():
+        expected = own(**full).logits
+        got = model.run(batch).logits
+    # float32, the same kernels on the same inputs; only SDPA's mask (explicit here, maybe skipped
+    # there) differs: a few float32 roundings of O(1) values
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("model_type", FAMILY_PARAMS)
+@pytest.mark.parametrize(("site", "layer", "head"), [("L0", 0, None), ("L1.h1", 1, 1)])
+def test_registered_erasure_equals_a_masked_recompute(model_type: str, site: str, layer: int,
+                                                      head: int | None) -> None:
+    model = _model(model_type)
+    batch = random_batch("hf", seed=1, lengths=LENGTHS)
+    with torch.no_grad():
+        output = model.run(batch)
+        weights = _erasures(output, site, seed=2)  # (B, 3, n)
+        got = model.logits_with(output, site, weights)
+        for k in range(weights.shape[1]):
+            erased = (weights[:, k] == 0) & output.site(site).mask
+            _close(got[:, k], _masked_logits(model, batch, layer, head, erased))
+        _close(got[:, 0], output.logits)  # erasing nothing is the model's own pass
+
+
+def _audits_agree(model_type: str, option: str, values: tuple[str, str], site: str,
+                  seed: int) -> None:
+    """The logits, ``site``'s attention and its erasures are the same under both ``values`` of
+    the model attribute ``option``."""
+    batch = random_batch("hf", seed=seed, lengths=LENGTHS)
+    results = []
+    for value in values:
+        model = _model(model_type, **{option: value})
+        with torch.no_grad():
+            output = model.run(batch)
+            results.append((output.logits, output.site(site).attention,
+                            model.logits_with(output, site, _erasures(output, site, seed + 1))))
+    for first, second in zip(*results, strict=True):
+        _close(first, second)
+
+
+@pytest.mark.parametrize("model_type", FAMILY_PARAMS)
+def test_sdpa_and_eager_give_the_same_audit(model_type: str) -> None:
+    _audits_agree(model_type, "base_attention", ("sdpa", "eager"), "L0", seed=3)
+
+
+@pytest.mark.parametrize("model_type", FAMILY_PARAMS)
+def test_a_document_alone_equals_it_in_a_padded_batch(model_type: str) -> None:
+    model = _model(model_type)
+    batch = random_batch("hf", seed=5, lengths=LENGTHS)
+    with torch.no_grad():
+        output = model.run(batch)
+        weights = _erasures(output, "L1", seed=6)
+        together = model.logits_with(output, "L1", weights)
+        for b, n in enumerate(LENGTHS):
+            single = alone(batch, b)
+            own = model.run(single)
+            _close(own.logits[0], output.logits[b])
+            _close(own.site("L1").attention[0], output.site("L1").attention[b, :n])
+            _close(model.logits_with(own, "L1", weights[b : b + 1, :, :n])[0], together[b])
+
+
+@pytest.mark.parametrize("model_type", DECODER_PARAMS)
+def test_decoders_padded_left_or_right_give_the_same_results(model_type: str) -> None:
+    _audits_agree(model_type, "padding_side", ("right", "left"), "L0.h2", seed=7)
+
+
+@pytest.mark.parametrize("model_type", FAMILY_PARAMS)
+def test_special_tokens_are_never_items(model_type: str) -> None:
+    model = _model(model_type)
+    batch = random_batch("hf", seed=9, lengths=LENGTHS)
+    layout, _, _ = model._layout(batch.token_ids)
+    at_items = layout.ids.gather(1, layout.item_pos)
+    assert torch.equal(torch.where(layout.items, at_items, 0), batch.token_ids)
+    specials = set(model.prefix_ids) | set(model.suffix_ids)
+    assert not (set(at_items[layout.items].tolist()) & specials)
+    assert layout.ids[torch.arange(len(LENGTHS)), layout.cls_pos].tolist() == (
+        [model.suffix_ids[-1]] * len(LENGTHS) if model.family.decoder
+        else [model.prefix_ids[0]] * len(LENGTHS))
+    with torch.no_grad():
+        output = model.run(batch)
+    assert output.site("L0").mask.sum(1).tolist() == LENGTHS
+
+
+@pytest.mark.parametrize("model_type", FAMILY_PARAMS)
+def test_word_items_equal_erasing_their_subwords(model_type: str) -> None:
+    words = _model(model_type, words=True)
+    tokens = _model(model_type)
+    batch = random_batch("hf", seed=10, lengths=[7, 3])
+    with torch.no_grad():
+        w_out, t_out = words.run(batch), tokens.run(batch)
+        index = words.word_index(batch.token_ids)  # (B, T)
+        word_w = w_out.site("L0").attention.clone()
+        word_w[:, 0] = 0.0  # erase each document's first word
+        token_w = t_out.site("L0").attention.clone()
+        token_w[index == 0] = 0.0  # and, token-level, its subwords
+        _close(words.logits_with(w_out, "L0", word_w[:, None])[:, 0],
+               tokens.logits_with(t_out, "L0", token_w[:, None])[:, 0])
+
+
+@pytest.mark.parametrize("model_type", FAMILY_PARAMS)
+def test_gradient_equals_finite_differences(model_type: str) -> None:
+    """Central differences of ``logits_with`` against autograd, per item.
+
+    LayerNorm families are float64 end to end: step 1e-6, truncation ~step^2 and rounding
+    ~1e-16 / step, so 1e-8 absolute holds. RMSNorm families (and ModernBERT) round through float32
+    inside transformers even in a float64 model (measured: the error grows as 1 / step): step 1e-3;
+    the logits carry ~10 float32 roundings (unit 6e-8) of O(1) values, ~6e-7, and the quotient
+    divides their difference by 2 * step: ~6e-4; truncation ~step^2 / 6 times the third
+    derivative ~ 1e-6. So 1e-3 absolute (gradients are O(0.5): a wrong one misses by far more)."""
+    float32_inside = model_type in RMS_NORM or model_type == "modernbert"
+    eps, atol = (1e-3, 1e-3) if float32_inside else (1e-6, 1e-8)
+    model = _model(model_type)
+    batch = random_batch("hf", seed=11, lengths=[5, 3])
+    output = model.run(batch)
+    a = output.site("L0").attention.detach()
+    weights = a.clone().requires_grad_(True)
+    with torch.enable_grad():
+        logits = model.logits_with(output, "L0", weights[:, None])[:, 0, 0]
+        (grad,) = torch.autograd.grad(logits.sum(), weights)
+    with torch.no_grad():
+        for item in range(a.shape[1]):
+            bump = torch.zeros_like(a)
+            bump[:, item] = eps
+            numeric = (model.logits_with(output, "L0", (a + bump)[:, None])[:, 0, 0]
+                       - model.logits_with(output, "L0", (a - bump)[:, None])[:, 0, 0]) / (2 * eps)
+            numeric = numeric * output.site("L0").mask[:, item]
+            torch.testing.assert_close(grad[:, item], numeric, rtol=1e-5, atol=atol)
+
+
+@pytest.mark.full  # ~20 s each on the shared 2-core machine (data preparation, report)
+@pytest.mark.parametrize("model_type", ["llama", "roberta"])
+def test_audit_hf_model_of_a_saved_folder_writes_tables_and_report(tmp_path: Path,
+                                                                  model_type: str) -> None:
+    """As a user would: ``attnaudit audit --hf-model FOLDER``, then the run reloads from its
+    checkpoint (kind ``hf``, rebuilt as the family's host) and audits the same."""
+    from test_checkpoint_training import write_dataset
+
+    from attnaudit.checkpoint import load_run
+    from attnaudit.cli import main
+
+    folder = save_family(tmp_path / "clf", model_type, labels=("pos", "neg"))
+    data = write_dataset(tmp_path / "tiny.jsonl", n=60)
+    out = tmp_path / "run"
+    assert main(["audit", "--hf-model", str(folder), "--data", str(data), "--out", str(out),
+                 "--max-test-docs", "4", "--rankings", "random,attention,gradient",
+                 "--bootstrap", "0", "--permutations", "3", "--no-progress"]) == 0
+    assert (out / "report.html").is_file() and (out / "audit" / "removal.parquet").is_file()
+    run = load_run(out)
+    assert isinstance(run.model, GenericHFClassifier) and run.model.kind == "hf"
+    assert run.model.family.name == {"llama": "Llama", "roberta": "RoBERTa"}[model_type]
+
+
+def test_families_outside_the_registry_are_refused_in_one_line() -> None:
+    config = AutoConfig.for_model("deberta-v2", hidden_size=32, num_hidden_layers=2,
+                                  num_attention_heads=4, intermediate_size=64, vocab_size=50)
+    with pytest.raises(ValueError, match="DeBERTa-v2/v3's disentangled attention") as err:
+        HFClassifier(config=config.to_dict(), cls_token_id=1, sep_token_id=2)
+    assert "\n" not in str(err.value)
+    config = AutoConfig.for_model("gpt2", n_embd=32, n_layer=2, n_head=4, vocab_size=50)
+    with pytest.raises(ValueError, match="'gpt2' is not a family attnaudit hosts") as err:
+        HFClassifier(config=config.to_dict(), cls_token_id=1, sep_token_id=2)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("model_type", ["llama", pytest.param("bert", marks=pytest.mark.full)])
+def test_a_live_model_object_is_audited_and_reported(tmp_path: Path, model_type: str) -> None:
+    """``attnaudit.audit(model, texts, tokenizer=...)`` on a PreTrainedModel in memory (no folder):
+    the frames, the summary, the report; the hosted model's logits are the object's own."""
+    import attnaudit
+    from attnaudit.data.hf_tokenizer import minilm_folder
+    from attnaudit.live import LiveAudit
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_folder(), local_files_only=True)
+    torch.manual_seed(0)
+    if model_type == "bert":
+        from transformers import BertConfig
+
+        config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                            num_attention_heads=4, intermediate_size=64, num_labels=2,
+                            initializer_range=0.3)
+    else:
+        config = family_config(model_type, vocab_size=len(tokenizer), num_classes=2)
+    model = AutoModelForSequenceClassification.from_config(config).to(torch.bfloat16)
+    texts = ["A wonderful, gripping film.", "Dull and far too long; I left early.", "Fine."]
+    result = attnaudit.audit(model, texts, tokenizer=tokenizer,
+                             config=attnaudit.AuditConfig(rankings=("random", "attention"),
+                                                          bootstrap=0))
+    assert isinstance(result, LiveAudit) and result.model is not None
+    assert next(model.parameters()).dtype == torch.float32  # CPU: audited in float32
+    assert set(result.removal["doc_id"]) == {"doc0", "doc1", "doc2"}
+    assert result.removal["label"].isna().all()  # plain strings are unlabelled
+    assert result.summary["by_site"]
+    with torch.no_grad():
+        encoded = tokenizer(texts[:1], return_tensors="pt")
+        own = model(**encoded).logits
+        ids = tokenizer(texts[:1], add_special_tokens=False, return_tensors="pt")["input_ids"]
+        hosted = result.model(Batch(["d"], ids, torch.zeros(1, dtype=torch.long)))
+    torch.testing.assert_close(hosted, own, rtol=1e-5, atol=1e-5)
+    if model_type == "bert":  # the report's figures take ~10 s: once, in the full tier
+        report = result.write_report(tmp_path / "live")
+        assert report.is_file() and "attention" in report.read_text(encoding="utf-8")
+
+
+@pytest.mark.full  # ~20 s on the shared 2-core machine (tokenizer training, data, report)
+def test_audit_hf_model_with_roberta_s_own_byte_level_tokenizer(tmp_path: Path) -> None:
+    """A RoBERTa folder as users hold it: a byte-level BPE tokenizer whose id 0 is ``<s>`` and whose
+    padding is ``<pad>`` = id 1 (not BERT's [PAD] = 0). The data pipeline pads with 0, which no text
+    produces here; the host pads the model's input with the model's own id 1."""
+    import json
+
+    from test_checkpoint_training import write_dataset
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import RobertaTokenizerFast
+
+    from attnaudit.checkpoint import load_run
+    from attnaudit.cli import main
+
+    data = write_dataset(tmp_path / "tiny.jsonl", n=60)
+    texts = [json.loads(line)["text"] for line in data.read_text(encoding="utf-8").splitlines()]
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = RobertaTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
+                                     sep_token="</s>", cls_token="<s>", unk_token="<unk>",
+                                     pad_token="<pad>", mask_token="<mask>")
+    assert (tokenizer.convert_ids_to_tokens(0), tokenizer.pad_token_id) == ("<s>", 1)
+    folder = tmp_path / "roberta"
+    torch.manual_seed(0)
+    config = family_config("roberta", vocab_size=len(tokenizer), num_classes=2, pad_id=1,
+                           special=(tokenizer.cls_token_id, tokenizer.sep_token_id))
+    config.id2label, config.label2id = {0: "pos", 1: "neg"}, {"pos": 0, "neg": 1}
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+    out = tmp_path / "run"
+    assert main(["audit", "--hf-model", str(folder), "--data", str(data), "--out", str(out),
+                 "--max-test-docs", "4", "--rankings", "random,attention",
+                 "--bootstrap", "0", "--permutations", "3", "--no-progress"]) == 0
+    run = load_run(out)
+    assert isinstance(run.model, GenericHFClassifier) and run.model.pad_id == 1
+    assert (out / "audit" / "removal.parquet").is_file() and (out / "report.html").is_file()
