@@ -289,7 +289,7 @@ def vertex_scores(model: AttentionClassifier, output: ModelOutput, site: str
         candidates = torch.where(real[..., None], eye[None, start : start + real.shape[1]],
                                  attention[:, None, :])  # (B, k, n)
         tvd = output_tvd(base_logits, model.logits_with(output, site, candidates))  # (B, k)
-        tvds.append(tvd.masked_fill(~real, math.inf))  # the vertex pass chunks itself (eye rows)
+        tvds.append(tvd.masked_fill(~real, math.inf))
         # the same JSD the local search computes for its candidates (js_divergence), so a vertex
         # and a search result are compared on one formula
         jsd = js_divergence(attention[:, None, :].expand_as(candidates), candidates)  # (B, k)
@@ -348,8 +348,9 @@ def _search_edges(model: AttentionClassifier, output: ModelOutput, site: str,
     classifier's log-odds, roughly linear in ``a'`` near ``a``), the feasible set is a slab through
     ``a`` cut by the simplex, a polytope whose corners are the feasible vertices and the points where
     the slab's faces cross the simplex's edges; JSD is convex, so its maximum over the polytope is
-    at one of those corners. On IMDB reviews cut to five items the exhaustive reference's best
-    ``a'`` was such an edge point wherever no vertex was feasible.
+    at one of those corners. In the flan-rnn IMDB reviews cut to five items where the search fell
+    short of the exhaustive reference before edges were searched, the reference's best ``a'`` was
+    such an edge point (two items weighted, the rest 0).
 
     Per edge: the grid ``t = 0, 1/G, .., 1`` (:data:`EDGE_GRID`; its ends are the vertices, known),
     then :data:`EDGE_BISECTIONS` bisections in the :data:`EDGE_INTERVALS` grid intervals whose ends
@@ -502,7 +503,8 @@ def _search(
     scales ``1, 1/2, 1/4, ...``; with vertices, ``vertex_starts`` more start near the best
     vertices and ``segment_starts`` at the best boundary points of the segments (at
     :data:`BOUNDARY_START_SCALE`: small steps along the boundary). All run side by side as
-    ``(B, R', n)`` candidates of one ``logits_with`` call per step. The loss is the sum over
+    ``(B, R', n)`` candidates, in two ``logits_with`` calls per step (the noise restarts in their
+    own, at the shapes of the search without vertices). The loss is the sum over
     documents and restarts of ``-JSD(a, a') + penalty * max(0, TVD - ε) / ε``, so no gradient
     mixes documents or restarts: the noise restarts follow exactly the path they follow without
     vertices. Feasibility is checked on every step's ``a'`` before its update. The noise restarts'
