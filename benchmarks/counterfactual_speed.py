@@ -6,8 +6,10 @@ adversarial attention), per site of a trained model?
 
 Prints, for the run's test documents: one forward pass, the permutation test (``--permutations``),
 and the adversarial search (default settings, ``--epsilon``), with the median achieved JSD. The
-adversarial search is the expensive part: 40 Adam steps x 4 restarts of forward + backward through
-``logits_with``, plus the final ray search.
+adversarial search is the expensive part: the vertex pass (n one-hot candidates), the edges and
+segments (a few hundred candidates), 40 Adam steps x 6 restarts of forward + backward through
+``logits_with``, plus the final ray searches. ``benchmarks/adversarial_gap.py`` compares it with the
+search before issue 21 and with an exhaustive reference.
 """
 
 from __future__ import annotations
