@@ -33,10 +33,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from counterfactual_speed import test_documents  # benchmarks/ is the script's folder: on sys.path
 
-from attnaudit.checkpoint import load_run
 from attnaudit.data.batching import make_batches
-from attnaudit.data.prepare import prepare_data
 from attnaudit.data.types import EncodedDocument
 from attnaudit.erasure.adversarial_reference import exhaustive_adversarial
 from attnaudit.erasure.counterfactual import AdversarialSearch, adversarial_attention, vertex_scores
@@ -74,12 +73,7 @@ def main() -> int:
 
 
 def report_model(folder: str, args: argparse.Namespace) -> None:
-    run = load_run(folder)
-    data_config = run.data_config
-    if args.data:
-        data_config = data_config.model_copy(update={"path": args.data})
-    docs = list(prepare_data(data_config, vocab=run.vocab, label_names=run.label_names).test)
-    docs = docs[: args.docs]
+    run, docs = test_documents(folder, args.data, args.docs)
     model = run.model.eval()
     batches = make_batches(docs, hierarchical=model.hierarchical, batch_size=args.batch_size)
     start = time.perf_counter()
