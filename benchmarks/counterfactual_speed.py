@@ -6,8 +6,10 @@ adversarial attention), per site of a trained model?
 
 Prints, for the run's test documents: one forward pass, the permutation test (``--permutations``),
 and the adversarial search (default settings, ``--epsilon``), with the median achieved JSD. The
-adversarial search is the expensive part: 40 Adam steps x 4 restarts of forward + backward through
-``logits_with``, plus the final ray search.
+adversarial search is the expensive part: the vertex pass (n one-hot candidates), the edges and
+segments (a few hundred candidates), 40 Adam steps x 6 restarts of forward + backward through
+``logits_with``, plus the final ray searches. ``benchmarks/adversarial_gap.py`` compares it with the
+search before issue 21 and with an exhaustive reference.
 """
 
 from __future__ import annotations
@@ -18,10 +20,22 @@ import time
 import numpy as np
 import torch
 
-from attnaudit.checkpoint import load_run
+from attnaudit.checkpoint import LoadedRun, load_run
 from attnaudit.data.batching import make_batches
 from attnaudit.data.prepare import prepare_data
+from attnaudit.data.types import EncodedDocument
 from attnaudit.erasure.counterfactual import AdversarialSearch, adversarial_test, permutation_test
+
+
+def test_documents(folder: str, data: str | None, n_docs: int
+                   ) -> tuple[LoadedRun, list[EncodedDocument]]:
+    """A trained run and its first ``n_docs`` test documents (``data``: another data file)."""
+    run = load_run(folder)
+    data_config = run.data_config
+    if data:
+        data_config = data_config.model_copy(update={"path": data})
+    docs = list(prepare_data(data_config, vocab=run.vocab, label_names=run.label_names).test)
+    return run, docs[:n_docs]
 
 
 def main() -> int:
@@ -36,12 +50,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    run = load_run(args.run)
-    data_config = run.data_config
-    if args.data:
-        data_config = data_config.model_copy(update={"path": args.data})
-    docs = list(prepare_data(data_config, vocab=run.vocab, label_names=run.label_names).test)
-    docs = docs[: args.docs]
+    run, docs = test_documents(args.run, args.data, args.docs)
     model = run.model.eval()
     batches = make_batches(docs, hierarchical=model.hierarchical, batch_size=args.batch_size)
     print(f"{run.run_dir.name}: {len(docs)} documents, {args.threads} thread(s)")

@@ -292,7 +292,8 @@ def _single_weight_row(name: str, doc: dict[str, Any], site: str, rng: Any,
         for r in removals:
             row[f"item_{r}"], row[f"a_{r}"], row[f"js_{r}"], row[f"flip_{r}"] = -1, np.nan, np.nan, None
         row["delta_a"] = row["delta_js"] = np.nan
-        for column in ("perm_median_tvd", "perm_max_tvd", "adv_jsd", "adv_tvd", "adv_max_weight"):
+        for column in ("perm_median_tvd", "perm_max_tvd", "adv_jsd", "adv_tvd", "adv_max_weight",
+                       "adv_vertex_jsd", "adv_feasible_vertices", "adv_certified"):
             row[column] = np.nan
         return row
     order = np.argsort(-a, kind="stable")
@@ -317,6 +318,12 @@ def _single_weight_row(name: str, doc: dict[str, Any], site: str, rng: Any,
     row["adv_jsd"] = float(np.log(2) * rng.beta(5, 2))
     row["adv_tvd"] = float(0.01 * rng.random())
     row["adv_max_weight"] = float(rng.random())
+    # the best feasible one-hot (never above adv_jsd): the search ends on one when a' is peaked;
+    # derived from the draws above, so the fixture's other values stay as they were
+    peaked = row["adv_max_weight"] > 0.5
+    row["adv_vertex_jsd"] = row["adv_jsd"] if peaked else 0.8 * row["adv_jsd"]
+    row["adv_feasible_vertices"] = float(1 + n // 2) if peaked else 0.0
+    row["adv_certified"] = float(peaked and row["adv_max_weight"] > 0.9)
     return row
 
 

@@ -20,8 +20,10 @@ from hypothesis import strategies as st
 from model_fixtures import LABELS, SITE_CASES, SITE_IDS, alone, random_batch, random_docs, random_model
 from scipy.spatial.distance import jensenshannon
 
+from attnaudit.config import AuditConfig
 from attnaudit.erasure import counterfactual
-from attnaudit.erasure.audit import audit_documents
+from attnaudit.erasure.adversarial_reference import exhaustive_adversarial, simplex_grid
+from attnaudit.erasure.audit import ADVERSARIAL_SEARCH_VERSION, _settings, audit_documents
 from attnaudit.erasure.counterfactual import (
     ADVERSARIAL_COLUMNS,
     PERMUTATION_COLUMNS,
@@ -229,7 +231,13 @@ def test_same_seed_same_result_and_a_part_set_to_zero_is_skipped() -> None:
                                 epsilon=0.02, seed=5)
     for column in first:
         np.testing.assert_array_equal(first[column], again[column])
-    assert not np.array_equal(first["adv_jsd"], other["adv_jsd"])
+    # the seed moves the local search's starts; the vertices, edges and segments are seed-free, so
+    # the result may not depend on it (where they win): compare the local search alone
+    local = AdversarialSearch(epsilon=0.02, vertices=False)
+    assert not torch.equal(
+        adversarial_attention(model, output, "token", batch.doc_ids, search=local, seed=4).jsd,
+        adversarial_attention(model, output, "token", batch.doc_ids, search=local, seed=5).jsd)
+    np.testing.assert_array_equal(first["adv_vertex_jsd"], other["adv_vertex_jsd"])
     assert set(counterfactual_test(model, output, "token", batch.doc_ids, permutations=0,
                                    epsilon=0.02)) == set(ADVERSARIAL_COLUMNS)
     assert set(counterfactual_test(model, output, "token", batch.doc_ids, permutations=3,
@@ -264,6 +272,9 @@ def _rows() -> pd.DataFrame:
         "perm_max_tvd": [0.002, 0.03, 0.05, 0.4, 0.6, np.nan],
         "adv_jsd": [0.6, 0.55, 0.45, 0.1, 0.0, np.nan],
         "adv_tvd": [0.01, 0.009, 0.01, 0.002, 0.0, np.nan],
+        "adv_vertex_jsd": [0.6, 0.5, 0.45, 0.0, 0.0, np.nan],
+        "adv_feasible_vertices": [3.0, 1.0, 2.0, 0.0, 0.0, np.nan],
+        "adv_certified": [1.0, 0.0, 0.0, 0.0, 0.0, np.nan],
     })
 
 
@@ -284,6 +295,30 @@ def test_summary_by_hand() -> None:
     assert bins["q25_perm_tvd"][4] == pytest.approx(0.025)
     assert bins["median_adv_jsd"][9] == pytest.approx(0.05)
     assert bin_index(np.array([0.0, 0.1, 0.999, 1.0, np.nan, 1.5])).tolist() == [0, 4, 9, 9, -1, -1]
+    # vertices: 0.6, 0.5, 0.45, 0, 0 (median 0.45); three documents have a feasible one-hot; the
+    # search went beyond it in b (by 0.05) and d (by 0.1): median gain 0.075
+    assert out["median_adv_vertex_jsd"] == pytest.approx(0.45)
+    assert out["share_adv_vertex_feasible"] == pytest.approx(3 / 5)
+    assert out["share_adv_beyond_vertex"] == pytest.approx(2 / 5)
+    assert out["median_adv_gain_over_vertex"] == pytest.approx(0.075)
+    assert out["share_adv_certified"] == pytest.approx(1 / 5)
+    assert "adv_stale" not in out["conventions"] and "lower bound" in out["conventions"]["adv_jsd"]
+
+
+def test_tables_from_before_the_vertex_pass_are_flagged_and_their_audit_is_redone() -> None:
+    """An audit's tables without the vertex columns (made by the local search alone) get the
+    adv_stale convention and no vertex numbers; the audit's fingerprint names the search version
+    whenever the adversarial part runs, so such an audit is never taken as complete."""
+    out = summarize_counterfactual(_rows().drop(columns=["adv_vertex_jsd", "adv_feasible_vertices",
+                                                         "adv_certified"]))
+    assert "rerun the audit" in out["conventions"]["adv_stale"]
+    assert out["median_adv_vertex_jsd"] is None and out["share_adv_beyond_vertex"] is None
+    assert out["median_adv_jsd"] == pytest.approx(0.45)  # still shown, flagged
+    plan = AuditPlan(sites=("token",), rankings=("random",))
+    config = AuditConfig()
+    assert _settings(plan, config)["adversarial_search"] == ADVERSARIAL_SEARCH_VERSION >= 2
+    skipped = AuditPlan(sites=("token",), rankings=("random",), adversarial_epsilon=0.0)
+    assert "adversarial_search" not in _settings(skipped, config)
 
 
 def test_summary_of_a_skipped_part_is_null() -> None:
@@ -303,3 +338,165 @@ def test_figures_are_written(tmp_path: Path) -> None:
     ]
     for path in paths:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- the adversarial search against the vertices and an exhaustive reference (issue 21) -------------
+
+#: float64 tolerance of a value computed twice through differently shaped batches (the search's
+#: batched pass vs a document alone): the random models are float64, whose logits agree to ~1e-15
+#: relative across batch shapes; TVD and JSD are sums of a few such terms, so 1e-12 absolute is three
+#: orders above that rounding and far below any difference the search's choices make (> 1e-6).
+RECOMPUTED = 1e-12
+
+
+def _slow_vertices(model: AttentionClassifier, output: ModelOutput, site: str, b: int
+                   ) -> list[tuple[float, float]]:
+    """Reference: ``(TVD, JSD)`` of each one-hot attention of document ``b`` alone, one candidate per
+    ``logits_with`` call, scipy's JSD."""
+    one = output.index([b])
+    out = one.site(site)
+    n = int(out.mask[0].sum())
+    a = out.attention[0, :n].double().numpy()
+    p = torch.softmax(one.logits[0].double(), -1)
+    pairs = []
+    for i in range(n):
+        weights = torch.zeros_like(out.attention[0])
+        weights[i] = 1.0
+        with torch.no_grad():
+            q = torch.softmax(model.logits_with(one, site, weights[None, None])[0, 0].double(), -1)
+        e = np.zeros(n)
+        e[i] = 1.0
+        pairs.append((0.5 * float((p - q).abs().sum()), float(jensenshannon(a, e) ** 2)))
+    return pairs
+
+
+def _check_vertices(name: str, site: str, lengths: list[int], seed: int, epsilon: float) -> None:
+    model = random_model(name, seed=seed)
+    batch = random_batch(name, seed=seed, lengths=lengths)
+    with torch.no_grad():
+        output = model.run(batch)
+    result = adversarial_attention(model, output, site, batch.doc_ids,
+                                   search=AdversarialSearch(epsilon=epsilon, steps=10), seed=seed)
+    for b in range(len(batch)):
+        pairs = _slow_vertices(model, output, site, b)
+        feasible = [jsd for tvd, jsd in pairs if tvd <= epsilon - RECOMPUTED]
+        assert int(result.feasible_vertices[b]) >= len(feasible), b
+        # no feasible one-hot candidate beats the reported value, and the reported vertex value is
+        # the best feasible one-hot's (scipy's JSD agrees with ours to ~1e-16)
+        assert float(result.jsd[b]) >= max(feasible, default=0.0) - RECOMPUTED, b
+        assert float(result.vertex_jsd[b]) >= max(feasible, default=0.0) - RECOMPUTED, b
+        assert float(result.jsd[b]) >= float(result.vertex_jsd[b]), b  # exactly: one candidate
+        assert float(result.tvd[b]) <= epsilon
+        # certified: the farthest one-hot is feasible, and then it is the reported value
+        farthest = max(jsd for _, jsd in pairs)
+        if bool(result.certified[b]):
+            assert float(result.jsd[b]) == pytest.approx(farthest, abs=RECOMPUTED), b
+        elif feasible and max(feasible) < farthest - RECOMPUTED:
+            assert not bool(result.certified[b]), b
+
+
+@settings(max_examples=4, deadline=None)
+@given(case=st.sampled_from([("flan-rnn", "token"), ("han-rnn", "word")]),
+       lengths=st.lists(st.integers(1, 9), min_size=1, max_size=3), seed=st.integers(0, 10_000),
+       epsilon=st.sampled_from([0.01, 0.05, 0.3]))
+def test_no_feasible_one_hot_beats_the_reported_value(
+    case: tuple[str, str], lengths: list[int], seed: int, epsilon: float
+) -> None:
+    _check_vertices(*case, lengths, seed, epsilon)
+
+
+@pytest.mark.full
+@pytest.mark.parametrize(("name", "site"), SITE_CASES, ids=SITE_IDS)
+@settings(max_examples=3, deadline=None)
+@given(lengths=st.lists(st.integers(1, 12), min_size=1, max_size=3), seed=st.integers(0, 10_000),
+       epsilon=st.sampled_from([0.01, 0.05, 0.3]))
+def test_no_feasible_one_hot_beats_the_reported_value_on_every_site(
+    name: str, site: str, lengths: list[int], seed: int, epsilon: float
+) -> None:
+    _check_vertices(name, site, lengths, seed, epsilon)
+
+
+def test_the_vertices_never_lower_the_search_and_a_feasible_vertex_is_found() -> None:
+    """Identical states: every a' is feasible, the best vertex is the item of smallest weight, and
+    its JSD is the largest over the simplex (JSD is convex: the maximum is a vertex); the local
+    search alone stays below it. The search with vertices is never below the search without."""
+    model, output = linear_case([[0.1, 0.2, 0.3, 0.4]], [[[1.0, -1.0]] * 4])
+    result = adversarial_attention(model, output, "token", ["doc"], search=AdversarialSearch())
+    best = jensenshannon([0.1, 0.2, 0.3, 0.4], [1.0, 0, 0, 0]) ** 2
+    assert float(result.jsd[0]) == pytest.approx(best, abs=RECOMPUTED)
+    assert int(result.feasible_vertices[0]) == 4
+    torch.testing.assert_close(result.weights[0], torch.tensor([1.0, 0, 0, 0], dtype=torch.float64))
+    model = random_model("han-rnn", seed=3)
+    batch = random_batch("han-rnn", seed=3, lengths=[3, 8, 5, 1])
+    with torch.no_grad():
+        output = model.run(batch)
+    for site in ("sentence", "word"):
+        new = adversarial_attention(model, output, site, batch.doc_ids,
+                                    search=AdversarialSearch(steps=10), seed=1)
+        old = adversarial_attention(model, output, site, batch.doc_ids,
+                                    search=AdversarialSearch(steps=10, vertices=False), seed=1)
+        assert bool((new.jsd >= old.jsd - RECOMPUTED).all()), site
+        assert bool((old.feasible_vertices == 0).all() and (old.vertex_jsd == 0).all())
+
+
+#: The search's measured gap to the exhaustive reference on random small models, the bound this
+#: test holds it to (nats). Measured at eps = 0.01, grid 1/16, 64 documents of 2-5 items of random
+#: 3-class flan-rnn, flan-none, han-rnn (sentence) and han-cnn (word) models: the search is below
+#: the reference by more than 0.001 nats in about a sixth of them, by up to 0.25 nats (a 3-class
+#: output moves along two directions, so the feasible set's corners lie inside the simplex's
+#: faces, which neither the edges nor the segments search; the local search reaches some). On the
+#: trained binary IMDB models (benchmarks/adversarial_gap.py) 2 of 270 short documents fell short
+#: (0.11 and 0.19 nats). A measured bound, not a guarantee: the search stays a lower bound.
+STATED_GAP = 0.3
+
+
+def _check_reference(name: str, site: str, lengths: list[int], seed: int, epsilon: float,
+                     resolution: int) -> None:
+    model = random_model(name, seed=seed)
+    batch = random_batch(name, seed=seed, lengths=lengths)
+    with torch.no_grad():
+        output = model.run(batch)
+    result = adversarial_attention(model, output, site, batch.doc_ids,
+                                   search=AdversarialSearch(epsilon=epsilon), seed=seed)
+    reference = exhaustive_adversarial(model, output, site, epsilon=epsilon, resolution=resolution)
+    for b, ref in enumerate(reference):
+        # every point the reference keeps is feasible: the reference is a lower bound too
+        with torch.no_grad():
+            logits = model.logits_with(output.index([b]), site, ref.weights[None, None])
+        assert float(output_tvd(output.logits[b : b + 1], logits)[0, 0]) <= epsilon
+        assert ref.best >= max(ref.vertex, ref.grid, ref.boundary)
+        assert ref.grid >= ref.vertex  # the vertices are grid points
+        # the search reaches the best feasible vertex exactly (it is one of its candidates) ...
+        assert float(result.jsd[b]) >= ref.vertex - RECOMPUTED, b
+        # ... and comes within the stated gap of the grid's optimum (or above it: the grid's
+        # resolution bounds what the reference itself can see)
+        assert float(result.jsd[b]) >= ref.best - STATED_GAP, (b, float(result.jsd[b]), ref)
+
+
+@settings(max_examples=3, deadline=None)
+@given(case=st.sampled_from([("flan-rnn", "token"), ("han-rnn", "sentence"), ("han-cnn", "word")]),
+       lengths=st.lists(st.integers(2, 4), min_size=1, max_size=2), seed=st.integers(0, 10_000),
+       epsilon=st.sampled_from([0.01, 0.05]))
+def test_small_documents_against_the_exhaustive_reference(
+    case: tuple[str, str], lengths: list[int], seed: int, epsilon: float
+) -> None:
+    _check_reference(*case, lengths, seed, epsilon, resolution=10)
+
+
+@pytest.mark.full
+@pytest.mark.parametrize(("name", "site"), SITE_CASES, ids=SITE_IDS)
+@settings(max_examples=2, deadline=None)
+@given(lengths=st.lists(st.integers(2, 5), min_size=1, max_size=2), seed=st.integers(0, 10_000),
+       epsilon=st.sampled_from([0.01, 0.05]))
+def test_small_documents_against_the_exhaustive_reference_on_every_site(
+    name: str, site: str, lengths: list[int], seed: int, epsilon: float
+) -> None:
+    _check_reference(name, site, lengths, seed, epsilon, resolution=12)
+
+
+def test_the_simplex_grid() -> None:
+    grid = simplex_grid(3, 4).numpy()
+    assert grid.shape == (math.comb(6, 2), 3)  # C(N + n - 1, n - 1)
+    np.testing.assert_allclose(grid.sum(axis=1), 1.0)
+    assert len({tuple(row) for row in grid}) == len(grid)
+    assert (grid * 4 == np.round(grid * 4)).all() and (grid >= 0).all()

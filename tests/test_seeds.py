@@ -31,6 +31,7 @@ from attnaudit.results.seeds import (
     summarize_seeds,
     write_seeds_summary,
 )
+from attnaudit.results.summary import SCHEMA_VERSION as SUMMARY_SCHEMA_VERSION
 
 # ----------------------------------------------------------------------------------------------
 # Fake per-seed results
@@ -39,7 +40,7 @@ from attnaudit.results.seeds import (
 
 def fake_summary(flip: dict[str, float], removal: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A summary.json with one site (``token``): Test 1 flip rates and removal[ranking] blocks."""
-    return {"schema_version": 2, "model": "flan-none",
+    return {"schema_version": SUMMARY_SCHEMA_VERSION, "model": "flan-none",
             "by_site": {"token": {"single_weight": {"n": 10, "flip_rate": flip},
                                   "removal": removal}}}
 

@@ -48,6 +48,11 @@ AUDIT_DIR = "audit"
 #: bumped when the tables' layout or the values a setting gives change: a saved audit of another
 #: schema is redone, not mixed in (3: the random draws became counter-based, utils/seeding.py)
 SCHEMA_VERSION = 3
+#: the adversarial search's version, in the settings of every audit that runs it (adversarial_epsilon
+#: > 0): 2 added the vertex pass (issue 21). An audit saved by an older search has another
+#: fingerprint, so it is redone (--replace) or refused with its name, never reused; one that skipped
+#: the adversarial part keeps its fingerprint.
+ADVERSARIAL_SEARCH_VERSION = 2
 TABLES = ("single_weight", "removal", "items")
 
 
@@ -320,6 +325,8 @@ def _settings(plan: AuditPlan, config: AuditConfig) -> dict[str, Any]:
     for name, old in _LATER_SETTINGS.items():
         if settings[name] in (old if isinstance(old, tuple) else (old,)):
             del settings[name]
+    if plan.adversarial_epsilon > 0:
+        settings["adversarial_search"] = ADVERSARIAL_SEARCH_VERSION
     return settings
 
 

@@ -307,9 +307,19 @@ COUNTERFACTUAL_NUMBERS: dict[str, tuple[str, str]] = {
                         "permutations)", "number"),
     "median_perm_max_tvd": ("Median of the largest TVD over a document's permutations", "number"),
     "share_perm_tvd_below": ("Documents whose median permutation TVD is below {tvd}", "share"),
-    "median_adv_jsd": ("Median adversarial JSD(a, a') ({unit})", "js"),
+    "median_adv_jsd": ("Median adversarial JSD(a, a'): the best attention found, a lower bound "
+                       "on the maximum ({unit})", "js"),
     "share_adv_jsd_above": ("Documents with adversarial JSD above {jsd} nats", "share"),
     "max_adv_tvd": ("Largest output TVD of an adversarial attention (at most ε)", "number"),
+    "median_adv_vertex_jsd": ("Median JSD(a, a') of the best feasible one-hot a' (all attention "
+                              "on one item) ({unit})", "js"),
+    "share_adv_vertex_feasible": ("Documents with a feasible one-hot a'", "share"),
+    "share_adv_beyond_vertex": ("Documents where the search found more than the best feasible "
+                                "one-hot a'", "share"),
+    "median_adv_gain_over_vertex": ("Median JSD gained there over the best one-hot a' ({unit})",
+                                    "js"),
+    "share_adv_certified": ("Documents whose adversarial JSD is provably the maximum (the one-hot "
+                            "a' farthest from a is feasible)", "share"),
 }
 #: numbers that only parametrise the labels above
 _COUNTERFACTUAL_PARAMETERS = ("perm_tvd_threshold", "adv_jsd_threshold")

@@ -6,9 +6,9 @@ Torch-free: per-ranking Test 2 figures come from the measure registry (:data:`at
 MEASURES`, numpy/pandas only); the cross-ranking figures (``share_beats_random``,
 ``attention_vs_gradient``) and Test 1 are computed here.
 
-Structure (``schema_version`` 2; every share is a fraction in [0, 1], JS values in nats)::
+Structure (``schema_version`` 3; every share is a fraction in [0, 1], JS values in nats)::
 
-    {"schema_version": 2, "model", "n_docs", "js_unit": "nats",
+    {"schema_version": 3, "model", "n_docs", "js_unit": "nats",
      "rankings": {name: {"label", "color"}},            # report order
      "sites": {name: {"label", "item", "paper", ...}},
      "prediction": {"n_docs", "class_shares", "majority_share", "degenerate", "warning"},
@@ -89,7 +89,9 @@ from attnaudit.results.tables import (
 )
 from attnaudit.results.verdict import CRITERION_LEAVES
 
-SCHEMA_VERSION = 2
+#: 3: the counterfactual entry's vertex numbers and its stale-search flag (issue 21); a report given
+#: an older summary.json recomputes it from the tables, and flags tables made before the vertex pass
+SCHEMA_VERSION = 3
 #: A model predicting one class for at least this share of the audited documents is called degenerate:
 #: erasing attention can hardly change a (nearly) constant decision, so Test 1 and 2 say little.
 #: 95% leaves room for a genuinely skewed test set while catching collapsed models.

@@ -5,7 +5,8 @@ against the largest attention weight it had.
 * :func:`plot_permutation_vs_max_attention`: the median output TVD under random permutations of the
   weights, boxes per max-attention bin;
 * :func:`plot_adversarial_vs_max_attention`: the JSD between the attention and the most different
-  attention found whose output stays within TVD ε, boxes per max-attention bin.
+  attention found whose output stays within TVD ε (the best found: a lower bound on the maximum),
+  boxes per max-attention bin.
 
 One panel per entry of ``frames`` (title -> one site's rows), sharing the axes. Documents with one
 item (skipped) are left out. Each names its convention (TVD or JSD unit, ε, m) on its axis.
@@ -65,7 +66,9 @@ def plot_adversarial_vs_max_attention(
     """
     bound = f"TVD(output) ≤ {epsilon:g}" if epsilon else "TVD(output) ≤ ε"
     return plot_counterfactual(frames, path, which="adversarial", js_unit=js_unit,
-                               ylabel=f"max JSD(a, a') found, {bound}  [{js_unit}]")
+                               # "best found": a lower bound on the maximum (the convention
+                               # beside the figure says so; a longer label is cut off)
+                               ylabel=f"best JSD(a, a') found, {bound}  [{js_unit}]")
 
 
 def plot_counterfactual(
