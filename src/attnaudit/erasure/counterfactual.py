@@ -289,7 +289,7 @@ def vertex_scores(model: AttentionClassifier, output: ModelOutput, site: str
         real = mask[:, start : start + VERTEX_CHUNK]  # (B, k): item start + j exists
         candidates = torch.where(real[..., None], eye[None, start : start + real.shape[1]],
                                  attention[:, None, :])  # (B, k, n)
-        tvd = output_tvd(base_logits, model.logits_with(output, site, candidates))  # (B, k)
+        tvd = output_tvd(base_logits, bounded_logits_with(model, output, site, candidates))  # (B, k)
         tvds.append(tvd.masked_fill(~real, math.inf))
         # the same JSD the local search computes for its candidates (js_divergence), so a vertex
         # and a search result are compared on one formula
@@ -333,7 +333,8 @@ def _candidate_tvds(model: AttentionClassifier, output: ModelOutput, site: str,
     base_logits = output.logits.detach()
     return torch.cat([
         output_tvd(base_logits,
-                   model.logits_with(output, site, candidates[:, start : start + VERTEX_CHUNK]))
+                   bounded_logits_with(model, output, site,
+                                       candidates[:, start : start + VERTEX_CHUNK]))
         for start in range(0, candidates.shape[1], VERTEX_CHUNK)
     ], dim=1)
 
@@ -435,7 +436,8 @@ def _search_segments(model: AttentionClassifier, output: ModelOutput, site: str,
     for _ in range(SEGMENT_BISECTIONS):
         middle = (low + high) / 2
         candidates = target + middle[..., None] * (vertices - target)  # (B, k, n)
-        tvd_s = output_tvd(base_logits, model.logits_with(output, site, candidates))  # (B, k)
+        tvd_s = output_tvd(base_logits,
+                           bounded_logits_with(model, output, site, candidates))  # (B, k)
         jsd_s = js_divergence(target, candidates)  # (B, k)
         _keep_best(candidates, jsd_s, tvd_s, search.epsilon, best.weights, best.jsd, best.tvd)
         inside = tvd_s <= search.epsilon
