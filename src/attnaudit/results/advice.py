@@ -16,11 +16,12 @@ When more than :data:`MOST` of a site's documents cannot flip, the site says lit
 decision used (most documents are never flipped by any ranking, and every ranking's measures are
 censored at the same value), so the audit logs :func:`site_advice`'s message and the report shows
 it with a command that audits where decisions can move. For transformers that choice follows the
-measurement in the README ("Layer by layer, on IMDB": MiniLM fine-tuned on IMDB, 30 test reviews):
+measurement in docs/results.md ("Layer by layer": MiniLM fine-tuned on IMDB, 30 test reviews):
 erasing from the [CLS] row, no decision below the last layer changes (0% can flip at L0-L4, 3% at
 L5); erasing from every query row, a quarter of the reviews can flip at L0-L3 and 3% at L4-L5. So
 the advice is every query row at the lower two thirds of the layers, with ERASER's step schedule
-(each step there recomputes the layers above: 14-26x one inference pass per layer, README's table).
+(each step there recomputes the layers above: 14-26x one inference pass per layer, docs/results.md,
+"Layer by layer").
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def explained(kind: SiteKind, query_rows: str | None) -> str:
 
 def suggested_layers(num_layers: int) -> list[int]:
     """The lower two thirds of the layers (at least one): where, from every query row, erasure
-    moved decisions in the README's IMDB measurement (L0-L3 of MiniLM's six)."""
+    moved decisions in the IMDB measurement of docs/results.md (L0-L3 of MiniLM's six)."""
     return list(range(max(1, math.ceil(2 * num_layers / 3))))
 
 
