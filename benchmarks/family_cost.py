@@ -38,7 +38,7 @@ from attnaudit.data.types import PAD_ID, Batch
 from attnaudit.erasure.engine import attention_schedule
 from attnaudit.erasure.interventions import erasure_curve, removal_order
 from attnaudit.models.base import ModelOutput
-from attnaudit.models.hf import HFClassifier
+from attnaudit.models.hf_generic import HFClassifier
 
 IMDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "imdb50k.jsonl.gz"
 FAMILIES = ("bert", "roberta", "distilbert", "electra", "albert", "modernbert", "llama", "qwen2",

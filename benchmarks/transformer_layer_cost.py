@@ -69,7 +69,7 @@ from attnaudit.erasure.engine import attention_schedule
 from attnaudit.erasure.interventions import erasure_curve, removal_order
 from attnaudit.models import build_model
 from attnaudit.models.base import ModelOutput
-from attnaudit.models.hf import HFClassifier
+from attnaudit.models.hf_generic import HFClassifier
 
 STEPS = ("every", "eraser")
 ROWS = ("cls", "all")

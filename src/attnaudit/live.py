@@ -33,7 +33,7 @@ from attnaudit.erasure.audit import (
     rankings_meta,
     sites_meta,
 )
-from attnaudit.models.hf import HFClassifier
+from attnaudit.models.hf_generic import HFClassifier
 
 logger = logging.getLogger(__name__)
 

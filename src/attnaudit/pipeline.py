@@ -226,7 +226,7 @@ def import_hf_model(
             match the data's (both sets named), or ``out`` holding another run.
     """
     from attnaudit.data.prepare import _resolve_path
-    from attnaudit.models.hf import HFClassifier
+    from attnaudit.models.hf_generic import HFClassifier
 
     folder, id2label = _hf_classifier(model_path)
     data = data.model_copy(update={"test_only": True})

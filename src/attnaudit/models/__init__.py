@@ -210,7 +210,8 @@ TRANSFORMER_MAX_TOKENS = 254
 MODEL_ENTRIES: dict[str, ModelEntry] = {
     "flan": ModelEntry("flan", "attnaudit.models.flan:FlatAttentionClassifier", _PAPER_ENCODERS),
     "han": ModelEntry("han", "attnaudit.models.han:HierarchicalAttentionClassifier", _PAPER_ENCODERS),
-    "hf": ModelEntry("hf", "attnaudit.models.hf:HFClassifier", build=_build_pretrained,
+    # hf_generic re-exports HFClassifier after registering the host of the other families
+    "hf": ModelEntry("hf", "attnaudit.models.hf_generic:HFClassifier", build=_build_pretrained,
                      pretrained=True, default_base=MINILM, recipe="adamw-linear",
                      train_defaults=TRANSFORMER_TRAINING, max_tokens=TRANSFORMER_MAX_TOKENS,
                      all_sites_by_default=False),

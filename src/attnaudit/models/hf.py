@@ -373,6 +373,15 @@ def _model_type(config: PretrainedConfig | dict[str, Any] | None) -> str:
     return str(dict(config or {}).get("model_type", "bert"))
 
 
+def _family_host() -> type[HFClassifier]:
+    host = HFClassifier.family_host
+    if host is None:  # a caller that imported this module alone; the registry imports the host
+        raise RuntimeError("the generic transformer host is not loaded: import "
+                           "attnaudit.models.hf_generic (or take the class from "
+                           "attnaudit.models.MODELS)")
+    return host
+
+
 def _query_rows(value: str | None) -> QueryRows:
     """``value`` as :data:`QueryRows`; a ValueError naming the choices otherwise."""
     if value == "cls":
@@ -415,14 +424,17 @@ class HFClassifier(AttentionClassifier):
     default_query_rows: ClassVar[str | None] = "cls"
     subword_tokens: ClassVar[bool] = True
 
+    #: the host of every family but BERT. :mod:`attnaudit.models.hf_generic` builds on this module
+    #: and registers its class here when imported (the registry's ``hf`` entry imports it), so this
+    #: module never imports it: the dependency runs one way.
+    family_host: ClassVar[type[HFClassifier] | None] = None
+
     def __new__(cls, *args: Any, **options: Any) -> HFClassifier:
         """``hf`` is every hosted family: a config of another family than BERT builds the generic
         host (:class:`attnaudit.models.hf_generic.GenericHFClassifier`), so checkpoints and the
         registry keep one kind."""
         if cls is HFClassifier and _model_type(options.get("config")) != "bert":
-            from attnaudit.models.hf_generic import GenericHFClassifier
-
-            return super().__new__(GenericHFClassifier)
+            return super().__new__(_family_host())
         return super().__new__(cls)
 
     def __init__(
@@ -528,10 +540,8 @@ class HFClassifier(AttentionClassifier):
             from transformers import AutoConfig
 
             if AutoConfig.from_pretrained(folder, local_files_only=True).model_type != "bert":
-                from attnaudit.models.hf_generic import GenericHFClassifier
-
-                return GenericHFClassifier.from_pretrained(folder, num_classes=num_classes,
-                                                           unk_token_id=unk_token_id, **options)
+                return _family_host().from_pretrained(folder, num_classes=num_classes,
+                                                      unk_token_id=unk_token_id, **options)
         config = _bert_config(BertConfig.from_pretrained(folder, local_files_only=True),
                               num_classes)
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)

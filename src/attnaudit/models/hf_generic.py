@@ -612,5 +612,9 @@ class GenericHFClassifier(HFClassifier):
         return scores
 
 
-__all__ = ["ATTENTION_ANY", "GenericHFClassifier", "Layout", "build_layout", "generic_attention",
-           "special_tokens_of"]
+# Registered as the host of every family but BERT: ``HFClassifier(config=...)`` and
+# ``HFClassifier.from_pretrained`` build this class for them (models/hf.py never imports this module).
+HFClassifier.family_host = GenericHFClassifier
+
+__all__ = ["ATTENTION_ANY", "GenericHFClassifier", "HFClassifier", "Layout", "build_layout",
+           "generic_attention", "special_tokens_of"]
