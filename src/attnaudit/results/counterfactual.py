@@ -65,7 +65,8 @@ CONVENTIONS: dict[str, str] = {
                "TVD epsilon of the original (Jain & Wallace's 0.01 by default); a lower bound on "
                "the maximum, 0 where no other feasible a' was found. Tried: every one-hot a' (all "
                "attention on one item; the best feasible one is adv_vertex_jsd, never above "
-               "adv_jsd), the boundary on the segments from a to the best infeasible ones, and a "
+               "adv_jsd), the edges between the farthest vertices and the boundary on the "
+               "segments from a to the best infeasible ones, and a "
                "local gradient search (Adam on a hinge-penalised objective, restarts from a, the "
                "vertices and the boundary). Measured gap (benchmarks/adversarial_gap.py, "
                "tests/test_counterfactual.py): against an exhaustive search on documents of at "
@@ -73,11 +74,11 @@ CONVENTIONS: dict[str, str] = {
                "along each grid direction) the search was below it in " + ADV_GAP_MEASURED + ".",
     "adv_vertex": "share_adv_vertex_feasible: documents with at least one feasible one-hot a'; "
                   "share_adv_beyond_vertex: documents whose adv_jsd exceeds the best feasible "
-                  f"one-hot's by more than {ADV_GAIN_ROUNDING:g} nats (the local search or the "
-                  "segments found more); median_adv_gain_over_vertex: the median excess over those "
-                  "documents; share_adv_certified: documents whose adv_jsd is provably the maximum "
-                  "(the one-hot a' farthest from a is feasible: JSD is convex, so no a' on the "
-                  "simplex is farther).",
+                  f"one-hot's by more than {ADV_GAIN_ROUNDING:g} nats (the edges, the segments or "
+                  "the local search found more); median_adv_gain_over_vertex: the median excess "
+                  "over those documents; share_adv_certified: documents whose adv_jsd is "
+                  "provably the maximum (the one-hot a' farthest from a is feasible: JSD is "
+                  "convex, so no a' on the simplex is farther).",
     "max_attention": "Documents are binned by their largest attention weight at the site (Test 1's "
                      "a_max) at edges 0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1; bins "
                      "closed on the left, the last one closed.",
