@@ -100,3 +100,32 @@ def _prepared_data_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ATTNAUDIT_CACHE", str(tmp_path_factory.mktemp("prepared-cache")))
         yield
+
+
+#: The numeric tests: float results compared across paths, batches, chunks, processes and against
+#: references. ``make test-all`` reruns them under ``ATEN_CPU_CAPABILITY=default`` (torch's
+#: scalar kernels besides this CPU's vector ones), where last-bit differences between machines
+#: show up on the developer's machine rather than on someone else's (tests/tolerances.py).
+NUMERIC_MODULES = frozenset({
+    "test_attention_steps.py", "test_attributions.py", "test_conformance.py",
+    "test_counterfactual.py", "test_erasure.py", "test_hf_model.py", "test_input_erasure.py",
+    "test_measures.py", "test_measures_faithfulness.py", "test_models.py", "test_regression.py",
+    "test_single_weight.py", "test_word_items.py",
+})
+NUMERIC_TESTS = frozenset({
+    "tests/test_pipeline.py::test_killed_audit_resumes_from_its_finished_parts",
+    "tests/test_audit_run.py::test_two_processes_under_torchrun_give_the_one_process_tables",
+})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in NUMERIC_MODULES or item.nodeid.split("[")[0] in NUMERIC_TESTS:
+            item.add_marker(pytest.mark.numeric)
+
+
+def pytest_report_header() -> str:
+    """Which of torch's CPU kernel sets runs the suite: results differ between them in the last
+    bits (tests/tolerances.py)."""
+    chosen = os.environ.get("ATEN_CPU_CAPABILITY", "unset: the best this CPU has")
+    return f"torch CPU kernels: {torch.backends.cpu.get_cpu_capability()} (ATEN_CPU_CAPABILITY={chosen})"
