@@ -33,14 +33,18 @@ Units: ``EPS32 = 2**-23`` (float32 machine epsilon, 1 ulp of 1), ``u = EPS32 / 2
    softmax's own rounding (exp, a sum of 2 terms, a division: ``4 u``): :func:`probability_atol`,
    ``(6 sqrt(d) + 2) EPS32``, 1.6e-5 for ``d = 512`` (the audited paper models: documents of up to
    500 items, 200-d embeddings). An absolute tolerance: the error is ulps *of 1* whatever ``p``.
-   Attention weights are softmaxes over items with the same ``|da_i| <= 1/2 max |ds|``; where
-   scores spread over more than 2 (more than two items), :func:`logits` of the scores' width
-   bounds the weights as long as their spread is at most 2 (the tiny random models).
+   **Attention weights** are softmaxes over ``n`` items, ``|da_i| <= 2 a_i (1 - a_i) max |ds|``,
+   and ``a (1 - a) max(1, spread)`` is no longer at most 1/4: with one dominant item against
+   ``n - 1`` equal ones it reaches ``0.224 + ln(n - 1) / 4`` (the configuration we take as the
+   worst; not proven over all score vectors), 1.78 for ``n = 512``. :func:`attention_atol`
+   bounds a weight, or the difference of two weights (``delta_a``), by twice that:
+   ``2 * (2 * 1.78 * logit_k(d) / 2 + 2) EPS32``, 1.2e-4 for ``d = n = 512``; the attention
+   mass removed, a partial sum of weights, gets the same. The tiny random
+   models' tests compare weights with :func:`logits` instead (their score spreads are below 2).
 4. **Probability-scale measures** made of two probability vectors (TVD ``= 1/2 ||p - q||_1``,
    Jensen-Shannon in nats, whose derivative ``1/2 ln(2 p / (p + q))`` is at most ``ln 2 / 2`` in
    size where ``p >= q``; comprehensiveness/sufficiency, differences of two probabilities; their
-   means, AOPC; ``delta_*``, differences of two such; the attention mass removed, a partial sum
-   of weights whose errors share the softmax's normaliser): at most the sum of the two
+   means, AOPC; ``delta_js``, a difference of two JS): at most the sum of the two
    probabilities' errors: ``MEASURE_ATOL = 2 * PROBABILITY_ATOL``.
 5. **The adversarial search's results** (``adv_jsd``, ``adv_tvd``, ``adv_max_weight``) end an
    optimiser: Adam steps, then a 1-D search along a ray ``t`` from ``a``, a grid of ratio
@@ -123,9 +127,18 @@ def probability_atol(d: int = D_PAPER_MODELS) -> float:
     return (logit_k(d) / 2 + 2) * EPS32
 
 
-#: A float32 probability or attention weight of the paper models across summation orders (3.).
+def attention_atol(n: int = D_PAPER_MODELS, d: int = D_PAPER_MODELS) -> float:
+    """Float32 attention weights over ``n`` items, or the difference of two (3.): twice
+    ``(2 (0.224 + ln(n - 1) / 4) logit_k(d) / 2 + 2) EPS32``."""
+    factor = 0.224 + math.log(max(n - 1, 1)) / 4
+    return 2 * (2 * factor * logit_k(d) / 2 + 2) * EPS32
+
+
+#: A float32 probability of the paper models across summation orders (3.).
 PROBABILITY_ATOL = probability_atol()
 PROBABILITY = Tolerance(rtol=0.0, atol=PROBABILITY_ATOL)
+#: Float32 attention weights of the paper models, or the difference of two (3.).
+ATTENTION = Tolerance(rtol=0.0, atol=attention_atol())
 #: A float32 measure made of two probability vectors: TVD, JS, comp/suff, AOPC, deltas (4.).
 MEASURE = Tolerance(rtol=0.0, atol=2 * PROBABILITY_ATOL)
 #: An adversarial search's results across float32 paths (5.): one final bisection interval of
@@ -156,7 +169,7 @@ def assert_probabilities_close(actual: torch.Tensor, expected: torch.Tensor, *,
 
 # --- audit tables -----------------------------------------------------------------------------
 
-Kind = Literal["exact", "probability", "measure", "optimiser"]
+Kind = Literal["exact", "attention", "measure", "optimiser"]
 #: The float columns of the audit's tables (single_weight, removal, items) by kind; the first
 #: pattern that matches wins. A float column no pattern names fails :func:`assert_tables_close`,
 #: so a new measure's columns get a kind (and a derivation) when they are added.
@@ -165,12 +178,12 @@ AUDIT_COLUMN_KINDS: tuple[tuple[str, Kind], ...] = (
     (r"adv_jsd|adv_tvd|adv_max_weight", "optimiser"),
     # 6.: counts and fractions of items, 0/1 flags stored as floats for their NaN
     (r"removed_at_flip|fraction_.*|flip_top", "exact"),
-    # 3.: attention weights (a softmax over items) and the weight of the top item under search
-    (r"a_.*|weight|score_attention", "probability"),
+    # 3.: attention weights (a softmax over items) and differences of two
+    (r"a_.*|weight|score_attention|delta_a|mass_removed", "attention"),
     # 4.: made of two probability vectors
-    (r"js_.*|delta_.*|perm_.*_tvd|comp_\d+|suff_\d+|aopc_.*|mass_removed", "measure"),
+    (r"js_.*|delta_js|perm_.*_tvd|comp_\d+|suff_\d+|aopc_.*", "measure"),
 )
-TOLERANCE_OF_KIND: dict[Kind, Tolerance] = {"exact": EXACT, "probability": PROBABILITY,
+TOLERANCE_OF_KIND: dict[Kind, Tolerance] = {"exact": EXACT, "attention": ATTENTION,
                                             "measure": MEASURE, "optimiser": OPTIMISER}
 
 
