@@ -102,10 +102,133 @@ def _prepared_data_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
         yield
 
 
+#: The numeric tests: float results compared across paths, batches, chunks, processes and against
+#: references. ``make test-all`` reruns them under ``ATEN_CPU_CAPABILITY=default`` (torch's
+#: scalar kernels besides this CPU's vector ones), where last-bit differences between machines
+#: show up on the developer's machine rather than on someone else's (tests/tolerances.py).
+NUMERIC_MODULES = frozenset({
+    "test_attention_steps.py", "test_attributions.py", "test_conformance.py",
+    "test_counterfactual.py", "test_erasure.py", "test_hf_model.py", "test_input_erasure.py",
+    "test_measures.py", "test_measures_faithfulness.py", "test_models.py", "test_regression.py",
+    "test_single_weight.py", "test_word_items.py", "test_hf_families.py", "test_memory_budget.py",
+})
+NUMERIC_TESTS = frozenset({
+    "tests/test_pipeline.py::test_killed_audit_resumes_from_its_finished_parts",
+    "tests/test_audit_run.py::test_two_processes_under_torchrun_give_the_one_process_tables",
+})
+
+
+#: Tests left to ``make test-all`` (marked ``full``), with their CPU seconds measured on the 2-core
+#: machine with one thread (``--durations`` of a whole run; a module fixture's cost counts on its
+#: first test). A test name alone moves every case; with a set of case ids, those cases stay in
+#: the quick tier (a smaller parametrisation covering the contract) and the others move. Tests
+#: may also carry ``@pytest.mark.full`` themselves.
+#: Site cases and models kept in the quick tier by the conformance suite's expensive tests: a flat
+#: and a hierarchical paper model at each of HAN's sites, and one transformer (the fast ones,
+#: measured: 0.4-1.1 s a case where transformer layer sites take 2-8 s).
+QUICK_SITE_CASES = frozenset({"flan-none:token", "flan-rnn:token", "han-rnn:sentence",
+                              "han-none:word", "hf-attnpool:pool"})
+QUICK_MODELS = frozenset({"flan-rnn", "han-none"})
+FULL_TESTS: dict[str, frozenset[str] | None] = {
+    # whole-suite figures: CPU s of all cases / of the cases left quick
+    "tests/test_conformance.py::test_paths_agree_in_float32": QUICK_SITE_CASES,  # 64 / 2
+    "tests/test_conformance.py::test_fast_batched_and_naive_paths_agree": QUICK_SITE_CASES,  # 44 / 4
+    "tests/test_conformance.py::test_a_document_alone_equals_the_document_in_a_padded_batch":
+        QUICK_MODELS,  # 18 for 6 of 9 models / 6
+    "tests/test_conformance.py::test_audit_tables_do_not_depend_on_batch_size_or_path":
+        QUICK_MODELS,
+    "tests/test_conformance.py::test_gradient_ranking_equals_finite_differences": QUICK_SITE_CASES,
+    "tests/test_conformance.py::test_erasing_everything_agrees_between_paths": QUICK_SITE_CASES,  # 15
+    "tests/test_counterfactual.py::test_a_document_alone_equals_it_in_a_batch_and_the_constraint_holds":
+        QUICK_SITE_CASES,  # 13 / 2
+    # The pipeline end to end stays quick (test_run_writes_every_stage_and_the_report: 28 s with
+    # its module fixture, the README's command); its resumes and rebuilds move.
+    "tests/test_pipeline.py::test_killed_and_interrupted_run_resumes_to_the_uninterrupted_results":
+        None,  # 35
+    "tests/test_pipeline.py::test_killed_audit_resumes_from_its_finished_parts": None,  # 13
+    "tests/test_pipeline.py::test_report_command_rebuilds_from_saved_results_without_torch":
+        None,  # 12.5
+    "tests/test_pipeline.py::test_second_run_reuses_every_stage": None,  # 11.7
+    "tests/test_pipeline.py::test_real_report_renders_offline": None,  # a browser, like the next
+    "tests/test_report_browser.py::test_report_renders_offline": None,  # 11.9
+    # test_audit_run: a new bootstrap setting stays quick (0.8)
+    "tests/test_audit_run.py::test_a_second_audit_of_the_same_run_stops_with_the_holders_pid":
+        None,  # 10.6
+    "tests/test_audit_run.py::test_a_han_run_audited_at_both_sites_with_two_rankings": None,  # 28.6
+    "tests/test_audit_run.py::test_two_processes_under_torchrun_give_the_one_process_tables":
+        None,  # 24
+    "tests/test_audit_run.py::test_a_constant_model_is_flagged_in_the_log_summary_and_report":
+        None,  # 5.7
+    "tests/test_audit_run.py::test_a_complete_audit_is_not_replaced_silently": None,  # 3.1
+    "tests/test_reports.py::test_context_numbers_equal_summary_json": None,  # 22.3
+    "tests/test_reports.py::test_a_new_ranking_appears_in_tables_and_figures": None,  # 19.0
+    "tests/test_reports.py::test_every_example_is_shown": None,  # 9.8
+    "tests/test_reports.py::test_resumed_training_time_says_so": None,  # 8.8
+    "tests/test_reports.py::test_degenerate_model_warning_is_at_the_top": None,  # 8.4
+    "tests/test_reports.py::test_report_is_deterministic": None,  # 6.6
+    "tests/test_reports.py::test_report_building_does_not_import_torch": None,  # 7.9
+    "tests/test_reports.py::test_faithfulness_table_numbers_and_intervals_equal_summary_json":
+        None,  # 6.5
+    # a report each, 2.2-2.9 s; six more like them stay quick (a folder, a run, missing pieces,
+    # a recomputed summary, the input-level table, the CLI)
+    "tests/test_reports.py::test_js_in_bits_is_a_display_conversion": None,
+    "tests/test_reports.py::test_counterfactual_numbers_equal_summary_json_in_bits": None,
+    "tests/test_reports.py::test_run_json_with_top_level_models": None,
+    "tests/test_reports.py::test_metrics_under_the_trainers_names": None,
+    "tests/test_reports.py::test_faithfulness_page_marks_the_best_and_names_the_rule": None,
+    "tests/test_bootstrap.py::test_vectorised_intervals_equal_the_recomputed_ones": None,  # 14.5
+    "tests/test_word_items.py::test_audit_with_words_mask_and_every_row_from_the_command_line":
+        None,  # 6.7
+    # measured in a whole quick-tier run (wall s at load 2-5, where wall ~ CPU)
+    "tests/test_conformance.py::test_audit_tables_with_repeated_words_do_not_depend_on_batch_size":
+        None,  # 7.5
+    "tests/test_regression.py::test_same_values_as_before_the_rebuild": frozenset(
+        f"{kind}-{encoder}-fast" for kind in ("flan", "han") for encoder in ("none", "cnn", "rnn")
+    ),  # the naive path's cases: 4.9-7.3 each
+    "tests/test_seeds.py::test_two_seed_run_end_to_end": None,  # 18.9
+    "tests/test_reports.py::test_across_seeds_section_equals_seeds_json": None,  # 13.5
+    "tests/test_reports.py::test_a_missing_key_hides_its_part": None,  # 8.3
+    "tests/test_reports.py::test_an_old_summary_has_no_faithfulness_block": None,  # 4.4
+    # the transformer report's module fixture (44): three tests without it stay quick
+    "tests/test_report_hf.py::test_head_sites_get_no_section_of_their_own": None,
+    "tests/test_report_hf.py::test_layer_grid_equals_summary_json": None,
+    "tests/test_report_hf.py::test_head_heat_map_is_layers_by_heads_and_equals_summary_json": None,
+    "tests/test_report_hf.py::test_examples_shade_every_layer": None,
+    "tests/test_report_hf.py::test_paper_model_has_no_transformer_section": None,
+    "tests/test_report_hf.py::test_section_renders_offline": None,
+    "tests/test_cli.py::test_audit_and_evaluate_read_the_config_file_and_flags_override_it":
+        None,  # 19.9
+    "tests/test_cli.py::test_damaged_training_state_names_it_and_restart_damaged_retrains_only_that_model":
+        None,  # 12.5
+    "tests/test_cli.py::test_threads_hold_for_every_stage_of_a_resumed_run": None,  # 10.2
+    "tests/test_cli.py::test_a_failed_run_does_not_block_its_own_rerun": None,  # 4.2
+    # the saved-classifier audit stays quick (7.6): the transformer CLI's contract
+    "tests/test_hf_cli.py::test_a_run_mixes_a_paper_model_and_a_transformer": None,  # 16.0
+}
+
+
+def _is_full(nodeid: str) -> bool:
+    function, _, case = nodeid.partition("[")
+    if function not in FULL_TESTS:
+        return False
+    quick = FULL_TESTS[function]
+    return quick is None or case.removesuffix("]") not in quick
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Other transformer families (``hf@<model_type>`` fixtures) in the shared suites run in the
-    full tier: each costs as much as BERT's cases again; their own table (test_hf_families.py)
-    keeps an encoder and a decoder in the quick tier."""
     for item in items:
-        if "hf@" in item.nodeid and "test_hf_families" not in item.nodeid:
+        if item.path.name in NUMERIC_MODULES or item.nodeid.split("[")[0] in NUMERIC_TESTS:
+            item.add_marker(pytest.mark.numeric)
+        # Other transformer families (``hf@<model_type>`` fixtures) in the shared suites run in
+        # the full tier: each costs as much as BERT's cases again; their own table
+        # (test_hf_families.py) keeps an encoder and a decoder in the quick tier.
+        if _is_full(item.nodeid) or ("hf@" in item.nodeid
+                                     and "test_hf_families" not in item.nodeid):
             item.add_marker(pytest.mark.full)
+
+
+def pytest_report_header() -> str:
+    """Which of torch's CPU kernel sets runs the suite: results differ between them in the last
+    bits (tests/tolerances.py)."""
+    chosen = os.environ.get("ATEN_CPU_CAPABILITY", "unset: the best this CPU has")
+    return f"torch CPU kernels: {torch.backends.cpu.get_cpu_capability()} (ATEN_CPU_CAPABILITY={chosen})"
