@@ -202,6 +202,14 @@ FULL_TESTS: dict[str, frozenset[str] | None] = {
         None,  # 12.5
     "tests/test_cli.py::test_threads_hold_for_every_stage_of_a_resumed_run": None,  # 10.2
     "tests/test_cli.py::test_a_failed_run_does_not_block_its_own_rerun": None,  # 4.2
+    # measured in the merged quick tier (wall s at load ~2, where wall ~ CPU): the transformer
+    # report's module fixture again (41: its other tests are full above; the reasons per kind of
+    # site stay quick in test_advice.py), the page-width browser check (13 + 8; the offline
+    # browser check is full too)
+    "tests/test_report_hf.py::test_cannot_flip_is_explained_per_kind_of_site": None,
+    "tests/test_report_hf.py::test_sites_layers_and_the_architecture_are_named_as_the_cli_names_them":
+        None,
+    "tests/test_report_browser.py::test_nothing_is_wider_than_the_page": None,
     # the saved-classifier audit stays quick (7.6): the transformer CLI's contract
     "tests/test_hf_cli.py::test_a_run_mixes_a_paper_model_and_a_transformer": None,  # 16.0
 }

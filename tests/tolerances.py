@@ -55,6 +55,10 @@ Units: ``EPS32 = 2**-23`` (float32 machine epsilon, 1 ulp of 1), ``u = EPS32 / 2
    (Seen: ``ATEN_CPU_CAPABILITY=default`` moves ``adv_max_weight`` by 1.5e-5 on trained IMDB
    models, 125 EPS32, where one forward pass moves by at most 2 EPS32.) A decision within
    rounding of the constraint could move a result further: the suite's data have none.
+   ``adv_vertex_jsd``, the JSD of ``a`` to the best feasible one-hot, is chosen by the same
+   feasibility decisions and moves with ``a`` by at most ``ln 2 / 2`` per unit of a weight's
+   error (3.), far inside ``OPTIMISER``: compared with it. ``adv_feasible_vertices`` (a count of
+   those decisions) and ``adv_certified`` (a flag) are exact, as in 6.
 6. **Fractions of items** ``k / n`` (``fraction_removed``, ``fraction_to_flip``, a flip step, an
    accuracy ``correct / total``) are ratios of integers divided once in float64, correctly
    rounded: the same ``k`` gives the same bits on every path, so they are compared **exactly**. A
@@ -175,9 +179,9 @@ Kind = Literal["exact", "attention", "measure", "optimiser"]
 #: so a new measure's columns get a kind (and a derivation) when they are added.
 AUDIT_COLUMN_KINDS: tuple[tuple[str, Kind], ...] = (
     # 5.: the adversarial search's results
-    (r"adv_jsd|adv_tvd|adv_max_weight", "optimiser"),
+    (r"adv_jsd|adv_tvd|adv_max_weight|adv_vertex_jsd", "optimiser"),
     # 6.: counts and fractions of items, 0/1 flags stored as floats for their NaN
-    (r"removed_at_flip|fraction_.*|flip_top", "exact"),
+    (r"removed_at_flip|fraction_.*|flip_top|adv_feasible_vertices|adv_certified", "exact"),
     # 3.: attention weights (a softmax over items) and differences of two
     (r"a_.*|weight|score_attention|delta_a|mass_removed", "attention"),
     # 4.: made of two probability vectors
