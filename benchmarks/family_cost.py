@@ -27,11 +27,11 @@ import os
 import platform
 import resource
 import sys
-import time
 from functools import partial
 from pathlib import Path
 
 import torch
+from audit_speed import timed  # benchmarks/ is the script's folder: on sys.path
 
 from attnaudit.data.hf_tokenizer import minilm_folder
 from attnaudit.data.types import PAD_ID, Batch
@@ -55,16 +55,6 @@ EXTRA: dict[str, dict[str, object]] = {
     "gemma": {"num_key_value_heads": 2, "head_dim": 16}, "phi": {"num_key_value_heads": 2},
     "phi3": {"num_key_value_heads": 2},
 }
-
-
-def timed(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    """Best wall time of ``repeat`` calls, in seconds."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def build(model_type: str, tokenizer: object) -> HFClassifier:
