@@ -12,6 +12,7 @@ import os
 import random
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -440,7 +441,14 @@ def test_two_runs_started_a_second_apart_one_finishes_the_other_stops_at_once(
     while not ((out / ".lock").is_file() and (out / ".lock").read_text()):
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()
         time.sleep(0.05)
-    second = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    # The first run is paused while the second starts: a small run can finish in the seconds a
+    # second Python takes to import torch on a loaded machine (CI met it), and "a second apart"
+    # must not depend on the machine's speed. A stopped process keeps its flock.
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        second = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     assert second.returncode == 2, second.stderr
     assert f"in use by another command (attnaudit run, pid {first.pid} on " in \
         error_line(second.stderr)
