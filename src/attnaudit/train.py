@@ -298,13 +298,14 @@ def _check_same_run(run_dir: Path, config: RunConfig) -> None:
 
 
 def _restart(run_dir: Path, damaged: str) -> None:
-    """Delete what a damaged run left (state, checkpoint, metrics, DONE, its audit), keeping the
+    """Delete what a damaged run left (state, checkpoint, metrics, DONE, its audits), keeping the
     folder: the model is trained again from scratch, so results of the old one must not remain."""
     logger.warning("%s is damaged: training %s again from scratch (--restart-damaged)",
                    damaged, run_dir)
     for name in (STATE_FILE, MODEL_FILE, METRICS_FILE, DONE_FILE):
         (run_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(run_dir / "audit", ignore_errors=True)  # erasure.audit.AUDIT_DIR
+    shutil.rmtree(run_dir / "audit", ignore_errors=True)  # results.tables.AUDIT_DIR
+    shutil.rmtree(run_dir / "audits", ignore_errors=True)  # its named audits (NAMED_AUDITS_DIR)
 
 
 @holding_folder("out_dir", "attnaudit train")
