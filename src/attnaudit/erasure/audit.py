@@ -373,7 +373,8 @@ def audit_run(
 
     A named audit is an audit of its own beside the full one (other rankings, sites, documents):
     its own fingerprint, resumable parts and ``replace``; it never touches ``audit/``, and the full
-    audit never touches it. Both hold the model folder's lock while they work (one audit of a model at a time).
+    audit never touches it. Both hold the model folder's lock while they work (one audit of a
+    model at a time).
 
     Args:
         config: audit settings; its ``seed`` defaults to the run's training seed.
