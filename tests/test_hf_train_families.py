@@ -24,9 +24,9 @@ import torch
 from hf_family_fixtures import save_family
 from test_checkpoint_training import write_dataset
 from test_cli import one_error_line
+from test_hf_cli import kill_after_an_epoch
 from tolerances import assert_logits_close
 
-import attnaudit.train as train_module
 from attnaudit.checkpoint import HF_MODEL_DIR, load_run
 from attnaudit.cli import main
 from attnaudit.data.types import PAD_ID, Batch
@@ -190,16 +190,8 @@ def test_a_killed_fine_tuning_of_another_family_resumes_to_the_same_result(
     args = [*train_args(tmp_path, base, data, "flag"), "--epochs", "2", "--threads", "1",
             "--no-progress"]
     assert main([*args, "--out", str(tmp_path / "straight")]) == 0
-    real_save = train_module.save_training_state
-
-    def save_then_die(run_dir: Path, state: dict[str, Any]) -> None:
-        real_save(run_dir, state)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_module, "save_training_state", save_then_die)
-    assert main([*args, "--out", str(tmp_path / "resumed")]) == 130
+    kill_after_an_epoch(monkeypatch, [*args, "--out", str(tmp_path / "resumed")])
     assert not (tmp_path / "resumed" / HF_MODEL_DIR).exists()  # written with DONE
-    monkeypatch.setattr(train_module, "save_training_state", real_save)
     assert main([*args, "--out", str(tmp_path / "resumed")]) == 0
     a = load_run(tmp_path / "straight").model.state_dict()
     b = load_run(tmp_path / "resumed").model.state_dict()
