@@ -236,3 +236,47 @@ def test_a_base_that_cannot_be_fine_tuned_is_one_line_naming_it(
     assert "'gpt2' is not a family attnaudit hosts" in line and "roberta" in line
     line = refused(base, "hf-attnpool")
     assert "RoBERTa" in line and "use --model hf" in line
+
+
+def test_a_decoders_padding_id_is_its_tokenizers_or_a_free_id_0_or_one_line() -> None:
+    """A decoder whose config names no padding token gets the tokenizer's, else id 0 when that is
+    a special token the tokenizer does not add around a text, else a refusal saying how to set
+    one."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    from attnaudit.models.hf_generic import decoder_pad_id
+
+    def tokenizer(bos: str, pad: str | None) -> Any:
+        vocab = {"<s>": 0, "<unk>": 1, "<pad>": 2, "a": 3, "b": 4}
+        tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", special_tokens=[(bos, vocab[bos])])
+        return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, unk_token="<unk>",
+                                       pad_token=pad, additional_special_tokens=["<s>"])
+
+    folder = Path("base")
+    assert decoder_pad_id(tokenizer("<s>", "<pad>"), folder) == 2  # the tokenizer's own
+    assert decoder_pad_id(tokenizer("<unk>", None), folder) == PAD_ID  # <s> = 0: special, free
+    with pytest.raises(ValueError, match="set one") as err:
+        decoder_pad_id(tokenizer("<s>", None), folder)  # id 0 begins every text
+    assert "base" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.full
+def test_the_pipeline_fine_tunes_another_family_beside_a_paper_model(tmp_path: Path) -> None:
+    """``attnaudit run --models flan-none,hf --base FOLDER`` with a RoBERTa base: both models are
+    trained, audited and reported, the transformer's run holds its folder for transformers."""
+    base = save_base(tmp_path / "base", "roberta", "classifier-of-2")
+    data = write_dataset(tmp_path / "tiny.jsonl", n=60)
+    out = tmp_path / "run"
+    assert main(["run", "--data", str(data), "--models", "flan-none,hf", "--base", str(base),
+                 "--epochs", "1", "--rankings", "random,attention", "--bootstrap", "0",
+                 "--permutations", "0", "--out", str(out), "--no-progress"]) == 0
+    assert (out / "report.html").is_file()
+    hf = out / "models" / "hf"
+    assert (hf / "audit" / "summary.json").is_file()
+    assert json.loads((hf / HF_MODEL_DIR / "config.json").read_text(encoding="utf-8"))[
+        "model_type"] == "roberta"
+    assert not (out / "models" / "flan-none" / HF_MODEL_DIR).exists()
