@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import torch
+from deberta_reference import deberta_by_hand
 from hf_family_fixtures import DECODER_PARAMS, FAMILY_PARAMS, family_config, save_family
 from model_fixtures import alone, random_batch, random_model
 from transformers import (
@@ -99,7 +100,9 @@ AttentionMaskInterface.register("test-masked", _mask_no_skip)
 def _masked_logits(model: GenericHFClassifier, batch: Batch, layer: int, head: int | None,
                    erased: torch.Tensor) -> torch.Tensor:
     """transformers' own forward with ``erased`` ``(B, n)`` items masked out of the classification
-    row of ``layer`` (``head``, or all heads)."""
+    row of ``layer`` (``head``, or all heads); DeBERTa (outside the registry): by hand."""
+    if model.family.adapter is not None:
+        return _deberta_masked_logits(model, batch, layer, head, erased)
     layout, _, _ = model._layout(batch.token_ids)
     keys = torch.zeros_like(layout.mask)
     keys = keys.scatter(1, layout.item_pos, erased & layout.items)
@@ -112,6 +115,22 @@ def _masked_logits(model: GenericHFClassifier, batch: Batch, layer: int, head: i
                         **extra).logits
     finally:
         model.hf.set_attn_implementation(ATTENTION_ANY)
+
+
+def _deberta_masked_logits(model: GenericHFClassifier, batch: Batch, layer: int, head: int | None,
+                           erased: torch.Tensor, rows: str = "cls") -> torch.Tensor:
+    """:func:`_masked_logits` for DeBERTa: each document recomputed by hand from the weights
+    (tests/deberta_reference.py), the erased keys masked before the softmax in the [CLS] row
+    (``rows="all"``: every row)."""
+    layout, _, _ = model._layout(batch.token_ids)
+    logits = []
+    for b in range(batch.token_ids.shape[0]):
+        ids = layout.ids[b][layout.mask[b]].tolist()  # right padding: the real tokens first
+        keys = layout.item_pos[b][erased[b] & layout.items[b]].tolist()
+        chosen = range(len(ids)) if rows == "all" else (int(layout.cls_pos[b]),)
+        logits.append(deberta_by_hand(model.hf, ids, layer=layer, head=head, erased=keys,
+                                      rows=chosen)[0])
+    return torch.stack(logits)
 
 
 # --- the table ---------------------------------------------------------------------------------------
@@ -279,7 +298,7 @@ def test_gradient_equals_finite_differences(model_type: str) -> None:
 
 
 @pytest.mark.full  # ~20 s each on the shared 2-core machine (data preparation, report)
-@pytest.mark.parametrize("model_type", ["llama", "roberta"])
+@pytest.mark.parametrize("model_type", ["llama", "roberta", "deberta-v2"])
 def test_audit_hf_model_of_a_saved_folder_writes_tables_and_report(tmp_path: Path,
                                                                   model_type: str) -> None:
     """As a user would: ``attnaudit audit --hf-model FOLDER``, then the run reloads from its
@@ -298,13 +317,14 @@ def test_audit_hf_model_of_a_saved_folder_writes_tables_and_report(tmp_path: Pat
     assert (out / "report.html").is_file() and (out / "audit" / "removal.parquet").is_file()
     run = load_run(out)
     assert isinstance(run.model, GenericHFClassifier) and run.model.kind == "hf"
-    assert run.model.family.name == {"llama": "Llama", "roberta": "RoBERTa"}[model_type]
+    assert run.model.family.name == {"llama": "Llama", "roberta": "RoBERTa",
+                                     "deberta-v2": "DeBERTa-v2/v3"}[model_type]
 
 
-def test_families_outside_the_registry_are_refused_in_one_line() -> None:
-    config = AutoConfig.for_model("deberta-v2", hidden_size=32, num_hidden_layers=2,
+def test_families_not_hosted_are_refused_in_one_line() -> None:
+    config = AutoConfig.for_model("deberta", hidden_size=32, num_hidden_layers=2,
                                   num_attention_heads=4, intermediate_size=64, vocab_size=50)
-    with pytest.raises(ValueError, match="DeBERTa-v2/v3's disentangled attention") as err:
+    with pytest.raises(ValueError, match="original DeBERTa \\(v1\\) is not hosted") as err:
         HFClassifier(config=config.to_dict(), cls_token_id=1, sep_token_id=2)
     assert "\n" not in str(err.value)
     config = AutoConfig.for_model("gpt2", n_embd=32, n_layer=2, n_head=4, vocab_size=50)
@@ -410,3 +430,62 @@ def test_audit_hf_model_with_roberta_s_own_byte_level_tokenizer(tmp_path: Path) 
     run = load_run(out)
     assert isinstance(run.model, GenericHFClassifier) and run.model.pad_id == 1
     assert (out / "audit" / "removal.parquet").is_file() and (out / "report.html").is_file()
+
+
+# --- DeBERTa-v2/v3's adapter (its attention is outside the registry: forward hooks) ---------------
+
+
+def test_deberta_attention_the_audit_reads_is_its_own_and_the_hooks_leave() -> None:
+    """The probabilities the audit records are DeBERTa's real ones (c2p and p2c included): those
+    transformers returns with ``output_attentions`` and those recomputed by hand; the adapter's
+    hooks are gone after every pass, an interrupted one included (a live model is left as given)."""
+    model = _model("deberta-v2")
+    batch = random_batch("hf", seed=12, lengths=[6, 2, 9])
+    layout, _, _ = model._layout(batch.token_ids)
+    with torch.no_grad():
+        output = model.run(batch, sites=["L0", "L1"])
+        own = model.hf(input_ids=layout.ids, attention_mask=layout.mask.long(),
+                       output_attentions=True)
+        matrices, _ = model.attention_matrices(batch)  # (L, B, H, T', T'), reordered
+    _close(output.logits, own.logits)
+    items = layout.item_pos[:, None, :].expand(-1, model.num_heads, -1)  # (B, H, n)
+    for layer in range(model.num_layers):
+        cls_rows = own.attentions[layer][:, :, 0]  # (B, H, T'): [CLS] is position 0
+        _close(output.site(f"L{layer}").cache["probs"], cls_rows.gather(-1, items))
+        on = layout.items[:, None, :]  # (B, 1, n): off items the gather reads [CLS] itself
+        _close(matrices[layer, :, :, 0, 1 : 1 + items.shape[-1]] * on,
+               cls_rows.gather(-1, items) * on)
+    for b in range(len(batch.token_ids)):
+        ids = layout.ids[b][layout.mask[b]].tolist()
+        _, by_hand = deberta_by_hand(model.hf, ids)
+        for layer in range(model.num_layers):
+            _close(own.attentions[layer][b, :, : len(ids), : len(ids)], by_hand[layer])
+    assert not [m for m in model.hf.modules() if m._forward_hooks]
+
+    def interrupt(*_: Any) -> None:
+        raise KeyboardInterrupt  # after every layer ran, inside the hooked pass
+
+    stop = model.hf.get_submodule("pooler").register_forward_pre_hook(interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt), torch.no_grad():
+            model.run(batch)
+    finally:
+        stop.remove()
+    assert not [m for m in model.hf.modules() if m._forward_hooks]
+
+
+@pytest.mark.parametrize(("site", "layer", "head"), [("L1", 1, None), ("L0.h2", 0, 2)])
+def test_deberta_erasure_in_every_query_row_equals_a_by_hand_masked_recompute(
+        site: str, layer: int, head: int | None) -> None:
+    """``--query-rows all`` on DeBERTa: the erased keys out of every row of the site's layer
+    (and head), against the by-hand model masking them before its softmax."""
+    model = _model("deberta-v2", query_rows="all")
+    batch = random_batch("hf", seed=13, lengths=[5, 8])
+    with torch.no_grad():
+        output = model.run(batch)
+        weights = _erasures(output, site, seed=14)  # (B, 3, n)
+        got = model.logits_with(output, site, weights)
+        for k in range(weights.shape[1]):
+            erased = (weights[:, k] == 0) & output.site(site).mask
+            _close(got[:, k], _deberta_masked_logits(model, batch, layer, head, erased,
+                                                     rows="all"))

@@ -22,10 +22,14 @@ What a descriptor holds:
   around one sequence, :func:`attnaudit.models.hf_generic.special_tokens_of`; words from its
   ``word_ids()``, :mod:`attnaudit.models.hf_words`).
 
-Families refused, with the reason (one line each): DeBERTa-v2/v3 (its disentangled attention adds
-content-to-position and position-to-content scores inside its own attention module and does not call
-transformers' attention-function registry, so erasure cannot be applied without replacing the
-module); anything not in :data:`FAMILIES`.
+* ``adapter``: for a family whose attention does not run through transformers' attention-function
+  registry, the module that applies the host's plan instead (DeBERTa-v2/v3's disentangled
+  attention: :mod:`attnaudit.models.hf_deberta`). An adapter module has two functions:
+  ``probability_hooks(host, plan)``, a context manager that records and edits every layer's
+  probabilities for one forward pass, and ``attention_width(host, t)``, the numbers one layer's
+  attention holds at once per query position (the memory budget's estimate). None: the registry.
+
+Families refused, with the reason (one line each): :data:`REFUSED`; anything not in :data:`FAMILIES`.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ class Family:
         position: ``"first"`` (encoders) or ``"last"`` (decoders: last non-pad token, causal mask).
         padding: default padding side (``"right"``; decoders give the same results either way).
         bert_fast_path: True only for BERT, whose hand-written fast path lives in ``models.hf``.
+        adapter: the adapter module where the family's attention is not in the registry
+            (see the module docstring); None: the registered function.
     """
 
     name: str
@@ -56,6 +62,7 @@ class Family:
     position: Position = "first"
     padding: Literal["left", "right"] = "right"
     bert_fast_path: bool = False
+    adapter: str | None = None
 
     @property
     def decoder(self) -> bool:
@@ -75,6 +82,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("ELECTRA", ("electra",), "electra.encoder.layer"),
     Family("ALBERT", ("albert",), "albert.encoder.albert_layer_groups.0.albert_layers"),
     Family("ModernBERT", ("modernbert",), "model.layers"),
+    Family("DeBERTa-v2/v3", ("deberta-v2",), "deberta.encoder.layer",
+           adapter="attnaudit.models.hf_deberta"),
     Family("Llama", ("llama",), _DECODER, "last"),
     Family("Qwen2", ("qwen2",), _DECODER, "last"),
     Family("Qwen3", ("qwen3",), _DECODER, "last"),
@@ -85,12 +94,9 @@ FAMILIES: tuple[Family, ...] = (
 
 #: families whose attention does not run through transformers' registry, and what is missing
 REFUSED: dict[str, str] = {
-    "deberta-v2": "DeBERTa-v2/v3's disentangled attention (content-to-position and "
-    "position-to-content scores) is computed inside its own module and never calls transformers' "
-    "attention-function registry, so attnaudit cannot edit its probabilities without replacing the "
-    "module (not done)",
-    "deberta": "DeBERTa's disentangled attention never calls transformers' attention-function "
-    "registry (see deberta-v2)",
+    "deberta": "the original DeBERTa (v1) is not hosted: its disentangled attention never calls "
+    "transformers' attention-function registry and only DeBERTa-v2/v3 ('deberta-v2') has an "
+    "adapter (attnaudit.models.hf_deberta)",
 }
 
 
