@@ -34,6 +34,11 @@ FAMILY_EXTRA: dict[str, dict[str, Any]] = {
                    "max_relative_positions": 64, "max_position_embeddings": 64,
                    "norm_rel_ebd": "layer_norm", "pooler_dropout": 0.0,
                    "pooler_hidden_size": 32},
+    # v1 (deberta-base): relative positions without buckets (span 64), c2p and p2c with their
+    # own projections, no absolute positions
+    "deberta": {"relative_attention": True, "pos_att_type": ["c2p", "p2c"],
+                "position_biased_input": False, "max_relative_positions": 64,
+                "max_position_embeddings": 64, "pooler_dropout": 0.0, "pooler_hidden_size": 32},
     "llama": {"num_key_value_heads": 2},
     "qwen2": {"num_key_value_heads": 2},
     "qwen3": {"num_key_value_heads": 2, "head_dim": 8},

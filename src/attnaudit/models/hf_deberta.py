@@ -1,12 +1,14 @@
-"""DeBERTa-v2/v3's adapter: the generic host's erasure inside its disentangled attention.
+"""DeBERTa's adapter (v1 and v2/v3): the generic host's erasure inside its disentangled attention.
 
-**Why an adapter, not the registry.** transformers' ``DisentangledSelfAttention`` (``deberta_v2``)
-computes its scores itself: content-to-content ``q k^T``, plus content-to-position (``c2p``, the
-query against the relative-position keys of the bucketed distance) and position-to-content
-(``p2c``, the key against the relative-position queries), scaled by ``sqrt(dh * (1 + #terms))``,
-masked with the dtype's minimum, then its own softmax. It never calls transformers'
-``AttentionInterface``, so the host's registered function never runs for it
-(``set_attn_implementation`` only logs that the model "does not support" it).
+**Why an adapter, not the registry.** transformers' ``DisentangledSelfAttention`` (``deberta_v2``;
+``deberta`` for v1, the same structure with fused projections and no position buckets) computes its
+scores itself: content-to-content ``q k^T``, plus content-to-position (``c2p``, the query against
+the relative-position keys of the distance, log-bucketed in v2/v3) and position-to-content (``p2c``,
+the key against the relative-position queries), scaled by ``sqrt(dh * (1 + #terms))``, masked with
+the dtype's minimum, then its own softmax. It never calls transformers' ``AttentionInterface``, so
+the host's registered function never runs for it (``set_attn_implementation`` only logs that the
+model "does not support" it). v1's optional talking heads (``talking_head``: heads mixed after the
+softmax) are refused (:func:`check`).
 
 **How it hooks in.** Right after its softmax the module passes the probabilities ``(N, H, T', T')``
 through its own attention-probability dropout, ``attention.self.dropout`` (an ``nn.Dropout``,
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -42,6 +44,16 @@ if TYPE_CHECKING:
 
 #: within each layer, the dropout DeBERTa applies to its post-softmax probabilities
 PROBABILITY_DROPOUT = "attention.self.dropout"
+
+
+def check(config: Any) -> None:
+    """A one-line ValueError for a DeBERTa this adapter cannot audit: v1's talking heads
+    (``talking_head``) mix the heads' probabilities after the dropout it hooks, so what the
+    values are multiplied with would not be the probabilities it edits."""
+    if getattr(config, "talking_head", False):
+        raise ValueError(f"model_type {config.model_type!r} with talking_head=True: its heads' "
+                         "probabilities are mixed after the softmax (talking-heads attention), "
+                         "so no head's attention is the weights its values get; not audited")
 
 
 def _probability_dropout(layer: nn.Module, family: str) -> nn.Dropout:
@@ -105,7 +117,9 @@ def attention_width(host: GenericHFClassifier, t: int) -> int:
         relative = int(getattr(config, "max_relative_positions", -1))
         span = buckets if buckets > 0 else relative if relative > 0 else \
             int(config.max_position_embeddings)
+        if config.model_type == "deberta":  # v1 cuts the span to the sequence
+            span = min(span, t)
     return host.num_heads * (6 * t + 4 * span)
 
 
-__all__ = ["PROBABILITY_DROPOUT", "attention_width", "probability_hooks"]
+__all__ = ["PROBABILITY_DROPOUT", "attention_width", "check", "probability_hooks"]

@@ -23,10 +23,11 @@ What a descriptor holds:
   ``word_ids()``, :mod:`attnaudit.models.hf_words`).
 
 * ``adapter``: for a family whose attention does not run through transformers' attention-function
-  registry, the module that applies the host's plan instead (DeBERTa-v2/v3's disentangled
-  attention: :mod:`attnaudit.models.hf_deberta`). An adapter module has two functions:
+  registry, the module that applies the host's plan instead (DeBERTa's and DeBERTa-v2/v3's
+  disentangled attention: :mod:`attnaudit.models.hf_deberta`). An adapter module has three
+  functions: ``check(config)``, a one-line ValueError for a configuration it cannot audit;
   ``probability_hooks(host, plan)``, a context manager that records and edits every layer's
-  probabilities for one forward pass, and ``attention_width(host, t)``, the numbers one layer's
+  probabilities for one forward pass; ``attention_width(host, t)``, the numbers one layer's
   attention holds at once per query position (the memory budget's estimate). None: the registry.
 
 Families refused, with the reason (one line each): :data:`REFUSED`; anything not in :data:`FAMILIES`.
@@ -34,8 +35,9 @@ Families refused, with the reason (one line each): :data:`REFUSED`; anything not
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 #: where the head reads the sequence
 Position = Literal["first", "last"]
@@ -84,6 +86,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("ModernBERT", ("modernbert",), "model.layers"),
     Family("DeBERTa-v2/v3", ("deberta-v2",), "deberta.encoder.layer",
            adapter="attnaudit.models.hf_deberta"),
+    Family("DeBERTa", ("deberta",), "deberta.encoder.layer", adapter="attnaudit.models.hf_deberta"),
     Family("Llama", ("llama",), _DECODER, "last"),
     Family("Qwen2", ("qwen2",), _DECODER, "last"),
     Family("Qwen3", ("qwen3",), _DECODER, "last"),
@@ -93,11 +96,7 @@ FAMILIES: tuple[Family, ...] = (
 )
 
 #: families whose attention does not run through transformers' registry, and what is missing
-REFUSED: dict[str, str] = {
-    "deberta": "the original DeBERTa (v1) is not hosted: its disentangled attention never calls "
-    "transformers' attention-function registry and only DeBERTa-v2/v3 ('deberta-v2') has an "
-    "adapter (attnaudit.models.hf_deberta)",
-}
+REFUSED: dict[str, str] = {}
 
 
 def family_of(model_type: str) -> Family:
@@ -112,4 +111,13 @@ def family_of(model_type: str) -> Family:
                      f"attnaudit.models.hf_families; supported: {supported})")
 
 
-__all__ = ["FAMILIES", "REFUSED", "Family", "Position", "family_of"]
+def family_of_config(config: Any) -> Family:
+    """:func:`family_of` the config's ``model_type``, then the family adapter's own ``check`` of the
+    config (a ValueError of one line for a variant it cannot audit)."""
+    family = family_of(config.model_type)
+    if family.adapter is not None:
+        importlib.import_module(family.adapter).check(config)
+    return family
+
+
+__all__ = ["FAMILIES", "REFUSED", "Family", "Position", "family_of", "family_of_config"]

@@ -8,7 +8,7 @@ Each forward pass carries a :class:`GenericPlan` through the model's ``**kwargs`
 hosted family hands on to its attention function (checked: one call per layer per pass, else an
 error naming the family).
 
-**Families outside the registry** (a descriptor's ``adapter``: DeBERTa-v2/v3's disentangled
+**Families outside the registry** (a descriptor's ``adapter``: DeBERTa's disentangled
 attention, :mod:`attnaudit.models.hf_deberta`) are not switched to the registered function; for
 each forward pass the host enters the adapter's ``probability_hooks(host, plan)``, which records
 and edits the family's own post-softmax probabilities with the same rule
@@ -71,7 +71,7 @@ from attnaudit.models.hf import (
     attention_probabilities,
     item_ratios,
 )
-from attnaudit.models.hf_families import Family, family_of
+from attnaudit.models.hf_families import Family, family_of, family_of_config
 from attnaudit.models.hf_words import TokenizerWords
 
 #: the registered name of the generic host's attention function (and of its mask function)
@@ -402,7 +402,7 @@ class GenericHFClassifier(HFClassifier):
             raise ValueError(f"attention must be 'sdpa' or 'eager', got {attention!r}")
         hf_config = model.config if model is not None and num_classes is None else \
             _auto_config(config, num_classes)
-        self.family: Family = family_of(hf_config.model_type)
+        self.family: Family = family_of_config(hf_config)
         self.query_rows: QueryRows = _query_rows(query_rows or self.default_query_rows)
         self.item_unit = "token"
         self.base_attention: BaseAttention = attention
@@ -454,7 +454,7 @@ class GenericHFClassifier(HFClassifier):
         folder = Path(path)
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         config = AutoConfig.from_pretrained(folder, local_files_only=True)
-        family_of(config.model_type)
+        family_of_config(config)
         if num_classes is not None:
             config = _auto_config(config, num_classes)
         model = AutoModelForSequenceClassification.from_pretrained(
