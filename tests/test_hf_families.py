@@ -68,6 +68,17 @@ def _erasures(output: Any, site: str, seed: int) -> torch.Tensor:
     return torch.stack([a, half, torch.zeros_like(a)], dim=1)
 
 
+def _erasure_cases(model: GenericHFClassifier, batch: Batch, site: str, seed: int
+                   ) -> tuple[Any, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """The pass and, per candidate of :func:`_erasures`, the host's logits ``(B, C)`` with the
+    items it erases ``(B, n)`` (zero weight on a real item)."""
+    output = model.run(batch)
+    weights = _erasures(output, site, seed)  # (B, 3, n)
+    got = model.logits_with(output, site, weights)
+    mask = output.site(site).mask
+    return output, [(got[:, k], (weights[:, k] == 0) & mask) for k in range(weights.shape[1])]
+
+
 # --- an independent reference: mask the erased keys of the classification row before softmax -------
 
 
@@ -198,13 +209,10 @@ def test_registered_erasure_equals_a_masked_recompute(model_type: str, site: str
     model = _model(model_type)
     batch = random_batch("hf", seed=1, lengths=LENGTHS)
     with torch.no_grad():
-        output = model.run(batch)
-        weights = _erasures(output, site, seed=2)  # (B, 3, n)
-        got = model.logits_with(output, site, weights)
-        for k in range(weights.shape[1]):
-            erased = (weights[:, k] == 0) & output.site(site).mask
-            _close(got[:, k], _masked_logits(model, batch, layer, head, erased))
-        _close(got[:, 0], output.logits)  # erasing nothing is the model's own pass
+        output, cases = _erasure_cases(model, batch, site, seed=2)
+        for got, erased in cases:
+            _close(got, _masked_logits(model, batch, layer, head, erased))
+        _close(cases[0][0], output.logits)  # erasing nothing is the model's own pass
 
 
 def _audits_agree(model_type: str, option: str, values: tuple[str, str], site: str,
@@ -523,12 +531,7 @@ def test_deberta_erasure_in_every_query_row_equals_a_masked_recompute(
     model = _model(model_type, query_rows="all")
     batch = random_batch("hf", seed=13, lengths=[5, 8])
     with torch.no_grad():
-        output = model.run(batch)
-        weights = _erasures(output, site, seed=14)  # (B, 3, n)
-        got = model.logits_with(output, site, weights)
-        for k in range(weights.shape[1]):
-            erased = (weights[:, k] == 0) & output.site(site).mask
-            _close(got[:, k], _premasked_logits(model, batch, layer, head, erased, rows="all"))
+        for got, erased in _erasure_cases(model, batch, site, seed=14)[1]:
+            _close(got, _premasked_logits(model, batch, layer, head, erased, rows="all"))
             if model_type == "deberta-v2":
-                _close(got[:, k], _deberta_masked_logits(model, batch, layer, head, erased,
-                                                         rows="all"))
+                _close(got, _deberta_masked_logits(model, batch, layer, head, erased, rows="all"))

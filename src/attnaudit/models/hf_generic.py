@@ -70,6 +70,7 @@ from attnaudit.models.hf import (
     _query_rows,
     attention_probabilities,
     item_ratios,
+    load_classifier,
 )
 from attnaudit.models.hf_families import Family, family_of, family_of_config
 from attnaudit.models.hf_words import TokenizerWords
@@ -354,6 +355,32 @@ def special_tokens_of(tokenizer: Any) -> tuple[tuple[int, ...], tuple[int, ...]]
     raise ValueError("cannot tell the tokenizer's special tokens from its encodings")
 
 
+def decoder_pad_id(tokenizer: Any, folder: Path) -> int:
+    """The padding id of a decoder whose config names none (Llama, Mistral and Gemma checkpoints
+    often do not: their tokenizers have no padding token).
+
+    The tokenizer's padding token if it has one; else id 0 (``PAD_ID``), which attnaudit's data
+    layer already requires to be a special token that no text produces (Llama's ``<unk>``,
+    :func:`attnaudit.data.hf_tokenizer.load_tokenizer`), unless the tokenizer adds it around a
+    sequence (then transformers' "last token that is not padding" would read the wrong position).
+    Results do not depend on the choice: padded positions are masked; it is what the model's
+    config (and the exported folder, :meth:`GenericHFClassifier.export_pretrained`) records.
+
+    Raises:
+        ValueError: one line naming the folder and the fix (set a padding token).
+    """
+    if tokenizer.pad_token_id is not None:
+        return int(tokenizer.pad_token_id)
+    prefix, suffix = special_tokens_of(tokenizer)
+    if PAD_ID in tokenizer.all_special_ids and PAD_ID not in (*prefix, *suffix):
+        return PAD_ID
+    raise ValueError(
+        f"{folder}: a decoder needs a padding token to be fine-tuned in batches and neither its "
+        f"config (pad_token_id) nor its tokenizer names one, and id {PAD_ID} is not a free "
+        "special token; set one (tokenizer.pad_token = ...; model.config.pad_token_id = ...) and "
+        "save_pretrained both again")
+
+
 def _auto_config(config: PretrainedConfig | dict[str, Any], num_classes: int | None
                  ) -> PretrainedConfig:
     """A transformers config from a config or its dict, with ``num_labels`` set when given."""
@@ -447,18 +474,27 @@ class GenericHFClassifier(HFClassifier):
     @classmethod
     def from_pretrained(
         cls, path: str | Path, *, num_classes: int | None = None,
-        unk_token_id: int | None = None, **options: Any,
+        unk_token_id: int | None = None, fresh_head: bool = False, **options: Any,
     ) -> GenericHFClassifier:
         """The classifier ``save_pretrained`` wrote in the local folder ``path`` with its tokenizer
-        (never downloads); special tokens and words are the tokenizer's."""
+        (never downloads); special tokens and words are the tokenizer's.
+
+        ``fresh_head`` (a fine-tuning base: a bare model or any ``...ForSequenceClassification``
+        folder): the head is new (:func:`attnaudit.models.hf.load_classifier`) and a decoder whose
+        config names no padding token gets one (:func:`decoder_pad_id`), so that the model
+        fine-tuned from it runs batched in transformers too."""
         folder = Path(path)
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         config = AutoConfig.from_pretrained(folder, local_files_only=True)
-        family_of_config(config)
+        family = family_of_config(config)
         if num_classes is not None:
             config = _auto_config(config, num_classes)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            folder, config=config, local_files_only=True)
+        if fresh_head and family.decoder and config.get_text_config().pad_token_id is None:
+            pad = decoder_pad_id(tokenizer, folder)
+            config.pad_token_id = pad
+            config.get_text_config().pad_token_id = pad
+        model = load_classifier(AutoModelForSequenceClassification.from_pretrained, folder,
+                                config, fresh_head=fresh_head)
         return cls.from_model(model, tokenizer, unk_token_id=unk_token_id, **options)
 
     @classmethod

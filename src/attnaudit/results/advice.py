@@ -111,13 +111,13 @@ def site_advice(
     if num_layers is not None:
         lower = [f"L{layer_}" for layer_ in suggested_layers(num_layers)]
         move = f"attnaudit audit {run} --sites {','.join(lower)} --query-rows all " \
-               "--attention-steps eraser --replace"
+               "--attention-steps eraser --name lower-layers"
         all_rows_here = query_rows == "all" and kind == "layer"
         if all_rows_here and layer is not None and f"L{layer}" in lower:
             # Already where the measurement found movement: attention cannot move these
             # documents; erasing the tokens themselves still can.
             command = f"attnaudit audit {run} --sites {site} --query-rows all --erasure " \
-                      "attention,input --attention-steps eraser --replace"
+                      "attention,input --attention-steps eraser --name input-erasure"
             where = "Erasing the tokens from the input (input-level erasure) may still move them:"
         elif query_rows == "all" and set(lower) <= set(audited):
             command, where = None, ""
