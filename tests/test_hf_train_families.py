@@ -233,7 +233,7 @@ def test_a_base_that_cannot_be_fine_tuned_is_one_line_naming_it(
     line = refused(variant("no-tokenizer", tokenizer=False))
     assert "no Hugging Face tokenizer" in line and "tokenizer.save_pretrained" in line
     line = refused(variant("deberta", "deberta", talking_head=True))
-    assert "'deberta' with talking_head=True" in line and "deberta" in line
+    assert "'deberta' with talking_head=True" in line and "not audited" in line
     line = refused(variant("gpt2", "gpt2"))
     assert "'gpt2' is not a family attnaudit hosts" in line and "roberta" in line
     line = refused(base, "hf-attnpool")

@@ -95,7 +95,9 @@ FAMILIES: tuple[Family, ...] = (
     Family("Phi", ("phi", "phi3"), _DECODER, "last"),
 )
 
-#: families whose attention does not run through transformers' registry, and what is missing
+#: model_types refused with a reason of their own, one line each (none today: DeBERTa, whose
+#: attention is outside the registry, has an adapter; variants an adapter cannot audit are refused
+#: by its ``check``, :func:`family_of_config`)
 REFUSED: dict[str, str] = {}
 
 
