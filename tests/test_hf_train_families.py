@@ -41,6 +41,7 @@ CASES: dict[str, tuple[str, str]] = {
     "electra": ("classifier-of-2", "config"),
     "albert": ("classifier-of-2", "flag"),
     "modernbert": ("classifier-of-2", "flag"),
+    "deberta-v2": ("classifier-of-2", "flag"),
     "llama": ("no-pad", "flag"),
     "mistral": ("bare", "flag"),
     "gemma": ("classifier-of-2", "flag"),
@@ -213,7 +214,8 @@ def test_a_base_that_cannot_be_fine_tuned_is_one_line_naming_it(
                      "--out", str(tmp_path / "out"), "--no-progress"]) == 2
         return one_error_line(capsys.readouterr().err)
 
-    def variant(name: str, model_type: str | None = None, tokenizer: bool = True) -> Path:
+    def variant(name: str, model_type: str | None = None, tokenizer: bool = True,
+                **extra: Any) -> Path:
         folder = tmp_path / name
         folder.mkdir()
         for file in base.iterdir():
@@ -221,8 +223,8 @@ def test_a_base_that_cannot_be_fine_tuned_is_one_line_naming_it(
                 (folder / file.name).write_bytes(file.read_bytes())
         if model_type is not None:
             config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-            (folder / "config.json").write_text(json.dumps({**config, "model_type": model_type}),
-                                                encoding="utf-8")
+            (folder / "config.json").write_text(
+                json.dumps({**config, "model_type": model_type, **extra}), encoding="utf-8")
         return folder
 
     (tmp_path / "a-file").write_text("not a model", encoding="utf-8")
@@ -230,8 +232,8 @@ def test_a_base_that_cannot_be_fine_tuned_is_one_line_naming_it(
     assert "a file, not a folder" in line and "a-file" in line
     line = refused(variant("no-tokenizer", tokenizer=False))
     assert "no Hugging Face tokenizer" in line and "tokenizer.save_pretrained" in line
-    line = refused(variant("deberta", "deberta-v2"))
-    assert "'deberta-v2'" in line and "registry" in line and "deberta" in line
+    line = refused(variant("deberta", "deberta", talking_head=True))
+    assert "'deberta' with talking_head=True" in line and "not audited" in line
     line = refused(variant("gpt2", "gpt2"))
     assert "'gpt2' is not a family attnaudit hosts" in line and "roberta" in line
     line = refused(base, "hf-attnpool")

@@ -365,19 +365,20 @@ def check_base(base: str, kind: str) -> Path:
         DataError: one line naming the folder and the fix.
     """
     import json
+    from types import SimpleNamespace
 
     from attnaudit.data.hf_tokenizer import resolve_tokenizer
-    from attnaudit.models.hf_families import family_of
+    from attnaudit.models.hf_families import family_of_config
 
     folder = resolve_base(base)
     try:
-        model_type = str(json.loads((folder / "config.json").read_text(encoding="utf-8"))[
-            "model_type"])
+        values = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        model_type = str(values["model_type"])
     except (OSError, ValueError, KeyError, TypeError):
         raise DataError(f"[model] base {base!r}: {folder / 'config.json'} names no model_type; "
                         "give a folder written by save_pretrained") from None
-    try:
-        family = family_of(model_type)
+    try:  # the family, and its adapter's check of the config's values (DeBERTa's talking heads)
+        family = family_of_config(SimpleNamespace(**{**values, "model_type": model_type}))
     except ValueError as err:
         raise DataError(f"[model] base {base!r}: {err}; give a folder of a hosted family") from None
     allowed = MODEL_ENTRIES[kind].base_types

@@ -978,7 +978,12 @@ class HFClassifier(AttentionClassifier):
         if ("hidden" in cache and self.fast_path and layer == self.num_layers - 1
                 and self._cls_only_head):
             return size * (2 * heads * t + inner + 6 * d)  # the [CLS] row alone, any rows
-        return size * t * (2 * heads * t + inner + 6 * d)
+        return size * t * (self._attention_width(t) + inner + 6 * d)
+
+    def _attention_width(self, t: int) -> int:
+        """Per query position, the numbers one layer's attention holds at once over ``t`` keys:
+        the scores and the probabilities of every head (``2 H t``)."""
+        return 2 * self.num_heads * t
 
     def _top(
         self, hidden: torch.Tensor, seq_mask: torch.Tensor, start: int, n: int, edit: RowEdit | None
