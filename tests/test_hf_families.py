@@ -100,7 +100,7 @@ def _masked_logits(model: GenericHFClassifier, batch: Batch, layer: int, head: i
                    erased: torch.Tensor) -> torch.Tensor:
     """transformers' own forward with ``erased`` ``(B, n)`` items masked out of the classification
     row of ``layer`` (``head``, or all heads)."""
-    layout, _, _ = model._layout(batch.token_ids)
+    layout, _, _ = model._layout(batch)
     keys = torch.zeros_like(layout.mask)
     keys = keys.scatter(1, layout.item_pos, erased & layout.items)
     state = {"calls": 0, "layer": layer, "head": head, "cls_pos": layout.cls_pos,
@@ -219,7 +219,7 @@ def test_decoders_padded_left_or_right_give_the_same_results(model_type: str) ->
 def test_special_tokens_are_never_items(model_type: str) -> None:
     model = _model(model_type)
     batch = random_batch("hf", seed=9, lengths=LENGTHS)
-    layout, _, _ = model._layout(batch.token_ids)
+    layout, _, _ = model._layout(batch)
     at_items = layout.ids.gather(1, layout.item_pos)
     assert torch.equal(torch.where(layout.items, at_items, 0), batch.token_ids)
     specials = set(model.prefix_ids) | set(model.suffix_ids)
@@ -239,7 +239,7 @@ def test_word_items_equal_erasing_their_subwords(model_type: str) -> None:
     batch = random_batch("hf", seed=10, lengths=[7, 3])
     with torch.no_grad():
         w_out, t_out = words.run(batch), tokens.run(batch)
-        index = words.word_index(batch.token_ids)  # (B, T)
+        index = words.word_index(batch)  # (B, T)
         word_w = w_out.site("L0").attention.clone()
         word_w[:, 0] = 0.0  # erase each document's first word
         token_w = t_out.site("L0").attention.clone()

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from attnaudit.erasure.memory import bounded_logits_with
+from attnaudit.erasure.memory import backward_factor, bounded_logits_with, candidates_per_call
 from attnaudit.erasure.metrics import js_divergence
 from attnaudit.models.base import AttentionClassifier, ModelOutput, masked_softmax
 from attnaudit.utils.seeding import doc_keys, random_permutations, standard_normals
@@ -570,29 +570,51 @@ def _search(
     # Large steps leave the start quickly; small ones at the end settle on the constraint's boundary.
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=search.steps, eta_min=search.learning_rate * search.final_lr_fraction)
+    # Documents in groups whose forward and backward fit the memory budget (--max-memory): the
+    # loss sums over documents and Adam's update is elementwise, so a group's gradient is the
+    # whole batch's on its rows, and the path does not depend on the groups (up to the backend's
+    # blocking of sums). One group (the batch) when it fits: the calls as before.
+    b_size = start.shape[0]
+    per_doc = start.shape[1] * backward_factor(model)
+    group = max(1, candidates_per_call(model, output, site) // max(per_doc, 1))
+    groups = [(i, min(b_size, i + group)) for i in range(0, b_size, group)]
+    outputs = [output if (i, j) == (0, b_size) else output.index(list(range(i, j)))
+               for i, j in groups]
+
+    def ascend(lo: int, hi: int, part_output: ModelOutput, last: bool) -> torch.Tensor | None:
+        """One step's pass over documents ``lo:hi``: the bests updated in place, and the loss's
+        gradient with respect to their rows of ``free`` (None on the last, evaluating pass)."""
+        leaf = free.detach()[lo:hi].requires_grad_(not last)  # (b, R', n)
+        rows = slice(lo, hi)
+        candidates = masked_softmax(start[rows] + scale * leaf, candidate_mask[rows])
+        # the noise restarts in a call of their own: the very shapes of the search without
+        # vertices, so a float32 model computes their path bit for bit as there (a (B, R', n)
+        # call rounds differently, which 40 steps amplify into another path)
+        logits = torch.cat([model.logits_with(part_output, site, part) for part in
+                            candidates.split([restarts, candidates.shape[1] - restarts], dim=1)
+                            if part.shape[1]], dim=1)  # (b, R', C)
+        tvd = output_tvd(base_logits[rows], logits)  # (b, R')
+        jsd = js_divergence(target[rows], candidates)  # (b, R') nats
+        with torch.no_grad():  # the noise restarts' best and the others' apart (see below)
+            _keep_best(candidates[:, :restarts], jsd[:, :restarts], tvd[:, :restarts],
+                       search.epsilon, best.weights[rows], best.jsd[rows], best.tvd[rows])
+            _keep_best(candidates[:, restarts:], jsd[:, restarts:], tvd[:, restarts:],
+                       search.epsilon, near.weights[rows], near.jsd[rows], near.tvd[rows])
+        if last:
+            return None
+        excess = (tvd - search.epsilon).clamp_min(0.0) / max(search.epsilon, 1e-12)
+        loss = (search.penalty * excess - jsd).sum()
+        (grad,) = torch.autograd.grad(loss, leaf)  # only a' moves: the model's grads untouched
+        return grad
+
     with torch.enable_grad():
         for step in range(search.steps + 1):  # the last pass only evaluates the final update
-            candidates = masked_softmax(start + scale * free, candidate_mask)  # (B, R', n)
-            # the noise restarts in a call of their own: the very shapes of the search without
-            # vertices, so a float32 model computes their path bit for bit as there (a (B, R', n)
-            # call rounds differently, which 40 steps amplify into another path)
-            logits = torch.cat([model.logits_with(output, site, part) for part in
-                                candidates.split([restarts, candidates.shape[1] - restarts], dim=1)
-                                if part.shape[1]], dim=1)  # (B, R', C)
-            tvd = output_tvd(base_logits, logits)  # (B, R')
-            jsd = js_divergence(target, candidates)  # (B, R') nats
-            with torch.no_grad():  # the noise restarts' best and the others' apart (see below)
-                _keep_best(candidates[:, :restarts], jsd[:, :restarts], tvd[:, :restarts],
-                           search.epsilon, best.weights, best.jsd, best.tvd)
-                _keep_best(candidates[:, restarts:], jsd[:, restarts:], tvd[:, restarts:],
-                           search.epsilon, near.weights, near.jsd, near.tvd)
-            if step == search.steps:
+            last = step == search.steps
+            grads = [ascend(i, j, part, last) for (i, j), part in zip(groups, outputs, strict=True)]
+            if last:
                 break
-            excess = (tvd - search.epsilon).clamp_min(0.0) / max(search.epsilon, 1e-12)
-            loss = (search.penalty * excess - jsd).sum()
             optimizer.zero_grad(set_to_none=True)
-            (grad,) = torch.autograd.grad(loss, free)  # only a' moves: the model's grads untouched
-            free.grad = grad
+            free.grad = torch.cat([g for g in grads if g is not None])
             optimizer.step()
             schedule.step()
     # The noise restarts' best is pushed along its ray exactly as without vertices (pushing a
