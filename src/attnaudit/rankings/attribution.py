@@ -43,8 +43,8 @@ from attnaudit.utils.seeding import doc_rng
 Aggregate = Literal["sum", "l2"]
 AGGREGATES: tuple[Aggregate, ...] = ("sum", "l2")
 
-#: the baseline every method here perturbs towards: the zero vector at each real token (the padding
-#: row's value; padding stays padding since masks come from the token ids)
+#: the baseline every method here perturbs towards: the zero vector at each real token (the word
+#: vocabulary's padding row's value; padding stays padding since the mask travels with the batch)
 ZERO_EMBEDDING = "zero_embedding"
 
 #: integrated-gradients steps evaluated per forward pass (bounds memory: batch x this many copies)
