@@ -348,7 +348,7 @@ class AttentionClassifier(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """States entering the pooling attention, ``h`` ``(B, n, d)`` and ``mask`` ``(B, n)`` bool, from
         given word vectors ``embedded`` (shaped like :meth:`embed`'s); the masks still come from
-        ``batch.token_ids``, so a perturbed vector never turns padding into a token or back."""
+        ``batch.mask``, so a perturbed vector never turns padding into a token or back."""
         raise NotImplementedError
 
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -357,7 +357,7 @@ class AttentionClassifier(nn.Module):
 
     def logits_from_embeddings(self, batch: Batch, embedded: torch.Tensor) -> torch.Tensor:
         """``(B, C)`` logits of the full model from word vectors ``embedded`` (shaped like
-        :meth:`embed`'s output), padding and masks from ``batch.token_ids``.
+        :meth:`embed`'s output), padding and masks from ``batch.mask``.
 
         ``logits_from_embeddings(batch, embed(batch))`` is exactly ``model(batch)``: both run the same
         code (tested by the conformance suite).
