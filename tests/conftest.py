@@ -111,7 +111,7 @@ NUMERIC_MODULES = frozenset({
     "test_counterfactual.py", "test_erasure.py", "test_hf_model.py", "test_input_erasure.py",
     "test_measures.py", "test_measures_faithfulness.py", "test_models.py", "test_regression.py",
     "test_single_weight.py", "test_word_items.py", "test_hf_families.py", "test_memory_budget.py",
-    "test_hf_train_families.py",
+    "test_hf_train_families.py", "test_hf_id0.py",
 })
 NUMERIC_TESTS = frozenset({
     "tests/test_pipeline.py::test_killed_audit_resumes_from_its_finished_parts",

@@ -69,3 +69,24 @@ def test_summary_advice_names_every_site_with_its_kind(num_layers: int | None) -
                                                       "L1.h2": layer}
     assert ("message" in out["L5"]) and "message" not in out["pool"]
     assert "message" not in out["L1.h2"]
+
+
+def test_hans_word_site_is_explained_by_the_other_sentences_not_the_heads_bias() -> None:
+    import torch
+
+    from attnaudit.models.han import HierarchicalAttentionClassifier
+
+    torch.manual_seed(0)
+    han = HierarchicalAttentionClassifier(vocab_size=20, num_classes=2, encoder="none")
+    meta = {name: han.site(name).to_dict() for name in ("sentence", "word")}
+    summary = {"sites": meta, "by_site": {"sentence": {"share_cannot_flip": 0.9},
+                                          "word": {"share_cannot_flip": 0.9}}}
+    out = summary_advice(summary, num_layers=None, query_rows=None, run="r")
+    assert out["sentence"]["kind"] == "pooling" and out["word"]["kind"] == "inner_pooling"
+    assert out["sentence"]["explanation"] == POOLING_EXPLAINED
+    word = out["word"]["explanation"]
+    assert "other sentence" in word and "is not the head's bias" in word
+    assert out["word"]["command"] is None and "No audit setting" in out["word"]["message"]
+    # a summary written before the field: the old inference from the site's name
+    assert summary_advice({"by_site": {"word": {}}}, num_layers=None, query_rows=None,
+                          run="r")["word"]["kind"] == "pooling"

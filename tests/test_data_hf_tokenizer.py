@@ -22,7 +22,7 @@ import attnaudit.data.hf_tokenizer as hf_tokenizer
 import attnaudit.data.prepare as prepare
 from attnaudit.config import DataConfig
 from attnaudit.data import DataError, PreparedData, Vocab, prepare_data
-from attnaudit.data.batching import Limits, encode_documents
+from attnaudit.data.batching import Limits, collate, encode_documents
 from attnaudit.data.hf_tokenizer import MINILM, load_tokenizer, minilm_folder
 from attnaudit.data.loaders import load_documents
 from attnaudit.data.prepare import check_tokenizer_model
@@ -258,13 +258,22 @@ def test_a_folder_without_a_tokenizer_is_one_clear_error(data: Path, tmp_path: P
     assert "\n" not in str(err.value) and str(broken) in str(err.value)
 
 
-def test_a_tokenizer_whose_id_0_is_an_ordinary_token_is_refused(data: Path, tmp_path: Path) -> None:
-    # Qwen2's id 0 is "!": batches pad with id 0, so that token would be masked as padding.
+def test_a_tokenizer_whose_id_0_is_an_ordinary_token_keeps_it_as_a_token(
+    data: Path, tmp_path: Path
+) -> None:
+    # Qwen2's id 0 is "!". Before, refused: batches padded with id 0 and read it as padding. Now
+    # padding is marked by lengths (Batch.mask), so "the" at id 0 is a token like any other.
     words = ["the", "[PAD]", *TINY_WORDS[1:5], *TINY_WORDS[6:]]
     folder = tiny_tokenizer(tmp_path / "ordinary0", words)
-    with pytest.raises(DataError, match=r"id 0 is the ordinary token 'the'") as err:
-        prepare_data(DataConfig(path=str(data), tokenizer=str(folder)), cache=False)
-    assert "\n" not in str(err.value) and str(folder) in str(err.value)
+    prepared = prepare_data(DataConfig(path=str(data), tokenizer=str(folder)), cache=False)
+    docs = all_docs(prepared)
+    with_the = [d for d in docs if 0 in d.sentences[0]]
+    assert with_the and prepared.vocab.itos[0] == "the"
+    for doc in with_the:
+        assert [t for t, i in zip(doc.tokens[0], doc.sentences[0], strict=True) if i == 0] == \
+            ["the"] * doc.sentences[0].count(0)
+    batch = collate(with_the, hierarchical=False)
+    assert batch.mask.sum(1).tolist() == [d.num_tokens for d in with_the]
 
 
 def test_a_special_token_at_id_0_other_than_padding_is_accepted(data: Path, tmp_path: Path) -> None:

@@ -118,7 +118,7 @@ def _masked_logits(model: GenericHFClassifier, batch: Batch, layer: int, head: i
         if model.family.name == "DeBERTa":  # v1: its own module masks the keys before its softmax
             return _premasked_logits(model, batch, layer, head, erased)
         return _deberta_masked_logits(model, batch, layer, head, erased)
-    layout, _, _ = model._layout(batch.token_ids)
+    layout, _, _ = model._layout(batch)
     keys = torch.zeros_like(layout.mask)
     keys = keys.scatter(1, layout.item_pos, erased & layout.items)
     state = {"calls": 0, "layer": layer, "head": head, "cls_pos": layout.cls_pos,
@@ -137,7 +137,7 @@ def _deberta_masked_logits(model: GenericHFClassifier, batch: Batch, layer: int,
     """:func:`_masked_logits` for DeBERTa: each document recomputed by hand from the weights
     (tests/deberta_reference.py), the erased keys masked before the softmax in the [CLS] row
     (``rows="all"``: every row)."""
-    layout, _, _ = model._layout(batch.token_ids)
+    layout, _, _ = model._layout(batch)
     logits = []
     for b in range(batch.token_ids.shape[0]):
         ids = layout.ids[b][layout.mask[b]].tolist()  # right padding: the real tokens first
@@ -154,7 +154,7 @@ def _premasked_logits(model: GenericHFClassifier, batch: Batch, layer: int, head
     attention module gets, for that pass, the mask it applies before its softmax with the erased
     keys taken out of the [CLS] row (``rows="all"``: every row) of ``head`` (None: every head);
     the adapter's hooks are not installed (transformers' own forward)."""
-    layout, _, _ = model._layout(batch.token_ids)
+    layout, _, _ = model._layout(batch)
     keys = torch.zeros_like(layout.mask).scatter(1, layout.item_pos, erased & layout.items)
     rows_n = torch.arange(len(keys))
 
@@ -279,7 +279,7 @@ def test_decoders_padded_left_or_right_give_the_same_results(model_type: str) ->
 def test_special_tokens_are_never_items(model_type: str) -> None:
     model = _model(model_type)
     batch = random_batch("hf", seed=9, lengths=LENGTHS)
-    layout, _, _ = model._layout(batch.token_ids)
+    layout, _, _ = model._layout(batch)
     at_items = layout.ids.gather(1, layout.item_pos)
     assert torch.equal(torch.where(layout.items, at_items, 0), batch.token_ids)
     specials = set(model.prefix_ids) | set(model.suffix_ids)
@@ -299,7 +299,7 @@ def test_word_items_equal_erasing_their_subwords(model_type: str) -> None:
     batch = random_batch("hf", seed=10, lengths=[7, 3])
     with torch.no_grad():
         w_out, t_out = words.run(batch), tokens.run(batch)
-        index = words.word_index(batch.token_ids)  # (B, T)
+        index = words.word_index(batch)  # (B, T)
         word_w = w_out.site("L0").attention.clone()
         word_w[:, 0] = 0.0  # erase each document's first word
         token_w = t_out.site("L0").attention.clone()
@@ -488,7 +488,7 @@ def test_deberta_attention_the_audit_reads_is_its_own_and_the_hooks_leave(model_
     hooks are gone after every pass, an interrupted one included (a live model is left as given)."""
     model = _model(model_type)
     batch = random_batch("hf", seed=12, lengths=[6, 2, 9])
-    layout, _, _ = model._layout(batch.token_ids)
+    layout, _, _ = model._layout(batch)
     with torch.no_grad():
         output = model.run(batch, sites=["L0", "L1"])
         own = model.hf(input_ids=layout.ids, attention_mask=layout.mask.long(),

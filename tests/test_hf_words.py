@@ -74,6 +74,11 @@ def _starts(words: list[int | None]) -> list[bool]:
     return [i == 0 or words[i] != words[i - 1] for i in range(len(words))]
 
 
+
+def _row(ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """One document's ids as a batch row and its mask (every id a token)."""
+    return torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.bool)
+
 @pytest.mark.parametrize("build", [_minilm, _byte_level, _unigram])
 def test_words_from_ids_are_the_tokenizers_word_ids(build: Any) -> None:
     tokenizer = build()
@@ -82,7 +87,7 @@ def test_words_from_ids_are_the_tokenizers_word_ids(build: Any) -> None:
     assert not words.by_offsets
     for text in TEXTS:
         encoding = tokenizer(text, add_special_tokens=False)
-        got = words(torch.tensor([encoding["input_ids"]]))[0].tolist()
+        got = words(*_row(encoding["input_ids"]))[0].tolist()
         assert _starts(got) == _starts(encoding.word_ids()), text
     assert words.fallbacks == 0
 
@@ -93,7 +98,7 @@ def test_byte_level_words_split_punctuation_unlike_the_marker_rule() -> None:
     vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
     words = TokenizerWords(tokenizer, marker_word_starts(vocab))
     ids = tokenizer("it dragged,", add_special_tokens=False)["input_ids"]
-    got = words(torch.tensor([ids]))[0].tolist()
+    got = words(*_row(ids))[0].tolist()
     assert got[-1] == got[-2] + 1  # the comma is a word of its own
     markers = marker_word_starts([vocab[i] for i in ids])
     assert markers[-1] is False
@@ -106,7 +111,7 @@ def test_a_tokenizer_without_a_pre_tokenizer_gets_whitespace_words_from_offsets(
     assert words.by_offsets  # word_ids() calls the whole text one word
     for text in TEXTS:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        got = words(torch.tensor([ids]))[0].tolist()
+        got = words(*_row(ids))[0].tolist()
         assert max(got) + 1 == len(text.split()), (text, tokenizer.convert_ids_to_tokens(ids))
 
 
@@ -115,6 +120,6 @@ def test_padding_is_no_word_and_each_row_counts_from_zero() -> None:
     vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
     words = TokenizerWords(tokenizer, marker_word_starts(vocab))
     rows = tokenizer(TEXTS, add_special_tokens=False, padding=True, return_tensors="pt")
-    got = words(rows["input_ids"])
+    got = words(rows["input_ids"], rows["attention_mask"].bool())
     assert (got[rows["attention_mask"] == 0] == -1).all()
     assert (got[:, 0] == 0).all()

@@ -328,7 +328,7 @@ def test_sites_layers_and_the_architecture_are_named_as_the_cli_names_them(
     import dataclasses
 
     from attnaudit.reports.loading import load_model
-    from attnaudit.reports.transformer import site_title, transformer_section
+    from attnaudit.reports.transformer import transformer_section
 
     run, context, page = built
     hf = _model(context, "hf")
@@ -341,8 +341,9 @@ def test_sites_layers_and_the_architecture_are_named_as_the_cli_names_them(
     assert "classifies from the first token" in page  # (the apostrophe is escaped)
     assert "classifies from an additive attention pooling" in _panel(
         page, _model(context, "hf-attnpool")["id"])
-    assert site_title("sentence", "sentence attention") == "sentence attention"
-    assert site_title("L2.h3", "layer 3 head 4 [CLS] attention") == "L2.h3 · [CLS] attention"
+    # the model's own labels name layers and heads as the CLI does (no rewrite in the report)
+    assert {s["name"]: s["label"] for s in hf["sites"]} == titles
+    assert _model(context, "hf-attnpool")["sites"][0]["label"] == "additive attention pooling"
     # Only L1 audited: one layer, not two (the "6 layers audited" when only L5 was).
     m = load_model("hf", run / "models" / "hf")
     summary = dict(m.summary or {})

@@ -24,7 +24,6 @@ from test_cli import one_error_line
 
 from attnaudit.cli import main
 from attnaudit.config import AuditConfig
-from attnaudit.data.types import PAD_ID
 from attnaudit.erasure.audit import audit_documents, make_plan
 from attnaudit.erasure.engine import AuditPlan
 from attnaudit.erasure.input_level import input_curve, input_curve_reference, replacement_id
@@ -155,7 +154,7 @@ def test_mask_erasure_writes_the_mask_token_and_a_word_model_refuses_it() -> Non
     assert replacement_id(model, "mask") == 58
     with pytest.raises(ValueError, match=r"flan has no \[MASK\] token"):
         replacement_id(random_model("flan-rnn", seed=0), "mask")
-    assert replacement_id(random_model("flan-rnn", seed=0), "delete") == PAD_ID
+    assert replacement_id(random_model("flan-rnn", seed=0), "delete") is None  # removes
 
 
 @pytest.mark.parametrize(("name", "given_rows", "rows", "items"), [

@@ -223,10 +223,24 @@ ItemsOpt = Annotated[ItemUnit | None, typer.Option(
     "--items", help="Transformers: items are subword tokens (token, default) or words (word: a "
     "word's subwords erased together, weights and scores summed). The paper's models read words "
     "either way.")]
+def _max_memory(value: str | None) -> str | None:
+    """``--max-memory``: checked here so that a bad size is refused naming the option (the config
+    parses it again into bytes)."""
+    from attnaudit.config import parse_memory
+
+    if value is not None:
+        try:
+            parse_memory(value)
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
+    return value
+
+
 MaxMemoryOpt = Annotated[str | None, typer.Option(
-    "--max-memory", metavar="SIZE", help="Memory the audit's recomputations may take, e.g. 2GB "
-    "(default), 1.5GiB, 512MB: each recomputation is cut into calls that fit. Results do not "
-    "depend on it.")]
+    "--max-memory", metavar="SIZE", callback=_max_memory, help="Memory the audit's "
+    "recomputations, gradients and attributions may take (default 2 GiB): a number with a unit, "
+    "B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024), any case, e.g. 1.5GiB, "
+    "512MB. Each is cut into calls that fit; results do not depend on it.")]
 BootstrapOpt = Annotated[int | None, typer.Option(
     "--bootstrap", min=0, help="Bootstrap resamples over documents for every interval (default "
     "1000; 0: no intervals).")]

@@ -240,12 +240,20 @@ class DataConfig(ConfigSection):
         return value
 
 
-_MEMORY_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3,
-                 "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+#: The units of an amount of memory, case-insensitive: decimal (KB = 1000 bytes, as disks and
+#: the SI count) and binary (KiB = 1024, as RAM and ``free -h`` count). A bare number or a
+#: single-letter unit ("2G") is refused: whether "2G" means 2e9 or 2^31 bytes is the ambiguity
+#: (7%) that made "--max-memory 2GB" read as less than the 2 GiB default.
+_MEMORY_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
+                 "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+#: the accepted forms, as every refusal names them
+MEMORY_FORMS = ("a number with a unit: B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB "
+                "(powers of 1024), any case, e.g. 2GiB, 1.5GB, 512MiB")
 
 
 def parse_memory(value: Any) -> int:
-    """Bytes from ``"2GB"``, ``"1.5GiB"``, ``"512MB"`` or a whole number of bytes.
+    """Bytes from ``"2GiB"``, ``"1.5GB"``, ``"512 mib"`` (see :data:`MEMORY_FORMS`), or a whole
+    number of bytes given as an integer (a config file's or run.json's ``max_memory = 2147483648``).
 
     Raises:
         ValueError: one line naming the accepted forms, or an amount below 1 MB.
@@ -253,13 +261,12 @@ def parse_memory(value: Any) -> int:
     import re
 
     if isinstance(value, int) and not isinstance(value, bool):
-        number, unit = float(value), ""
+        size = value
     else:
-        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]+)\s*", str(value))
         if match is None or match[2].lower() not in _MEMORY_UNITS:
-            raise ValueError(f"{value!r} is no amount of memory; give e.g. 2GB, 1.5GiB or 512MB")
-        number, unit = float(match[1]), match[2].lower()
-    size = int(number * _MEMORY_UNITS[unit])
+            raise ValueError(f"{value!r} is no amount of memory; give {MEMORY_FORMS}")
+        size = int(float(match[1]) * _MEMORY_UNITS[match[2].lower()])
     if size < 1000**2:
         raise ValueError(f"{value!r} is below 1 MB: too little to recompute anything")
     return size
@@ -485,7 +492,8 @@ class AuditConfig(ConfigSection):
     # 512 on a GPU, where a batch's fixed Python cost (not its tensor work) sets the audit's speed.
     batch_size: int | None = Field(default=None, ge=1)
     max_docs: int | None = Field(default=None, ge=1)  # audit a seeded random subset of the test split
-    # Bytes the audit's recomputations may take ("2GB", "1.5GiB", "512MB" or a number); None: 2 GB.
+    # Bytes the audit's recomputations may take ("2GiB", "1.5GB", "512MiB" or an integer of bytes);
+    # None: 2 GiB (attnaudit.erasure.memory.DEFAULT_MAX_MEMORY).
     # Sizes each logits_with call (attnaudit.erasure.memory); results do not depend on it.
     max_memory: int | None = None
     chunk_docs: int = Field(default=1000, ge=1)  # documents per resumable part under audit/parts/

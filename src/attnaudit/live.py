@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from attnaudit.config import AuditConfig
-from attnaudit.data.types import PAD_ID, Document, EncodedDocument
+from attnaudit.data.types import Document, EncodedDocument
 from attnaudit.erasure.audit import (
     AuditFrames,
     audit_config_for,
@@ -129,8 +129,10 @@ def encode_texts(documents: Sequence[Document], tokenizer: Any, label_names: Seq
     """Each document's subwords (no special tokens), cut to ``max_tokens``, as one sentence.
 
     Raises:
-        ValueError: one line: a label that is not the model's, or a text holding token id 0 (the
-            audit's padding id: the tokenizer's id 0 is an ordinary token there).
+        ValueError: one line: a label that is not the model's.
+
+    An id 0 inside a text is a token like any other (Qwen2's and Llama-3's "!"): batches mark
+    padding by the documents' lengths (``Batch.mask``), not by an id.
     """
     ids = tokenizer([d.text for d in documents], add_special_tokens=False, truncation=True,
                     max_length=max_tokens)["input_ids"]
@@ -139,10 +141,6 @@ def encode_texts(documents: Sequence[Document], tokenizer: Any, label_names: Seq
         if doc.label not in label_names:
             raise ValueError(f"document {doc.doc_id}: label {doc.label!r} is not among the model's "
                              f"({', '.join(label_names)})")
-        if PAD_ID in row:
-            raise ValueError(f"document {doc.doc_id}: the tokenizer gives id {PAD_ID} "
-                             f"({tokenizer.convert_ids_to_tokens(PAD_ID)!r}) inside the text, "
-                             "which the audit reads as padding; remove that token from the text")
         if row:
             encoded.append(EncodedDocument(doc.doc_id, label_names.index(doc.label), [list(row)],
                                            [tokenizer.convert_ids_to_tokens(list(row))]))

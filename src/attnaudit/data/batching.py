@@ -417,7 +417,9 @@ def collate(docs: Sequence[EncodedDocument], *, hierarchical: bool) -> Batch:
     Returns:
         A :class:`Batch` whose ``token_ids`` is ``(B, T)`` (flat: each document's sentences
         concatenated, T = longest document) or ``(B, S, W)`` (hierarchical: S = most sentences,
-        W = longest sentence), padded with ``PAD_ID``; ``labels`` is ``(B,)``; both int64.
+        W = longest sentence), padded with ``PAD_ID``; ``labels`` is ``(B,)``; both int64; its
+        ``mask`` marks the documents' tokens by their lengths (an id 0 inside a document is a
+        token, whatever ``PAD_ID`` is).
     """
     if not docs:
         raise ValueError("cannot collate an empty list of documents")
@@ -428,17 +430,21 @@ def collate(docs: Sequence[EncodedDocument], *, hierarchical: bool) -> Batch:
         num_sentences = max(len(d.sentences) for d in docs)
         width = max(len(s) for d in docs for s in d.sentences)
         array = np.full((len(docs), num_sentences, width), PAD_ID, dtype=np.int64)
+        mask = np.zeros(array.shape, dtype=bool)
         for i, doc in enumerate(docs):
             for j, sentence in enumerate(doc.sentences):
                 array[i, j, : len(sentence)] = sentence
+                mask[i, j, : len(sentence)] = True
     else:
         length = max(d.num_tokens for d in docs)
         array = np.full((len(docs), length), PAD_ID, dtype=np.int64)
+        mask = np.zeros(array.shape, dtype=bool)
         for i, doc in enumerate(docs):
             flat = list(chain.from_iterable(doc.sentences))
             array[i, : len(flat)] = flat
+            mask[i, : len(flat)] = True
     labels = torch.tensor([d.label for d in docs], dtype=torch.long)
-    return Batch([d.doc_id for d in docs], torch.from_numpy(array), labels)
+    return Batch([d.doc_id for d in docs], torch.from_numpy(array), labels, torch.from_numpy(mask))
 
 
 def padded_size(docs: Sequence[EncodedDocument], *, hierarchical: bool) -> int:

@@ -11,7 +11,7 @@ vocabulary is the tokenizer's, ids unchanged. What differs from the project's wo
 * Special tokens: never added (``add_special_tokens=False``: the model adds ``[CLS]``/``[SEP]``
   itself), and never *read* from the text either: the tokenizer is loaded with
   ``split_special_tokens=True``, so a review that writes ``[SEP]`` or ``[PAD]`` gets the subwords
-  ``[``, ``sep``, ``]``, not the separator, nor id 0, which every model reads as padding.
+  ``[``, ``sep``, ``]``, not the separator nor the padding token.
 * Length: each document is one sequence ("sentence") cut to ``limits.max_tokens`` subwords; the
   sentence limits (``max_sentences``, ``max_sentence_tokens``) do not apply, and hierarchical
   models cannot read such data (see :func:`attnaudit.data.prepare.check_tokenizer_model`). A model
@@ -20,12 +20,14 @@ vocabulary is the tokenizer's, ids unchanged. What differs from the project's wo
   all-MiniLM-L6-v2 was trained on 256-token inputs, so ``max_tokens = 254`` is its natural limit.
   Subwords outnumber words: IMDB reviews have a median of 217 MiniLM subwords, and 40% of them are
   cut at 254 (20% at 400), against 16% at the word tokenizer's 400.
-* Vocabulary: the tokenizer's (``convert_ids_to_tokens`` of every id), whatever the training split
-  holds: ``min_count`` and ``max_vocab`` do not apply (the config refuses them). Its id 0
-  (``PAD_ID``, what batches pad with) must be a token no text produces: the padding token (BERT) or
-  another special token (RoBERTa's ``<s>``, Llama's ``<unk>``); a tokenizer whose id 0 is an ordinary
-  token (Qwen2's ``!``) is refused, since remapping ids would misalign the pretrained model's
-  embedding rows. The transformer host pads its own sequences with the model's padding id.
+* Vocabulary: the tokenizer's (``convert_ids_to_tokens`` of every id, ids unchanged), whatever the
+  training split holds: ``min_count`` and ``max_vocab`` do not apply (the config refuses them).
+  Any id may be an ordinary token, id 0 included (Qwen2's and Llama-3's byte-level BPE have ``!``
+  there): batches mark padding by the documents' lengths (``Batch.mask``), never by an id, and the
+  transformer host pads its own sequences with the model's padding id. The vocabulary's unknown
+  token is the tokenizer's, or, for a tokenizer without one (byte-level BPE needs none: every text
+  has tokens), its padding, end or first other special token: unknown strings never occur, since
+  every string is the tokenizer's own.
 
 Batches of documents are tokenised by the tokenizer's Rust backend, which uses its own threads
 (``RAYON_NUM_THREADS``; ``TOKENIZERS_PARALLELISM=false`` for one): no process pool is used.
@@ -50,7 +52,7 @@ import numpy as np
 
 from attnaudit.data.cache import data_digest
 from attnaudit.data.text import clean_text
-from attnaudit.data.types import PAD_ID, DataError, InternedTokens
+from attnaudit.data.types import DataError, InternedTokens
 from attnaudit.data.vocab import Vocab
 
 logger = logging.getLogger(__name__)
@@ -166,7 +168,7 @@ class HFTokenizer:
     Attributes:
         folder: where it was loaded from.
         tokenizer: the ``transformers`` tokenizer (loaded with ``split_special_tokens=True``).
-        vocab: its vocabulary, ids unchanged (``itos[0]`` is its padding token).
+        vocab: its vocabulary, ids unchanged.
         model_max_length: the longest input the model takes, specials included; None: unknown.
         num_special_tokens: the special tokens the model adds to one sequence (2 for BERT's
             ``[CLS]``, ``[SEP]``).
@@ -216,8 +218,6 @@ class HFTokenizer:
             occurrence first), so that ``vocab.encode`` gives back the tokenizer's ids; a text
             with no subword has 0 sentences (the caller drops it, as with the word tokenizer).
 
-        Raises:
-            DataError: the tokenizer produced the padding id inside a text.
         """
         self.check_max_tokens(max_tokens)
         all_lengths: list[np.ndarray[Any, np.dtype[np.int32]]] = []
@@ -240,13 +240,6 @@ class HFTokenizer:
             "%s: %d of %d documents reach limits.max_tokens = %d subwords (longer ones are cut "
             "there)", self.folder.name, int((lengths >= max_tokens).sum()), len(lengths), max_tokens,
         )
-        if ids.size and not (ids != PAD_ID).all():
-            # split_special_tokens keeps "[PAD]" in a text from becoming id 0; a tokenizer that
-            # still emits it would have that token masked as padding by every model.
-            raise DataError(
-                f"{self.folder}: the tokenizer produced its padding id {PAD_ID} inside a text; "
-                "attnaudit reads that id as padding and cannot use this tokenizer"
-            )
         # Intern: the distinct ids in order of first occurrence, and each token's position there.
         distinct, first = np.unique(ids, return_index=True)
         used = distinct[np.argsort(first, kind="stable")]
@@ -261,6 +254,18 @@ class HFTokenizer:
         )
 
 
+def _unknown_token(tokenizer: Any) -> str | None:
+    """The vocabulary's unknown token: the tokenizer's, else its padding, end, or first special
+    token (byte-level BPE, as Qwen2's and Llama-3's, has no unknown token: every text has bytes).
+    Only the vocabulary uses it, for strings that are not the tokenizer's, which never occur; the
+    ``unk`` input erasure reads the tokenizer's own ``unk_token_id`` and is refused without one."""
+    for token in (tokenizer.unk_token, tokenizer.pad_token, tokenizer.eos_token,
+                  *tokenizer.all_special_tokens):
+        if isinstance(token, str):
+            return token
+    return None
+
+
 def load_tokenizer(spec: str) -> HFTokenizer:
     """Load the tokenizer ``spec`` names (:data:`MINILM` or a folder), offline.
 
@@ -268,8 +273,8 @@ def load_tokenizer(spec: str) -> HFTokenizer:
 
     Raises:
         DataError: one line: no such folder or tokenizer (see :func:`resolve_tokenizer`),
-            transformers missing, a folder transformers cannot load, a tokenizer whose id 0 is an
-            ordinary token, or one with no unknown token.
+            transformers missing, a folder transformers cannot load, or one with no special token
+            at all (nothing to stand for unknown strings).
     """
     folder = resolve_tokenizer(spec)
     stamp = tuple(
@@ -304,28 +309,18 @@ def _load(folder_name: str, stamp: tuple[tuple[str, int, int], ...]) -> HFTokeni
             f"{folder}: cannot load a Hugging Face tokenizer from this folder "
             f"({type(err).__name__}: {reason[:200]}); expected save_pretrained output"
         ) from None
-    # attnaudit's batches pad with id 0 (PAD_ID) and every model masks that id; each transformer
-    # host rebuilds its input with the model's own padding id, so id 0 only has to be a token that a
-    # text can never produce: the padding token (BERT's [PAD]) or another special token (RoBERTa's
-    # <s>, Llama's <unk>), which add_special_tokens=False and split_special_tokens=True keep out of
-    # every text (and tokenize() refuses a text that still produces it). A tokenizer whose id 0 is
-    # an ordinary token (Qwen2's "!") would lose that token to the padding mask: refused. Remapping
-    # ids would misalign the pretrained embedding rows.
-    if tokenizer.pad_token_id != PAD_ID and PAD_ID not in set(tokenizer.all_special_ids):
-        token = tokenizer.convert_ids_to_tokens(PAD_ID)
-        raise DataError(
-            f"{folder}: the tokenizer's id {PAD_ID} is the ordinary token {token!r}, which "
-            f"attnaudit's batches would read as padding; attnaudit needs a tokenizer whose id "
-            f"{PAD_ID} is its padding token or another special token (BERT's [PAD], RoBERTa's <s>)"
-        )
-    if tokenizer.unk_token is None:
-        raise DataError(f"{folder}: the tokenizer has no unknown token (unk_token)")
+    # Whatever id 0 is (BERT's [PAD], RoBERTa's <s>, Qwen2's "!"), it is used as it is: padding
+    # is marked by lengths (Batch.mask), and remapping ids would misalign the embedding rows.
+    unk = _unknown_token(tokenizer)
+    if unk is None:
+        raise DataError(f"{folder}: the tokenizer has no unknown token (unk_token) nor any other "
+                        "special token to stand for one")
     itos = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
     missing = [i for i, token in enumerate(itos) if not isinstance(token, str)]
     if missing:
         raise DataError(f"{folder}: the tokenizer has no token for id(s) {missing[:5]}")
     try:
-        vocab = Vocab(itos, unk_token=tokenizer.unk_token)
+        vocab = Vocab(itos, unk_token=unk)
     except DataError as err:
         raise DataError(f"{folder}: {err}") from None
     length = int(tokenizer.model_max_length)

@@ -14,7 +14,10 @@ __all__ = [
     "PAD_ID", "UNK_ID", "Batch", "DataError", "Document", "EncodedDocument", "InternedTokens",
 ]
 
-PAD_ID = 0  # index of the padding token in every vocabulary; masks are derived from it
+# The id batches pad with, and the word vocabulary's <pad> row. Which cells are padding is the
+# batch's ``mask`` (from the documents' lengths), never a test on this id: a Hugging Face tokenizer's
+# id 0 may be an ordinary token (Qwen2's and Llama-3's "!").
+PAD_ID = 0
 UNK_ID = 1  # index of the unknown-word token
 
 
@@ -62,17 +65,37 @@ class Batch:
 
     Attributes:
         doc_ids: list of ``B`` document ids.
-        token_ids: ``(B, T)`` for flat models or ``(B, S, W)`` for hierarchical models;
-            ``PAD_ID`` marks padding.
+        token_ids: ``(B, T)`` for flat models or ``(B, S, W)`` for hierarchical models; padding
+            cells hold ``PAD_ID``.
         labels: ``(B,)`` gold class indices.
+        mask: bool, shaped like ``token_ids``: True for the documents' tokens, False for padding.
+            :func:`attnaudit.data.batching.collate` sets it from the documents' lengths, so a
+            token whose id is ``PAD_ID`` (a tokenizer's ordinary id 0) stays a token. Left out,
+            it is ``token_ids != PAD_ID``, which is right for the word vocabulary (id 0 is its
+            ``<pad>``, never a token) and for hand-built batches.
     """
 
     doc_ids: list[str]
     token_ids: torch.Tensor
     labels: torch.Tensor
+    mask: torch.Tensor = None  # type: ignore[assignment]  # set in __post_init__ when left out
+
+    def __post_init__(self) -> None:
+        if self.mask is None:
+            self.mask = self.token_ids != PAD_ID
+        elif self.mask.shape != self.token_ids.shape:
+            raise ValueError(f"mask {tuple(self.mask.shape)} is not shaped like token_ids "
+                             f"{tuple(self.token_ids.shape)}")
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(self.doc_ids, self.token_ids.to(device), self.labels.to(device))
+        return Batch(self.doc_ids, self.token_ids.to(device), self.labels.to(device),
+                     self.mask.to(device))
+
+    def rows(self, rows: torch.Tensor | list[int]) -> Batch:
+        """The batch of documents ``rows`` (indices into this one), in that order."""
+        index = torch.as_tensor(rows, dtype=torch.long, device=self.token_ids.device)
+        return Batch([self.doc_ids[i] for i in index.tolist()], self.token_ids[index],
+                     self.labels[index.to(self.labels.device)], self.mask[index])
 
     def __len__(self) -> int:
         return len(self.doc_ids)

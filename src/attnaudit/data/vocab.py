@@ -21,16 +21,16 @@ UNK_TOKEN = "<unk>"
 class Vocab:
     """A fixed mapping between token strings and ids.
 
-    ``itos[i]`` is the token of id ``i``; id ``PAD_ID`` (0) is the padding token. A word vocabulary
-    reserves ids ``PAD_ID`` (0) and ``UNK_ID`` (1) for ``<pad>`` and ``<unk>``. Build one with
+    ``itos[i]`` is the token of id ``i``. A word vocabulary reserves ids ``PAD_ID`` (0) and
+    ``UNK_ID`` (1) for ``<pad>`` and ``<unk>``. Build one with
     :meth:`build` from training tokens, save it with :meth:`to_dict` beside a checkpoint and
     restore it with :meth:`from_dict`.
 
     Args:
         itos: the token of each id.
         unk_token: None for a word vocabulary. A tokenizer's vocabulary names its own unknown
-            token (e.g. ``"[UNK]"``), anywhere in ``itos``; ``itos[0]`` is then its padding token,
-            whatever its name (the tokenizer was checked to pad with id 0).
+            token (e.g. ``"[UNK]"``), anywhere in ``itos``; any of its ids may be an ordinary
+            token, 0 included (batches mark padding by lengths, ``Batch.mask``).
 
     Attributes:
         unk_id: the id that unknown strings map to: ``UNK_ID`` for a word vocabulary, the
@@ -40,7 +40,7 @@ class Vocab:
     def __init__(self, itos: Sequence[str], *, unk_token: str | None = None) -> None:
         itos = list(itos)
         # The word vocabulary's layout (the erasure code relies on <unk> being UNK_ID); a
-        # tokenizer's keeps its own ids, its padding id 0 checked when it was loaded.
+        # tokenizer's keeps its own ids.
         if unk_token is None and (
             len(itos) < 2 or itos[PAD_ID] != PAD_TOKEN or itos[UNK_ID] != UNK_TOKEN
         ):

@@ -255,7 +255,7 @@ def audit_documents(
         docs: encoded documents (e.g. a run's test split).
         label_names: class names indexed by label id.
         plan: what to compute (default: the paper's rankings at every site, seed 0).
-        max_memory: bytes the recomputations may take (None: 2 GB; see
+        max_memory: bytes the recomputations may take (None: 2 GiB; see
             :mod:`attnaudit.erasure.memory`); the results do not depend on it.
     """
     if not docs:

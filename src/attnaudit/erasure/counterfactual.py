@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from attnaudit.erasure.memory import bounded_logits_with
+from attnaudit.erasure.memory import backward_factor, bounded_logits_with, candidates_per_call
 from attnaudit.erasure.metrics import js_divergence
 from attnaudit.models.base import AttentionClassifier, ModelOutput, masked_softmax
 from attnaudit.utils.seeding import doc_keys, random_permutations, standard_normals
@@ -570,28 +570,62 @@ def _search(
     # Large steps leave the start quickly; small ones at the end settle on the constraint's boundary.
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=search.steps, eta_min=search.learning_rate * search.final_lr_fraction)
+    # Forward and backward in parts that fit the memory budget (--max-memory): groups of
+    # documents, and where one document's restarts do not fit, groups of its restarts. The loss
+    # sums over documents and restarts and Adam's update is elementwise, so a part's gradient is
+    # the whole's on its entries, and the path does not depend on the parts (up to the backend's
+    # blocking of sums). One part (the batch, the noise restarts and the others: the calls as
+    # before) when it fits.
+    b_size, width = start.shape[0], start.shape[1]
+    cap = max(1, candidates_per_call(model, output, site) // backward_factor(model))
+    docs = max(1, cap // max(width, 1))
+    per_call = width if docs > 1 or cap >= width else cap  # restarts per call
+    # the noise restarts apart from the others (see below), each cut to per_call
+    spans = [(r, min(end, r + per_call)) for begin, end in ((0, restarts), (restarts, width))
+             for r in range(begin, end, per_call)]
+    groups = [(i, min(b_size, i + docs)) for i in range(0, b_size, docs)]
+    outputs = [output if (i, j) == (0, b_size) else output.index(list(range(i, j)))
+               for i, j in groups]
+
+    def ascend(rows: slice, cols: slice, part_output: ModelOutput, last: bool
+               ) -> torch.Tensor | None:
+        """One step's pass over documents ``rows`` and restarts ``cols``: the bests updated in
+        place, and the loss's gradient with respect to those entries of ``free`` (None on the
+        last, evaluating pass)."""
+        leaf = free.detach()[rows, cols].requires_grad_(not last)  # (b, r, n)
+        candidates = masked_softmax(start[rows, cols] + scale[cols] * leaf,
+                                    candidate_mask[rows, cols])
+        # the noise restarts in calls of their own: the very shapes of the search without
+        # vertices, so a float32 model computes their path bit for bit as there (a (B, R', n)
+        # call rounds differently, which 40 steps amplify into another path)
+        logits = model.logits_with(part_output, site, candidates)  # (b, r, C)
+        tvd = output_tvd(base_logits[rows], logits)  # (b, r)
+        jsd = js_divergence(target[rows, cols], candidates)  # (b, r) nats
+        # the noise restarts' best and the others' apart (see below); parts in restart order and
+        # a strict improvement keep the first restart's on ties, as one call would
+        kept = best if cols.start < restarts else near
+        with torch.no_grad():
+            _keep_best(candidates, jsd, tvd, search.epsilon, kept.weights[rows],
+                       kept.jsd[rows], kept.tvd[rows])
+        if last:
+            return None
+        excess = (tvd - search.epsilon).clamp_min(0.0) / max(search.epsilon, 1e-12)
+        loss = (search.penalty * excess - jsd).sum()
+        (grad,) = torch.autograd.grad(loss, leaf)  # only a' moves: the model's grads untouched
+        return grad
+
     with torch.enable_grad():
         for step in range(search.steps + 1):  # the last pass only evaluates the final update
-            candidates = masked_softmax(start + scale * free, candidate_mask)  # (B, R', n)
-            # the noise restarts in a call of their own: the very shapes of the search without
-            # vertices, so a float32 model computes their path bit for bit as there (a (B, R', n)
-            # call rounds differently, which 40 steps amplify into another path)
-            logits = torch.cat([model.logits_with(output, site, part) for part in
-                                candidates.split([restarts, candidates.shape[1] - restarts], dim=1)
-                                if part.shape[1]], dim=1)  # (B, R', C)
-            tvd = output_tvd(base_logits, logits)  # (B, R')
-            jsd = js_divergence(target, candidates)  # (B, R') nats
-            with torch.no_grad():  # the noise restarts' best and the others' apart (see below)
-                _keep_best(candidates[:, :restarts], jsd[:, :restarts], tvd[:, :restarts],
-                           search.epsilon, best.weights, best.jsd, best.tvd)
-                _keep_best(candidates[:, restarts:], jsd[:, restarts:], tvd[:, restarts:],
-                           search.epsilon, near.weights, near.jsd, near.tvd)
-            if step == search.steps:
+            last = step == search.steps
+            grad = torch.zeros_like(free)
+            for (lo, hi), part in zip(groups, outputs, strict=True):
+                for r0, r1 in spans:
+                    piece = ascend(slice(lo, hi), slice(r0, r1), part, last)
+                    if piece is not None:
+                        grad[lo:hi, r0:r1] = piece
+            if last:
                 break
-            excess = (tvd - search.epsilon).clamp_min(0.0) / max(search.epsilon, 1e-12)
-            loss = (search.penalty * excess - jsd).sum()
             optimizer.zero_grad(set_to_none=True)
-            (grad,) = torch.autograd.grad(loss, free)  # only a' moves: the model's grads untouched
             free.grad = grad
             optimizer.step()
             schedule.step()

@@ -37,6 +37,7 @@ import torch
 from attnaudit.config import InputErasure, InputSteps
 from attnaudit.data.batching import make_batches
 from attnaudit.data.types import PAD_ID, UNK_ID, Batch, EncodedDocument
+from attnaudit.erasure.memory import rows_per_pass
 from attnaudit.measures.eraser import ERASER_PERCENTS, eraser_step
 from attnaudit.models.base import WHOLE_WORD, AttentionClassifier, ModelOutput, word_starts
 
@@ -76,31 +77,35 @@ def step_schedule(lengths: Sequence[int] | np.ndarray, steps: InputSteps) -> np.
     )
 
 
-def _compact(ids: torch.Tensor) -> torch.Tensor:
-    """Move padding to the end of every row (and, for ``(N, S, W)``, empty sentences after the
-    others), keeping order, then cut to the longest row: ``(N, T) -> (N, T')`` or
-    ``(N, S, W) -> (N, S', W')``, at least one cell per dimension (an empty document stays a row)."""
-    real = ids != PAD_ID
+def _compact(ids: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move padding (``~real``) to the end of every row (and, for ``(N, S, W)``, empty sentences
+    after the others), keeping order, then cut to the longest row: ``(N, T) -> (N, T')`` or
+    ``(N, S, W) -> (N, S', W')``, at least one cell per dimension (an empty document stays a row).
+
+    Returns:
+        the ids (padding cells ``PAD_ID``) and their mask, shaped alike.
+    """
+    ids = torch.where(real, ids, torch.full_like(ids, PAD_ID))
     # Stable sort on "is padding" moves real cells first without reordering them.
     words_first = torch.sort((~real).to(torch.int8), dim=-1, stable=True).indices
-    ids = ids.gather(-1, words_first)
-    real = ids != PAD_ID
+    ids, real = ids.gather(-1, words_first), real.gather(-1, words_first)
     width = max(int(real.sum(-1).max()) if real.numel() else 0, 1)
     if ids.dim() == 2:
-        return ids[:, :width]
+        return ids[:, :width], real[:, :width]
     present = real.any(-1)  # (N, S): sentences with a token left
     sentences_first = torch.sort((~present).to(torch.int8), dim=1, stable=True).indices  # (N, S)
-    ids = ids.gather(1, sentences_first[..., None].expand_as(ids))
+    order = sentences_first[..., None].expand_as(ids)
+    ids, real = ids.gather(1, order), real.gather(1, order)
     count = max(int(present.sum(1).max()) if present.numel() else 0, 1)
-    return ids[:, :count, :width]
+    return ids[:, :count, :width], real[:, :count, :width]
 
 
 #: the model attribute holding the id each replacing erasure writes
 _REPLACEMENT_ATTRIBUTE = {"unk": "unk_token_id", "mask": "mask_token_id"}
 
 
-def replacement_id(model: AttentionClassifier, mode: InputErasure) -> int:
-    """The id ``"unk"`` or ``"mask"`` erasure writes (``PAD_ID`` for ``"delete"``, which removes).
+def replacement_id(model: AttentionClassifier, mode: InputErasure) -> int | None:
+    """The id ``"unk"`` or ``"mask"`` erasure writes (None for ``"delete"``, which removes).
 
     ``"unk"``: the model's ``unk_token_id`` where it reads a tokenizer's ids (transformers), else
     ``UNK_ID`` (the word vocabulary's ``<unk>``, the paper's models). ``"mask"``: the model's
@@ -110,7 +115,7 @@ def replacement_id(model: AttentionClassifier, mode: InputErasure) -> int:
         ValueError: an unknown mode, or a token the model does not have (one line, with the fix).
     """
     if mode == "delete":
-        return PAD_ID
+        return None
     if mode not in _REPLACEMENT_ATTRIBUTE:
         raise ValueError(f"unknown input erasure {mode!r}; choose from 'delete', 'unk', 'mask'")
     value = getattr(model, _REPLACEMENT_ATTRIBUTE[mode], UNK_ID if mode == "unk" else None)
@@ -121,10 +126,13 @@ def replacement_id(model: AttentionClassifier, mode: InputErasure) -> int:
     return int(value)
 
 
-def _erase(ids: torch.Tensor, erased: torch.Tensor, replacement: int) -> torch.Tensor:
-    """Token ids with the ``erased`` cells replaced by ``replacement`` (``PAD_ID``: deleted, once
-    :func:`_compact` moves them out)."""
-    return torch.where(erased, torch.full_like(ids, replacement), ids)
+def _erase(ids: torch.Tensor, real: torch.Tensor, erased: torch.Tensor,
+           replacement: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and mask with the ``erased`` cells replaced by ``replacement`` (None: deleted,
+    marked padding, which :func:`_compact` then moves out)."""
+    if replacement is None:
+        return ids, real & ~erased
+    return torch.where(erased, torch.full_like(ids, replacement), ids), real
 
 
 def input_curve(
@@ -152,7 +160,9 @@ def input_curve(
         mode: ``"delete"`` or ``"unk"`` (see the module docstring).
         steps: a schedule name (``"eraser"``, ``"every"``) or an explicit ``(B, K)`` schedule.
         max_cells: token-id cells per model call; erased documents of several steps and documents
-            share a call up to this size (one longer document still gets a call of its own).
+            share a call up to this size and within the memory budget
+            (:func:`attnaudit.erasure.memory.rows_per_pass`; one longer document still gets a call
+            of its own). The logits do not depend on either.
     Returns:
         ``logits`` ``(B, K, C)``: column ``j`` of row ``b`` after erasing at step ``schedule[b, j]``,
         and the ``(B, K)`` long schedule (padded columns repeat the row's last step and its logits).
@@ -182,7 +192,7 @@ def input_curve(
     ks = schedule[rows, columns]  # (P,)
     # Sort erased documents by their token count so a chunk's rows need little padding.
     tokens = (token_rank >= 0).sum(1)  # (B,) item tokens per document
-    others = (batch.token_ids != PAD_ID).reshape(b_size, -1).sum(1) - tokens  # (B,)
+    others = batch.mask.reshape(b_size, -1).sum(1) - tokens  # (B,)
     erased_tokens = ((token_rank[rows] >= 0) & (token_rank[rows] < ks[:, None])).sum(1)  # (P,)
     remaining = others[rows] + (tokens[rows] - erased_tokens if kind == "remove" else erased_tokens)
     by_size = torch.argsort(remaining, descending=True, stable=True)  # (P,)
@@ -190,7 +200,9 @@ def input_curve(
     chunk_logits: list[torch.Tensor] = []
     replacement = replacement_id(model, mode)
     cells = batch.token_ids[0].numel() if b_size else 1
-    per_call = max(1, max_cells // max(cells, 1))
+    # Calls bounded twice: by cells (the speed optimum measured for the paper's models) and by the
+    # memory budget (--max-memory): each erased document is one whole forward pass.
+    per_call = max(1, min(max_cells // max(cells, 1), rows_per_pass(model, output)))
     with torch.no_grad():
         for start in range(0, len(by_size), per_call):
             chunk = by_size[start : start + per_call]  # (p,)
@@ -199,9 +211,10 @@ def input_curve(
             before = (rank >= 0) & (rank < k[:, None])  # (p, L): among the first k ranked items
             erased = before if kind == "remove" else (rank >= 0) & ~before
             ids = batch.token_ids[r]  # (p, T) or (p, S, W)
-            ids = _compact(_erase(ids, erased.reshape(ids.shape), replacement))
+            ids, real = _compact(*_erase(ids, batch.mask[r], erased.reshape(ids.shape),
+                                         replacement))
             doc_ids = [batch.doc_ids[i] for i in r.tolist()]
-            chunk_logits.append(model(Batch(doc_ids, ids, batch.labels[r])))  # (p, C)
+            chunk_logits.append(model(Batch(doc_ids, ids, batch.labels[r], real)))  # (p, C)
     flat = torch.cat(chunk_logits)[torch.argsort(by_size)] if chunk_logits else None
     logits_distinct = (
         flat if flat is not None
@@ -271,7 +284,7 @@ def input_curve_reference(
         }
         sentences: list[list[int]] = []
         for s, sentence in enumerate(doc.sentences):
-            if mode != "delete":
+            if replacement is not None:
                 sentences.append([replacement if (s, w) in erased else t
                                   for w, t in enumerate(sentence)])
             else:
@@ -285,7 +298,7 @@ def input_curve_reference(
         else:  # the empty document: one padding cell (batching refuses documents without tokens)
             shape = (1, 1, 1) if model.hierarchical else (1, 1)
             erased_batch = Batch([doc.doc_id], torch.full(shape, PAD_ID, dtype=torch.long),
-                                 torch.tensor([doc.label]))
+                                 torch.tensor([doc.label]), torch.zeros(shape, dtype=torch.bool))
         with torch.no_grad():
             rows.append(model(erased_batch)[0])
     return torch.stack(rows)  # (K, C)

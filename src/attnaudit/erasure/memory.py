@@ -11,6 +11,14 @@ positions: about 10 MB each). 40 reviews x 25 eraser steps at ``L2`` took 7.1 GB
 Each candidate is recomputed on its own row whatever the call's shape (candidates never mix), so
 the chunked result equals the unchunked one (tested: tests/test_memory_budget.py).
 
+The other heavy steps take the same budget, sized from the same estimate: whole forward passes
+(input-level erasure's erased documents, captum's perturbations) by :func:`rows_per_pass`, one
+document's full pass costing its layer-recompute estimate (every layer runs in turn, so the
+working memory is one layer's); passes with a backward (the gradient rankings, integrated
+gradients, the adversarial search's gradient ascent) by :func:`backward_factor` times that, as
+backward keeps every layer's activations. None of them mixes documents or candidates, so their
+results do not depend on the chunking either (tests/test_memory_budget.py).
+
 The budget is a process setting like the thread count (it changes no result), so it is held in a
 context variable set around the audit rather than passed through every function of the engine.
 """
@@ -33,6 +41,37 @@ DEFAULT_MAX_MEMORY = 2 * 1024**3
 WORK_SHARE = 0.5
 
 _BUDGET: ContextVar[int] = ContextVar("attnaudit_max_memory", default=DEFAULT_MAX_MEMORY)
+
+
+def backward_factor(model: AttentionClassifier) -> int:
+    """How many times one candidate's working memory a pass with a backward keeps: twice per
+    layer (each layer's activations, and their gradients); a model without layers: 2."""
+    return 2 * int(getattr(model, "num_layers", 1) or 1)
+
+
+def pass_bytes(model: AttentionClassifier, output: ModelOutput) -> int:
+    """Working memory of one document's whole forward pass (an estimate): the largest of the
+    model's per-candidate recompute estimates over the sites ``output`` computed, and a
+    whole-sequence one where the model has it (a transformer's [CLS]-row-only estimate of its
+    last layer is far below a whole pass)."""
+    estimate = getattr(model, "recompute_bytes", None)
+    sequence = getattr(model, "sequence_bytes", None)
+    sizes = [int(estimate(output, site)) for site in output.sites] if callable(estimate) else []
+    if callable(sequence):
+        sizes.append(int(sequence(output)))
+    if not sizes:
+        sizes = [16 * int(out.attention.shape[1]) for out in output.sites.values()] or [1]
+    return max(1, *sizes)
+
+
+def rows_per_pass(model: AttentionClassifier, output: ModelOutput, *,
+                  backward: bool = False) -> int:
+    """How many documents (or perturbed copies of one) one forward pass may take within the
+    budget; with ``backward``, a pass whose gradient is taken."""
+    per = pass_bytes(model, output) * (backward_factor(model) if backward else 1)
+    return max(1, int(_BUDGET.get() * WORK_SHARE) // per)
+
+
 @contextlib.contextmanager
 def memory_budget(max_bytes: int | None) -> Iterator[None]:
     """Within the block, recomputations fit ``max_bytes`` (None: :data:`DEFAULT_MAX_MEMORY`)."""

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from attnaudit.data.types import PAD_ID, Batch, EncodedDocument
+from attnaudit.data.types import Batch, EncodedDocument
 from attnaudit.models.embeddings import make_embedding
 
 
@@ -42,6 +42,10 @@ class Site:
             ``"whole_word"`` (a transformer's words, each its subword tokens together).
         paper: True for the site Serrano & Smith manipulated (the last attention layer).
         description: one sentence for the report.
+        cannot_flip: what erasing every item leaves, which says why a document cannot flip there
+            (:data:`attnaudit.results.advice.SiteKind`): ``"pooling"`` (the head's bias alone),
+            ``"inner_pooling"`` (a pooling inside one part of the document: the other parts
+            remain) or ``"layer"`` (a transformer layer: the residual path remains).
     """
 
     name: str
@@ -49,11 +53,12 @@ class Site:
     item: str
     paper: bool = False
     description: str = ""
+    cannot_flip: str = "pooling"  # a SiteKind; typed str so that models never import results
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready metadata (written into summary.json for the torch-free report)."""
         return {"label": self.label, "item": self.item, "paper": self.paper,
-                "description": self.description}
+                "description": self.description, "cannot_flip": self.cannot_flip}
 
 
 @dataclass
@@ -107,11 +112,7 @@ class ModelOutput:
                 )
                 for name, out in self.sites.items()
             },
-            batch=None if self.batch is None else Batch(
-                [self.batch.doc_ids[i] for i in rows.tolist()],
-                self.batch.token_ids[rows.to(self.batch.token_ids.device)],
-                self.batch.labels[rows.to(self.batch.labels.device)],
-            ),
+            batch=None if self.batch is None else self.batch.rows(rows),
         )
 
     def site(self, name: str) -> SiteOutput:
@@ -359,7 +360,7 @@ class AttentionClassifier(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """States entering the pooling attention, ``h`` ``(B, n, d)`` and ``mask`` ``(B, n)`` bool, from
         given word vectors ``embedded`` (shaped like :meth:`embed`'s); the masks still come from
-        ``batch.token_ids``, so a perturbed vector never turns padding into a token or back."""
+        ``batch.mask``, so a perturbed vector never turns padding into a token or back."""
         raise NotImplementedError
 
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -368,7 +369,7 @@ class AttentionClassifier(nn.Module):
 
     def logits_from_embeddings(self, batch: Batch, embedded: torch.Tensor) -> torch.Tensor:
         """``(B, C)`` logits of the full model from word vectors ``embedded`` (shaped like
-        :meth:`embed`'s output), padding and masks from ``batch.token_ids``.
+        :meth:`embed`'s output), padding and masks from ``batch.mask``.
 
         ``logits_from_embeddings(batch, embed(batch))`` is exactly ``model(batch)``: both run the same
         code (tested by the conformance suite).
@@ -435,7 +436,7 @@ class AttentionClassifier(nn.Module):
             the site (the words outside the anchor sentence at HAN's word site).
         """
         ids = batch.token_ids
-        real = ids != PAD_ID
+        real = batch.mask
         kind = self.site(site).item
         if kind == "token" and ids.dim() == 2:  # (B, T): the token's position
             index = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)

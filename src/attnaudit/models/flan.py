@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attnaudit.data.types import PAD_ID, Batch
+from attnaudit.data.types import Batch
 from attnaudit.models.base import AdditiveAttention, AttentionClassifier, Site
 from attnaudit.models.encoders import build_encoder
 
@@ -74,8 +74,8 @@ class FlatAttentionClassifier(AttentionClassifier):
     def encode_embedded(
         self, batch: Batch, embedded: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token states ``(B, T, d)`` and token mask ``(B, T)`` (``token_ids != PAD_ID``) from token
+        """Token states ``(B, T, d)`` and token mask ``(B, T)`` (``batch.mask``) from token
         vectors ``embedded`` ``(B, T, E)``."""
-        mask = batch.token_ids != PAD_ID  # (B, T)
+        mask = batch.mask  # (B, T)
         h = self.encoder(embedded, mask)  # (B, T, d)
         return h, mask

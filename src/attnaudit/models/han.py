@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from attnaudit.data.types import PAD_ID, Batch
+from attnaudit.data.types import Batch
 from attnaudit.models.base import (
     AdditiveAttention,
     AttentionClassifier,
@@ -60,7 +60,8 @@ class HierarchicalAttentionClassifier(AttentionClassifier):
         Site("word", "word attention in the top sentence", "word",
              description="the word attention inside the document's most-attended sentence; "
              "erasing it recomputes that sentence's vector, the sentence encoder, the sentence "
-             "attention and the head (a test the paper did not run)"),
+             "attention and the head (a test the paper did not run)",
+             cannot_flip="inner_pooling"),
     )
 
     def __init__(
@@ -107,7 +108,7 @@ class HierarchicalAttentionClassifier(AttentionClassifier):
         from word vectors ``embedded`` ``(B, S, W, E)``."""
         token_ids = batch.token_ids  # (B, S, W)
         b, s, w = token_ids.shape
-        word_mask = token_ids != PAD_ID  # (B, S, W)
+        word_mask = batch.mask  # (B, S, W)
         sentence_mask = word_mask.any(dim=-1)  # (B, S)
         # The real sentences of the whole batch, flattened, go through the word level in a few
         # length-sorted chunks, each cut to its own longest sentence: sentence lengths vary a lot
@@ -186,8 +187,7 @@ class HierarchicalAttentionClassifier(AttentionClassifier):
         """
         rows = torch.arange(batch.token_ids.shape[0], device=batch.token_ids.device)  # (B,)
         anchor = tie_key(sentence_attention).argmax(dim=1)  # (B,) first maximum, near-ties tied
-        ids = batch.token_ids[rows, anchor]  # (B, W)
-        mask = ids != PAD_ID  # (B, W)
+        mask = batch.mask[rows, anchor]  # (B, W)
         hw = self.word_encoder(embedded[rows, anchor], mask)  # (B, W, dw)
         aw = self.word_attention_layer(hw, mask)  # (B, W)
         cache = {"word_states": hw, "sentence_vectors": sentence_vectors,

@@ -8,7 +8,8 @@ Two models over one encoder::
                  -> linear head (the paper's pooling on top of a transformer)
 
 **Inputs and items.** ``Batch.token_ids`` ``(B, T)`` hold the tokenizer's subword ids of each document
-*without* special tokens, padded with 0 (BERT's [PAD] is 0 = ``PAD_ID``). The model builds the
+*without* special tokens, padded at the end (``Batch.mask``, from the lengths, marks the tokens:
+an id 0 may be one). The model builds the
 sequence ``[CLS] t_1 .. t_n [SEP] [PAD] ..`` ``(B, T + 2)`` and its mask itself, so token position
 ``i`` of ``token_ids`` is sequence position ``i + 1`` and item ``i`` of every site. [CLS] and [SEP] are
 never items, by construction: they cannot be erased, only the items' share of a row moves.
@@ -699,15 +700,17 @@ class HFClassifier(AttentionClassifier):
             self.query_rows, self.item_unit = rows, items  # type: ignore[assignment]
             self._sites = self._declare_sites()
 
-    def word_index(self, token_ids: torch.Tensor) -> torch.Tensor:
-        """``(B, T)`` long: the word of each subword token (from 0 in every row), -1 on padding."""
+    def word_index(self, batch: Batch) -> torch.Tensor:
+        """``(B, T)`` long: the word of each subword token (from 0 in every row), -1 on padding
+        (``batch.mask``)."""
+        token_ids = batch.token_ids
         if self._words is not None:
-            return self._words(token_ids.cpu()).to(token_ids.device)
+            return self._words(token_ids.cpu(), batch.mask.cpu()).to(token_ids.device)
         assert self._continues is not None, "set_vocabulary first"
         starts = ~self._continues[token_ids]  # (B, T)
         starts[:, :1] = True  # a document's first token begins a word, whatever it is
         words = starts.long().cumsum(dim=1) - 1
-        return torch.where(token_ids != PAD_ID, words, -1)
+        return torch.where(batch.mask, words, -1)
 
     # -- sites ---------------------------------------------------------------------------------------
     # Sites depend on the encoder's depth and width, so they are declared per instance.
@@ -720,29 +723,32 @@ class HFClassifier(AttentionClassifier):
         return "token", "the subword tokens"
 
     def _layer_sites(self) -> list[Site]:
-        """``L{l}`` then ``L{l}.h{h}`` for every layer, last layer first."""
+        """``L{l}`` then ``L{l}.h{h}`` for every layer, last layer first.
+
+        Labels and descriptions name layers and heads as the CLI does (``L5``, ``L5.h2``, both
+        counted from 0), so what a reader sees in a report or a log is what they type.
+        """
         item, items = self._item
         rows = "the [CLS] row" if self.query_rows == "cls" else "every query row"
         sites = []
         for layer in reversed(range(self.num_layers)):
             sites.append(Site(
-                f"L{layer}", f"layer {layer + 1} {self.row_name} attention, mean of heads", item,
-                description=f"the classification row's attention of layer {layer + 1} over "
+                f"L{layer}", f"L{layer} · {self.row_name} attention, mean of heads", item,
+                description=f"the classification row's attention of layer L{layer} over "
                 f"{items}, averaged over heads; erasing an item edits {rows} of every head and "
-                "recomputes the layers above"))
+                "recomputes the layers above", cannot_flip="layer"))
             sites.extend(
-                Site(f"L{layer}.h{head}",
-                     f"layer {layer + 1} head {head + 1} {self.row_name} attention",
-                     item,
-                     description=f"the classification row's attention of head {head + 1} in layer "
-                     f"{layer + 1} over {items}; erasing an item edits {rows} of that head")
+                Site(f"L{layer}.h{head}", f"L{layer}.h{head} · {self.row_name} attention", item,
+                     description=f"the classification row's attention of head L{layer}.h{head} "
+                     f"over {items}; erasing an item edits {rows} of that head",
+                     cannot_flip="layer")
                 for head in range(self.num_heads))
         return sites
 
     def _declare_sites(self) -> tuple[Site, ...]:
         sites = self._layer_sites()
         last = sites[0]
-        paper = Site(last.name, last.label, last.item, paper=True,
+        paper = Site(last.name, last.label, last.item, paper=True, cannot_flip=last.cannot_flip,
                      description=last.description + " (the last attention before the head, "
                      "whose [CLS] row alone reaches it)")
         return (paper, *sites[1:])
@@ -771,23 +777,27 @@ class HFClassifier(AttentionClassifier):
     # -- the sequence --------------------------------------------------------------------------------
 
     @staticmethod
-    def _lengths(token_ids: torch.Tensor) -> torch.Tensor:
-        """``(B,)`` item counts; token ids must be ``(B, T)`` with padding at the end of each row."""
+    def _lengths(batch: Batch) -> torch.Tensor:
+        """``(B,)`` item counts, from the batch's mask (never from a padding id: a tokenizer's
+        id 0 may be an ordinary token); the batch must be ``(B, T)`` with its padding at the end
+        of each row."""
+        token_ids = batch.token_ids
         if token_ids.dim() != 2:
             raise ValueError(
                 f"hf models need flat subword ids (B, T), got shape {tuple(token_ids.shape)}; "
                 "batch with hierarchical=False"
             )
-        real = token_ids != PAD_ID
+        real = batch.mask
         lengths = real.sum(dim=1)  # (B,)
         prefix = torch.arange(token_ids.shape[1], device=token_ids.device)[None, :] < lengths[:, None]
         if not torch.equal(real, prefix):
-            raise ValueError("token ids must have their padding (0) at the end of each row")
+            raise ValueError("token ids must have their padding at the end of each row")
         return lengths
 
-    def _sequence_mask(self, token_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _sequence_mask(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Sequence mask ``(B, T+2)`` ([CLS], items, [SEP]) and the ``(B, T+2)`` [SEP] positions."""
-        lengths = self._lengths(token_ids)  # (B,)
+        lengths = self._lengths(batch)  # (B,)
+        token_ids = batch.token_ids
         positions = torch.arange(token_ids.shape[1] + 2, device=token_ids.device)[None, :]
         return positions <= lengths[:, None] + 1, positions == lengths[:, None] + 1
 
@@ -804,7 +814,7 @@ class HFClassifier(AttentionClassifier):
         b = embedded.shape[0]
         sequence = torch.cat([cls_vec.expand(b, 1, -1), embedded, pad_vec.expand(b, 1, -1)],
                              dim=1)  # (B, T+2, d)
-        _, is_sep = self._sequence_mask(batch.token_ids)  # (B, T+2)
+        _, is_sep = self._sequence_mask(batch)  # (B, T+2)
         return torch.where(is_sep[..., None], sep_vec, sequence)  # (B, T+2, d)
 
     def _extended_mask(self, seq_mask: torch.Tensor) -> torch.Tensor:
@@ -816,7 +826,7 @@ class HFClassifier(AttentionClassifier):
     def embed(self, batch: Batch) -> torch.Tensor:
         """Word vectors of the subword tokens ``(B, T, d)`` (no position/type embeddings: those are
         added inside, with the special tokens)."""
-        self._lengths(batch.token_ids)
+        self._lengths(batch)
         return self.bert.embeddings.word_embeddings(batch.token_ids)  # (B, T, d)
 
     def _layers(
@@ -843,7 +853,7 @@ class HFClassifier(AttentionClassifier):
         keep_inputs: frozenset[int] = frozenset(),
     ) -> tuple[torch.Tensor, torch.Tensor, dict[int, torch.Tensor]]:
         """Final states ``(B, T', d)``, sequence mask ``(B, T')`` and kept layer inputs."""
-        seq_mask, _ = self._sequence_mask(batch.token_ids)  # (B, T')
+        seq_mask, _ = self._sequence_mask(batch)  # (B, T')
         hidden = self.bert.embeddings(inputs_embeds=self._sequence_embeddings(batch, embedded))
         final, inputs = self._layers(hidden, seq_mask, 0, plan, keep_inputs)  # (B, T', d)
         return final, seq_mask, inputs
@@ -863,7 +873,7 @@ class HFClassifier(AttentionClassifier):
         """The items' final states ``(B, T, d)`` and the item mask ``(B, T)``."""
         final, _, _ = self._encode_sequence(batch, embedded, AttentionPlan(self.base_attention))
         n = batch.token_ids.shape[1]
-        return final[:, 1 : n + 1], batch.token_ids != PAD_ID
+        return final[:, 1 : n + 1], batch.mask
 
     def logits_from_embeddings(self, batch: Batch, embedded: torch.Tensor) -> torch.Tensor:
         """``(B, C)`` logits from the items' word vectors ``(B, T, d)`` (:meth:`run`'s code)."""
@@ -885,7 +895,7 @@ class HFClassifier(AttentionClassifier):
                                                         keep_inputs=keep)
         inputs[self.num_layers] = final
         n = batch.token_ids.shape[1]
-        items = batch.token_ids != PAD_ID  # (B, n)
+        items = batch.mask  # (B, n)
         out = ModelOutput(logits=self._head(final, seq_mask, n), sites={}, batch=batch)
         anchor = torch.full((items.shape[0],), -1, dtype=torch.long, device=items.device)
         assert plan.record_cls is not None
@@ -902,7 +912,7 @@ class HFClassifier(AttentionClassifier):
                                                 "hidden_out": inputs[layer + 1], "probs": probs})
         self._extra_sites(out, final, wanted)
         if self.item_unit == "word":
-            words = self.word_index(batch.token_ids)  # (B, n)
+            words = self.word_index(batch)  # (B, n)
             out.sites = {name: group_site(site, words) for name, site in out.sites.items()}
         return out
 
@@ -971,19 +981,32 @@ class HFClassifier(AttentionClassifier):
         # layer's probabilities (B, H, T'), and it recomputes whole sequences
         tensor = cache["hidden"] if "hidden" in cache else cache["probs"]
         size, t = tensor.element_size(), tensor.shape[-2 if "hidden" in cache else -1]
-        d, heads = self.state_dim, self.num_heads
+        if ("hidden" in cache and self.fast_path and layer == self.num_layers - 1
+                and self._cls_only_head):
+            return self._row_bytes(size, t)  # the [CLS] row alone, any rows
+        return t * self._row_bytes(size, t)
+
+    def _row_bytes(self, size: int, t: int) -> int:
+        """One query row through a layer of ``t`` positions, in bytes of ``size``."""
+        d = self.state_dim
         config = self.hf.config
         text = config.get_text_config() if hasattr(config, "get_text_config") else config
         inner = int(getattr(text, "intermediate_size", None) or 4 * d)
-        if ("hidden" in cache and self.fast_path and layer == self.num_layers - 1
-                and self._cls_only_head):
-            return size * (2 * heads * t + inner + 6 * d)  # the [CLS] row alone, any rows
-        return size * t * (self._attention_width(t) + inner + 6 * d)
+        return size * (self._attention_width(t) + inner + 6 * d)
 
     def _attention_width(self, t: int) -> int:
         """Per query position, the numbers one layer's attention holds at once over ``t`` keys:
         the scores and the probabilities of every head (``2 H t``)."""
         return 2 * self.num_heads * t
+
+    def sequence_bytes(self, output: ModelOutput) -> int:
+        """One document of ``output``'s batch through a layer, its special tokens included: the
+        working memory of a whole forward pass, whose layers run in turn
+        (:func:`attnaudit.erasure.memory.pass_bytes`)."""
+        assert output.batch is not None
+        specials = len(getattr(self, "prefix_ids", (0,))) + len(getattr(self, "suffix_ids", (0,)))
+        t = int(output.batch.token_ids.shape[1]) + specials
+        return t * self._row_bytes(output.logits.element_size(), t)
 
     def _top(
         self, hidden: torch.Tensor, seq_mask: torch.Tensor, start: int, n: int, edit: RowEdit | None
@@ -1074,8 +1097,8 @@ class HFClassifier(AttentionClassifier):
     def token_items(self, batch: Batch, output: ModelOutput, site: str) -> torch.Tensor:
         """See the base class; with word items the word of each subword (``(B, T)``)."""
         if self.site(site).item == WHOLE_WORD:
-            self._lengths(batch.token_ids)
-            return self.word_index(batch.token_ids)
+            self._lengths(batch)
+            return self.word_index(batch)
         return super().token_items(batch, output, site)
 
 
@@ -1134,7 +1157,7 @@ class HFAttentionPoolClassifier(HFClassifier):
         """The ``pool`` site, computed on every pass (it is the head)."""
         assert out.batch is not None
         n = out.batch.token_ids.shape[1]
-        items = out.batch.token_ids != PAD_ID  # (B, n)
+        items = out.batch.mask  # (B, n)
         _, pooled = self._pool_output(final[:, 1 : n + 1], items)
         out.sites["pool"] = pooled
 

@@ -15,7 +15,8 @@ and edits the family's own post-softmax probabilities with the same rule
 (:func:`plan_probabilities`) and counts one call per layer.
 
 **Sequence.** ``Batch.token_ids`` ``(B, T)`` hold the items (the tokenizer's subwords without special
-tokens, padded with ``PAD_ID`` at the end). The host builds ``prefix + items + suffix`` (the special
+tokens, padded at the end; ``Batch.mask`` says which cells are tokens, so an id 0 may be one). The
+host builds ``prefix + items + suffix`` (the special
 tokens the tokenizer itself adds around one sequence: ``[CLS] .. [SEP]``, ``<s> .. </s>``, Llama's
 ``<s> ..``, nothing for Qwen2) and pads it on the family's side (:class:`Layout`). Special tokens are
 never items: they sit outside the item positions and keep their probability under every edit.
@@ -119,7 +120,8 @@ def build_layout(
     pad_id: int, side: Literal["left", "right"], position: Literal["first", "last"],
 ) -> tuple[Layout, torch.Tensor, torch.Tensor]:
     """The layout of ``prefix + items + suffix`` for the items ``token_ids`` ``(B, T)`` (``lengths``
-    ``(B,)`` of them per row, padding at the end), padded with ``pad_id`` on ``side``.
+    ``(B,)`` of them per row, padding at the end), padded with ``pad_id`` on ``side``. A row with
+    nothing to read (no item and no special token) reads one ``pad_id``.
 
     Returns:
         the :class:`Layout` and, per position ``(B, T')``, whether it holds an item and which.
@@ -129,6 +131,10 @@ def build_layout(
     p, s = len(prefix), len(suffix)
     total = p + width + s
     real = p + lengths + s  # (B,)
+    # A family that adds no special token (Qwen2) has nothing to read in an empty document (every
+    # item erased by input-level erasure): it reads one padding token there instead, the same
+    # "nothing left" for every document. (Batches always have a cell for it: T >= 1.)
+    real = torch.where(real == 0, torch.ones_like(real), real)
     positions = torch.arange(total, device=device)[None, :]  # (1, T')
     offset = (total - real) if side == "left" else torch.zeros_like(real)  # (B,)
     rel = positions - offset[:, None]  # (B, T'): position within the real tokens
@@ -532,13 +538,13 @@ class GenericHFClassifier(HFClassifier):
 
     def embed(self, batch: Batch) -> torch.Tensor:
         """Word vectors of the items ``(B, T, d_e)``."""
-        self._lengths(batch.token_ids)
+        self._lengths(batch)
         return self.embedding(batch.token_ids)
 
     # -- the sequence and the forward pass ----------------------------------------------------------
 
-    def _layout(self, token_ids: torch.Tensor) -> tuple[Layout, torch.Tensor, torch.Tensor]:
-        return build_layout(token_ids, self._lengths(token_ids), self.prefix_ids,
+    def _layout(self, batch: Batch) -> tuple[Layout, torch.Tensor, torch.Tensor]:
+        return build_layout(batch.token_ids, self._lengths(batch), self.prefix_ids,
                             self.suffix_ids, self.pad_id, self.padding_side,
                             self.family.position)
 
@@ -598,14 +604,14 @@ class GenericHFClassifier(HFClassifier):
 
     def logits_from_embeddings(self, batch: Batch, embedded: torch.Tensor) -> torch.Tensor:
         """``(B, C)`` logits from the items' word vectors ``(B, T, d_e)`` (:meth:`run`'s code)."""
-        layout, is_item, index = self._layout(batch.token_ids)
+        layout, is_item, index = self._layout(batch)
         plan = GenericPlan(layout, self.base_attention)
         return self._forward(self._sequence(layout, is_item, index, embedded), plan)[0]
 
     def encode_embedded(self, batch: Batch, embedded: torch.Tensor
                         ) -> tuple[torch.Tensor, torch.Tensor]:
         """The items' final states ``(B, T, d)`` and the item mask ``(B, T)``."""
-        layout, is_item, index = self._layout(batch.token_ids)
+        layout, is_item, index = self._layout(batch)
         plan = GenericPlan(layout, self.base_attention)
         sequence = self._sequence(layout, is_item, index, embedded)
         if self.family.decoder:
@@ -624,7 +630,7 @@ class GenericHFClassifier(HFClassifier):
         ``probs`` ``(B, H, n)``, the classification row's probabilities at the items' keys."""
         wanted = self.site_names(sites)
         layers = {self.site_layer(name)[0] for name in wanted}
-        layout, is_item, index = self._layout(batch.token_ids)
+        layout, is_item, index = self._layout(batch)
         plan = GenericPlan(layout, self.base_attention, record_rows={},
                            record_layers=frozenset(layers))
         logits, _ = self._forward(self._sequence(layout, is_item, index, self.embed(batch)), plan)
@@ -641,7 +647,7 @@ class GenericHFClassifier(HFClassifier):
             out.sites[name] = SiteOutput(attention=attention, mask=items, anchor=anchor,
                                          cache={"probs": probs})
         if self.item_unit == "word":
-            words = self.word_index(batch.token_ids)  # (B, n)
+            words = self.word_index(batch)  # (B, n)
             out.sites = {name: group_site(site, words) for name, site in out.sites.items()}
         return out
 
@@ -654,7 +660,7 @@ class GenericHFClassifier(HFClassifier):
             raise ValueError("logits_with needs the pass's batch: compute it with model.run(batch)")
         layer, head = self.site_layer(site)
         b, k, n = weights.shape
-        layout, is_item, index = self._layout(batch.token_ids)
+        layout, is_item, index = self._layout(batch)
         embedded = self.embed(batch).repeat_interleave(k, dim=0)  # (B*k, T, d_e)
         flat = layout.repeat(k)
         plan = GenericPlan(flat, self.base_attention,
@@ -670,7 +676,7 @@ class GenericHFClassifier(HFClassifier):
         """Every layer's attention ``(L, B, H, T', T')`` and the sequence mask ``(B, T')``, with
         positions reordered to ``[classification, item 0 .. item n-1, the rest]`` (rollout's
         layout; rollout commutes with reordering rows and columns together)."""
-        layout, is_item, index = self._layout(batch.token_ids)
+        layout, is_item, index = self._layout(batch)
         plan = GenericPlan(layout, self.base_attention, record_full={})
         with torch.no_grad():
             self._forward(self._sequence(layout, is_item, index, self.embed(batch)), plan)

@@ -27,8 +27,6 @@ from typing import Any
 
 import torch
 
-from attnaudit.data.types import PAD_ID
-
 #: markers of the three tokenizer kinds: (prefix, True if it starts a word / False if it continues)
 _MARKERS = (("##", False), ("\u2581", True), ("\u0120", True))
 
@@ -93,11 +91,17 @@ class TokenizerWords:
             words.append(current)
         return tuple(words)
 
-    def __call__(self, token_ids: torch.Tensor) -> torch.Tensor:
-        """``(B, T)`` long: the word of each subword (from 0 in every row), -1 on padding."""
+    def __call__(self, token_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` long: the word of each subword (from 0 in every row), -1 on padding.
+
+        Args:
+            token_ids: ``(B, T)`` subword ids, padding at the end of each row.
+            mask: ``(B, T)`` bool, True for the documents' subwords (``Batch.mask``; an id 0 may
+                be an ordinary token).
+        """
         out = torch.full_like(token_ids, -1)
-        for b, row in enumerate(token_ids.tolist()):
-            ids = tuple(i for i in row if i != PAD_ID)
+        for b, (row, n) in enumerate(zip(token_ids.tolist(), mask.sum(1).tolist(), strict=True)):
+            ids = tuple(row[:n])
             out[b, : len(ids)] = torch.tensor(self._cached(ids), dtype=torch.long)
         return out
 

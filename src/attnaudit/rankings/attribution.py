@@ -34,7 +34,8 @@ from typing import Any, Literal
 
 import torch
 
-from attnaudit.data.types import PAD_ID, Batch
+from attnaudit.data.types import Batch
+from attnaudit.erasure.memory import rows_per_pass
 from attnaudit.models.base import AttentionClassifier, ModelOutput
 from attnaudit.rankings.base import mask_padding
 from attnaudit.utils.seeding import doc_rng
@@ -42,8 +43,8 @@ from attnaudit.utils.seeding import doc_rng
 Aggregate = Literal["sum", "l2"]
 AGGREGATES: tuple[Aggregate, ...] = ("sum", "l2")
 
-#: the baseline every method here perturbs towards: the zero vector at each real token (the padding
-#: row's value; padding stays padding since masks come from the token ids)
+#: the baseline every method here perturbs towards: the zero vector at each real token (the word
+#: vocabulary's padding row's value; padding stays padding since the mask travels with the batch)
 ZERO_EMBEDDING = "zero_embedding"
 
 #: integrated-gradients steps evaluated per forward pass (bounds memory: batch x this many copies)
@@ -88,59 +89,81 @@ def pass_batch(output: ModelOutput) -> Batch:
 
 
 class EmbeddingForward(torch.nn.Module):
-    """``forward(embedded, token_ids) -> (N, C)`` logits: the model above its word vectors, as a module
-    (the form captum's attribution classes take). The token ids travel as an additional forward
-    argument, so captum repeats them along with the inputs it expands (IG steps)."""
+    """``forward(embedded, token_ids, mask) -> (N, C)`` logits: the model above its word vectors, as a
+    module (the form captum's attribution classes take). The token ids and the padding mask
+    (``Batch.mask``) travel as additional forward arguments, so captum repeats them along with the
+    inputs it expands (IG steps)."""
 
     def __init__(self, model: AttentionClassifier) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, embedded: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
-        """``embedded`` ``(N, ..., E)``, ``token_ids`` ``(N, ...)`` -> ``(N, C)``."""
+    def forward(self, embedded: torch.Tensor, token_ids: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+        """``embedded`` ``(N, ..., E)``, ``token_ids`` and ``mask`` ``(N, ...)`` -> ``(N, C)``."""
         n = token_ids.shape[0]
-        batch = Batch([""] * n, token_ids, token_ids.new_zeros(n))  # labels are never read
+        batch = Batch([""] * n, token_ids, token_ids.new_zeros(n), mask)  # labels are never read
         return self.model.logits_from_embeddings(batch, embedded)
 
 
-#: a captum gradient method bound to a forward module: ``(forward, embedded, token_ids, target) ->
-#: (B, ..., E)`` attributions
-GradientMethod = Callable[[EmbeddingForward, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+#: a captum gradient method bound to a forward module: ``(forward, embedded, forward_args, target,
+#: rows) -> (B, ..., E)`` attributions; ``forward_args`` (the token ids and mask) go to captum's
+#: ``additional_forward_args``; ``rows`` (>= B) bounds the copies of the documents one pass may
+#: take (the memory budget: integrated gradients' ``internal_batch_size``)
+GradientMethod = Callable[
+    [EmbeddingForward, torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor, int], torch.Tensor
+]
 
 
 def gradient_item_scores(
     model: AttentionClassifier, output: ModelOutput, site: str, method: GradientMethod,
     aggregate: Aggregate,
 ) -> torch.Tensor:
-    """``(B, n)`` item scores of a gradient-based captum method, ``-inf`` on padding (batched)."""
+    """``(B, n)`` item scores of a gradient-based captum method, ``-inf`` on padding (batched).
+
+    Documents go to the method in groups, each pass within the memory budget
+    (:func:`attnaudit.erasure.memory.rows_per_pass` with a backward); a document's attributions
+    are its own, so the groups change nothing but the backend's blocking of sums.
+    """
     batch = pass_batch(output)
     mask = output.site(site).mask
+    rows = rows_per_pass(model, output, backward=True)
+    predicted = predicted_class(output)
+    parts = []
     with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):  # cuDNN RNN: no eval backward
-        embedded = model.embed(batch).detach().requires_grad_(True)  # (B, ..., E)
-        attributions = method(EmbeddingForward(model), embedded, batch.token_ids,
-                              predicted_class(output))  # (B, ..., E)
+        embedded = model.embed(batch).detach()  # (B, ..., E)
+        for start in range(0, len(batch), rows):
+            index = list(range(start, min(len(batch), start + rows)))
+            group = batch if len(index) == len(batch) else batch.rows(index)
+            inputs = embedded[start : start + len(index)].clone().requires_grad_(True)
+            parts.append(method(EmbeddingForward(model), inputs, (group.token_ids, group.mask),
+                                predicted[start : start + len(index)], rows))  # (b, ..., E)
+    attributions = torch.cat(parts)  # (B, ..., E)
     items = model.token_items(batch, output, site)
     scores = item_scores(attributions.detach(), items, mask.shape[1], aggregate)
     return mask_padding(scores.to(mask.device), mask)
 
 
-#: a captum perturbation method on one document: ``(forward, inputs, feature_mask, target) -> (n,)``
-#: item scores. ``forward`` maps ``(k, m, E)`` item-token vectors to ``(k, C)`` logits; ``inputs``
-#: ``(1, m, E)`` are the document's item tokens, ``feature_mask`` ``(1, m, E)`` their item indices.
+#: a captum perturbation method on one document: ``(forward, inputs, feature_mask, target, rows) ->
+#: (n,)`` item scores. ``forward`` maps ``(k, m, E)`` item-token vectors to ``(k, C)`` logits;
+#: ``inputs`` ``(1, m, E)`` are the document's item tokens, ``feature_mask`` ``(1, m, E)`` their
+#: item indices; ``rows`` bounds the perturbed copies one pass may take (the memory budget,
+#: captum's ``perturbations_per_eval``).
 PerturbationMethod = Callable[
-    [Callable[[torch.Tensor], torch.Tensor], torch.Tensor, torch.Tensor, int], torch.Tensor
+    [Callable[[torch.Tensor], torch.Tensor], torch.Tensor, torch.Tensor, int, int], torch.Tensor
 ]
 
 
 def document_alone(batch: Batch, row: int) -> Batch:
     """Document ``row`` of ``batch`` cut to its own size (no padding beyond its longest part)."""
     ids = batch.token_ids[row : row + 1]  # (1, T) or (1, S, W)
-    real = ids != PAD_ID
+    real = batch.mask[row : row + 1]
     if ids.dim() == 2:
-        ids = ids[:, : max(int(real.sum()), 1)]
+        cut: tuple[slice, ...] = (slice(None), slice(0, max(int(real.sum()), 1)))
     else:
-        ids = ids[:, : max(int(real.any(-1).sum()), 1), : max(int(real.sum(-1).max()), 1)]
-    return Batch([batch.doc_ids[row]], ids, batch.labels[row : row + 1])
+        cut = (slice(None), slice(0, max(int(real.any(-1).sum()), 1)),
+               slice(0, max(int(real.sum(-1).max()), 1)))
+    return Batch([batch.doc_ids[row]], ids[cut], batch.labels[row : row + 1], real[cut])
 
 
 @contextmanager
@@ -171,7 +194,9 @@ def perturbation_item_scores(
         if n == 0:
             continue
         doc = document_alone(batch, row)
-        items = model.token_items(doc, output.index([row]), site)[0]  # (T,) or (S, W)
+        alone = output.index([row])
+        rows = rows_per_pass(model, alone)  # perturbed copies per pass, within the budget
+        items = model.token_items(doc, alone, site)[0]  # (T,) or (S, W)
         is_item = items >= 0  # the m item tokens, taken in row-major order
         with torch.no_grad():
             embedded = model.embed(doc)  # (1, ..., E)
@@ -185,13 +210,15 @@ def perturbation_item_scores(
                 full = embedded.expand(k, *embedded.shape[1:]).clone()  # (k, ..., E)
                 full[:, is_item] = vectors  # (k, m, E) into the item tokens' places
                 ids = doc.token_ids.expand(k, *doc.token_ids.shape[1:])
-                return model.logits_from_embeddings(Batch([""] * k, ids, ids.new_zeros(k)), full)
+                real = doc.mask.expand(k, *doc.mask.shape[1:])
+                return model.logits_from_embeddings(Batch([""] * k, ids, ids.new_zeros(k), real),
+                                                    full)
 
             if seed is None:
-                values = method(forward, inputs, feature_mask, int(predicted[row]))
+                values = method(forward, inputs, feature_mask, int(predicted[row]), rows)
             else:
                 with seeded(seed, doc_id, purpose, inputs.device):
-                    values = method(forward, inputs, feature_mask, int(predicted[row]))
+                    values = method(forward, inputs, feature_mask, int(predicted[row]), rows)
         scores[row, :n] = values.reshape(-1)[:n].to(scores)  # real items are a prefix
     return mask_padding(scores, mask)
 
@@ -201,13 +228,14 @@ SAMPLES_PER_PASS = 64
 
 
 def sampled_attribution(method: Any, inputs: torch.Tensor, feature_mask: torch.Tensor,
-                        target: int, samples: int) -> torch.Tensor:
+                        target: int, samples: int, rows: int = SAMPLES_PER_PASS) -> torch.Tensor:
     """``(1, n)`` per-item values of a captum sampling method (``Lime``, ``KernelShap``: an instance
     around the document's forward function): ``samples`` perturbations of ``inputs`` ``(1, m, E)``,
-    absent items at the zero embedding, one feature per item of ``feature_mask``."""
+    absent items at the zero embedding, one feature per item of ``feature_mask``, evaluated
+    :data:`SAMPLES_PER_PASS` at a time, fewer where the memory budget allows only ``rows``."""
     values: torch.Tensor = method.attribute(
         inputs, baselines=0.0, target=target, feature_mask=feature_mask, n_samples=samples,
-        perturbations_per_eval=SAMPLES_PER_PASS, return_input_shape=False,
+        perturbations_per_eval=max(1, min(SAMPLES_PER_PASS, rows)), return_input_shape=False,
     )
     return values
 

@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 import torch
 
-from attnaudit.erasure.memory import candidates_per_call
+from attnaudit.erasure.memory import backward_factor, candidates_per_call
 from attnaudit.models.base import AttentionClassifier, ModelOutput
 from attnaudit.rankings.base import mask_padding
 
@@ -49,11 +49,9 @@ def _decision_gradient(
     model: AttentionClassifier, output: ModelOutput, site: str, wrt: GradientOutput
 ) -> torch.Tensor:
     # Documents in groups that fit the memory budget (attnaudit.erasure.memory): backward keeps
-    # every recomputed layer's activations, taken as twice one candidate's working memory per
-    # layer (a model without layers: one). Each document's gradient is its own: groups change
-    # nothing but the backend's blocking of sums.
-    kept = 2 * int(getattr(model, "num_layers", 1) or 1)
-    docs = max(1, candidates_per_call(model, output, site) // kept)
+    # every recomputed layer's activations (backward_factor). Each document's gradient is its
+    # own: groups change nothing but the backend's blocking of sums.
+    docs = max(1, candidates_per_call(model, output, site) // backward_factor(model))
     b = output.logits.shape[0]
     if docs >= b:
         return _group_gradient(model, output, site, wrt)

@@ -11,10 +11,11 @@ from attnaudit.models.base import AttentionClassifier, ModelOutput
 from attnaudit.rankings.attribution import Aggregate, EmbeddingForward, gradient_item_scores
 
 
-def _input_x_gradient(forward: EmbeddingForward, embedded: torch.Tensor, token_ids: torch.Tensor,
-                      target: torch.Tensor) -> torch.Tensor:
+def _input_x_gradient(forward: EmbeddingForward, embedded: torch.Tensor,
+                      forward_args: tuple[torch.Tensor, ...], target: torch.Tensor,
+                      rows: int) -> torch.Tensor:
     return InputXGradient(forward).attribute(embedded, target=target,
-                                             additional_forward_args=(token_ids,))
+                                             additional_forward_args=forward_args)
 
 
 class InputXGradientRanking:

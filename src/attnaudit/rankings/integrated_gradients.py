@@ -19,14 +19,17 @@ from attnaudit.rankings.attribution import (
 
 
 def integrated_gradients(forward: EmbeddingForward, embedded: torch.Tensor,
-                         token_ids: torch.Tensor, target: torch.Tensor, *, steps: int
-                         ) -> torch.Tensor:
+                         forward_args: tuple[torch.Tensor, ...], target: torch.Tensor,
+                         rows: int, *, steps: int) -> torch.Tensor:
     """``(B, ..., E)`` IG attributions along the straight path from zero vectors at every token
-    (padding stays padding: the masks come from ``token_ids``) to ``embedded``."""
+    (padding stays padding: the mask travels in ``forward_args``) to ``embedded``:
+    :data:`IG_STEPS_PER_PASS` steps of every document per pass, fewer where the memory budget
+    allows only ``rows`` copies (at least one step: ``rows >= B``)."""
     return IntegratedGradients(forward).attribute(
         embedded, baselines=torch.zeros_like(embedded), target=target,
-        additional_forward_args=(token_ids,), n_steps=steps, method="gausslegendre",
-        internal_batch_size=embedded.shape[0] * IG_STEPS_PER_PASS,
+        additional_forward_args=forward_args, n_steps=steps, method="gausslegendre",
+        internal_batch_size=max(embedded.shape[0],
+                                min(embedded.shape[0] * IG_STEPS_PER_PASS, rows)),
     )
 
 

@@ -34,14 +34,14 @@ class KernelShapRanking:
                 "baseline": ZERO_EMBEDDING, "target": "predicted logit", "seed": self.seed}
 
     def _kernel_shap(self, forward: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
-                     feature_mask: torch.Tensor, target: int) -> torch.Tensor:
+                     feature_mask: torch.Tensor, target: int, rows: int) -> torch.Tensor:
         if int(feature_mask.max()) == 0:
             # One player: its Shapley value is exactly f(x) - f(baseline) (captum's coalition
             # sampler divides by zero here)
             both = forward(torch.cat([inputs, torch.zeros_like(inputs)]))  # (2, C)
             return both[0, target] - both[1, target]  # (1,) once reshaped
         return sampled_attribution(KernelShap(forward), inputs, feature_mask, target,
-                                   self.samples)
+                                   self.samples, rows)
 
     def rank(
         self, model: AttentionClassifier, output: ModelOutput, site: str, doc_ids: list[str]

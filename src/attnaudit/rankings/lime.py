@@ -35,8 +35,9 @@ class LimeRanking:
                 "alpha=0.01)", "target": "predicted logit", "seed": self.seed}
 
     def _lime(self, forward: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
-              feature_mask: torch.Tensor, target: int) -> torch.Tensor:
-        return sampled_attribution(Lime(forward), inputs, feature_mask, target, self.samples)
+              feature_mask: torch.Tensor, target: int, rows: int) -> torch.Tensor:
+        return sampled_attribution(Lime(forward), inputs, feature_mask, target, self.samples,
+                                   rows)
 
     def rank(
         self, model: AttentionClassifier, output: ModelOutput, site: str, doc_ids: list[str]

@@ -17,10 +17,12 @@ from attnaudit.rankings.attribution import (
 
 
 def _occlusion(forward: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
-               feature_mask: torch.Tensor, target: int) -> torch.Tensor:
+               feature_mask: torch.Tensor, target: int, rows: int) -> torch.Tensor:
     n = int(feature_mask.max()) + 1
+    # every item's ablation in one pass, or as many as the memory budget's rows allow
     attributions = FeatureAblation(forward).attribute(
-        inputs, baselines=0.0, target=target, feature_mask=feature_mask, perturbations_per_eval=n
+        inputs, baselines=0.0, target=target, feature_mask=feature_mask,
+        perturbations_per_eval=max(1, min(n, rows)),
     )  # (1, m, E): f(x) - f(x without the item) at every entry of the item
     return first_of_each_item(attributions, feature_mask)
 

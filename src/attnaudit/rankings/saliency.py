@@ -11,11 +11,12 @@ from attnaudit.models.base import AttentionClassifier, ModelOutput
 from attnaudit.rankings.attribution import Aggregate, EmbeddingForward, gradient_item_scores
 
 
-def _saliency(forward: EmbeddingForward, embedded: torch.Tensor, token_ids: torch.Tensor,
-              target: torch.Tensor) -> torch.Tensor:
+def _saliency(forward: EmbeddingForward, embedded: torch.Tensor,
+              forward_args: tuple[torch.Tensor, ...], target: torch.Tensor,
+              rows: int) -> torch.Tensor:
     # abs=True: Simonyan et al.'s map is the gradient's magnitude (the signed one is "gradient")
     return Saliency(forward).attribute(embedded, target=target, abs=True,
-                                       additional_forward_args=(token_ids,))
+                                       additional_forward_args=forward_args)
 
 
 class SaliencyRanking:

@@ -49,10 +49,9 @@ from attnaudit.reports.transformer import (
     draw_inline,
     full_sites,
     layer_site,
-    site_title,
     transformer_section,
 )
-from attnaudit.results.advice import explained
+from attnaudit.results.advice import explained, site_kind
 from attnaudit.results.examples import CATEGORIES, example_records, select_examples
 from attnaudit.results.seeds import SEEDS_FILE
 from attnaudit.results.tables import erasure_rows, in_order
@@ -479,9 +478,8 @@ def _cannot_flip(m: ModelResults, site: str, meta: Mapping[str, Any]) -> dict[st
                 "cannot_flip_advice": entry.get("message"),
                 "cannot_flip_command": entry.get("command")}
     settings = dig(m.tables.audit_info or {}, "config") or {}
-    layer = layer_site(site, meta) is not None
-    return {"cannot_flip_explained": explained("layer" if layer else "pooling",
-                                               settings.get("query_rows", "cls")),
+    kind = site_kind(meta, layer=layer_site(site, meta) is not None)
+    return {"cannot_flip_explained": explained(kind, settings.get("query_rows", "cls")),
             "cannot_flip_advice": None, "cannot_flip_command": None}
 
 
@@ -490,7 +488,7 @@ def _site(m: ModelResults, site: str, s: Mapping[str, Any], rankings: dict[str, 
     summary = m.summary or {}
     meta = (summary.get("sites") or {}).get(site) or {}
     settings = (m.tables.audit_info or {}).get("config")
-    title = site_title(site, str(meta.get("label", site)), meta)
+    title = str(meta.get("label", site))
     panel = figures.Panel(title=title, summary=s,
                           single=site_rows(m.tables.single, site), removal=attention_rows(m, site),
                           settings=settings if isinstance(settings, dict) else {})

@@ -22,7 +22,6 @@ summary.json's as written (tests compare them); only the example documents read 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -149,20 +148,6 @@ def head_label(where: LayerSite) -> str:
     return f"L{where.layer}.h{where.head or 0}"
 
 
-#: a model's own site label that counts from 1 ("layer 6 head 3 [CLS] attention")
-_COUNTED_FROM_ONE = re.compile(r"layer \d+(?: head \d+)?\s*")
-
-
-def site_title(site: str, label: str, meta: Mapping[str, Any] | None = None) -> str:
-    """A site's title as the CLI names it: ``L5 · [CLS] attention, mean of heads`` for a
-    transformer site labelled "layer 6 [CLS] attention, mean of heads" (the label counts from
-    1, the CLI from 0, and a reader types what the page shows); other sites keep their label."""
-    if layer_site(site, meta) is None:
-        return label
-    rest = _COUNTED_FROM_ONE.sub("", label, count=1).strip(" ·,:")
-    return f"{site} · {rest}" if rest and rest != site else site
-
-
 def architecture_text(summary: Mapping[str, Any]) -> str | None:
     """One sentence on the audited transformer (summary.json ``architecture``, written by the
     audit): its family, depth, heads and their grouping, and where it classifies."""
@@ -228,8 +213,7 @@ def transformer_section(
     labels = summary.get("sites") or {}
     first = next(iter(by_site))
     # the examples' last row: the audited default site when it is no layer site (``pool``)
-    extra = None if first in dict(layers) else site_title(first, str(dig(labels, first, "label")
-                                                                     or first))
+    extra = None if first in dict(layers) else str(dig(labels, first, "label") or first)
     return {
         "id": ident,
         # the layers actually audited (a lone L5 is one layer, not six), by name
@@ -237,7 +221,7 @@ def transformer_section(
         "layer_names": [layer_label(x) for x in sorted({w.layer for w in where.values()})],
         "architecture": architecture_text(summary),
         "n_heads": max((w.head for _, w in heads if w.head is not None), default=-1) + 1,
-        "full": [{"name": s, "label": site_title(s, str(dig(labels, s, "label") or s)),
+        "full": [{"name": s, "label": str(dig(labels, s, "label") or s),
                   "href": site_ids.get(s)}
                  for s in full],
         "summarised": [s for s in by_site if s not in full],
@@ -272,7 +256,7 @@ def _layer_row(summary: Mapping[str, Any], site: str, where: LayerSite, names: S
                                     bounds.get("share_never_flipped"), "share")})
     return {
         "site": site, "layer": where.layer + 1, "label": layer_label(where.layer),
-        "site_label": site_title(site, str(dig(summary, "sites", site, "label") or site)),
+        "site_label": str(dig(summary, "sites", site, "label") or site),
         "href": site_ids.get(site), "n": sw.get("n"), "n_docs": entry.get("n_docs"),
         "test1": [cell(dig(sw, *path), dig(intervals, "single_weight", *path), kind, js_unit)
                   for _, _, path, kind in TEST1_COLUMNS],
@@ -418,8 +402,7 @@ def _examples(m: ModelResults, layers: Sequence[tuple[str, LayerSite]],
     chosen = chosen[:EXAMPLES]
     shown = [(s, layer_label(w.layer)) for s, w in layers]
     if first not in dict(shown):
-        shown.append((first, site_title(first, str(dig(summary, "sites", first, "label")
-                                                    or first))))
+        shown.append((first, str(dig(summary, "sites", first, "label") or first)))
     wanted = {s for s, _ in shown}
     items = t.items[t.items["site"].astype(str).isin(wanted)
                     & t.items["doc_id"].astype(str).isin([d for d, _ in chosen])]

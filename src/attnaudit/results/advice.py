@@ -6,6 +6,11 @@ A document *cannot flip* at a site when erasing every item there leaves its pred
 * a **pooling site** (the paper's models, hf-attnpool's ``pool``): the pooled context is the
   weighted sum of the items' states; with every item erased it is zero, and the output is the
   head's bias alone, the same for every document;
+* a pooling **inside one part** of the document (HAN's ``word`` site, the words of the
+  most-attended sentence): erasing every word zeroes that sentence's vector, but the sentence
+  encoder and the sentence attention still read every other sentence, so the output is the
+  document's own without that sentence (in a one-sentence document, what the sentence encoder
+  makes of a zero vector; with no encoder, the head's bias);
 * a **transformer layer** (``L{l}``, ``L{l}.h{h}``): erasure edits the layer's attention and
   renormalises it over what is left (the [CLS] and [SEP] tokens, never items); the residual
   connection around the attention still carries the state that entered the layer, and with the
@@ -36,7 +41,9 @@ LAYER_SITE = re.compile(r"L(0|[1-9][0-9]*)(?:\.h(0|[1-9][0-9]*))?")
 #: a site where more than this share of the documents cannot flip gets a message and a command
 MOST = 0.5
 
-SiteKind = Literal["pooling", "layer"]
+#: what erasing every item of a site leaves (``Site.cannot_flip``; the reasons above, in order)
+SiteKind = Literal["pooling", "inner_pooling", "layer"]
+SITE_KINDS: tuple[SiteKind, ...] = ("pooling", "inner_pooling", "layer")
 
 POOLING_EXPLAINED = (
     "Why: at a site that pools items for the head (the paper's site), removing every item leaves a "
@@ -44,6 +51,14 @@ POOLING_EXPLAINED = (
     "document already predicted as the class that bias favours gets its prediction back when "
     "everything is removed, whatever the ranking. On a two-class task that is every document "
     "predicted as the bias class."
+)
+
+INNER_POOLING_EXPLAINED = (
+    "Why: this site pools the words of one sentence (the document's most-attended one) into that "
+    "sentence's vector; removing every word zeroes that vector, but the sentence encoder and the "
+    "sentence attention still read every other sentence, so the output is the document's own "
+    "without that sentence, and the decision survives wherever the other sentences carry it. "
+    "(It is not the head's bias, except in a one-sentence document with no sentence encoder.)"
 )
 
 
@@ -67,7 +82,19 @@ def layer_explained(query_rows: str | None) -> str:
 
 def explained(kind: SiteKind, query_rows: str | None) -> str:
     """The "cannot flip" explanation of a site of ``kind``."""
-    return POOLING_EXPLAINED if kind == "pooling" else layer_explained(query_rows)
+    if kind == "layer":
+        return layer_explained(query_rows)
+    return INNER_POOLING_EXPLAINED if kind == "inner_pooling" else POOLING_EXPLAINED
+
+
+def site_kind(meta: Any, *, layer: bool) -> SiteKind:
+    """The kind a site's metadata declares (``cannot_flip``), else ``"layer"`` or ``"pooling"``
+    by ``layer`` (metadata written before the field)."""
+    declared = meta.get("cannot_flip") if isinstance(meta, Mapping) else None
+    for kind in SITE_KINDS:
+        if declared == kind:
+            return kind
+    return "layer" if layer else "pooling"
 
 
 def suggested_layers(num_layers: int) -> list[int]:
@@ -92,7 +119,7 @@ def site_advice(
     Args:
         site: the site's name, as the CLI names it (``L5``).
         share: its share of documents that cannot flip.
-        kind: ``"pooling"`` or ``"layer"`` (a transformer's self-attention).
+        kind: what erasing every item leaves (:data:`SiteKind`).
         layer: the site's layer (layer sites).
         num_layers: the model's layer count (transformers; None for the paper's models).
         query_rows: the erased query rows (``"cls"``, ``"all"``; None: no self-attention).
@@ -127,7 +154,7 @@ def site_advice(
                      "IMDB: from the [CLS] row no decision below the last layer changed; from "
                      "every row a quarter of the reviews flip at L0-L3):")
     else:
-        where = ("No audit setting changes this: it is the pooling site's property (see why); "
+        where = ("No audit setting changes this: it is the site's property (see why); "
                  "input-level erasure (--erasure attention,input) shows how the decision "
                  "depends on the tokens themselves.")
     message = f"{head} {where} {command}" if command else f"{head} {where}".rstrip()
@@ -138,12 +165,15 @@ def summary_advice(
     summary: Mapping[str, Any], *, num_layers: int | None, query_rows: str | None, run: str
 ) -> dict[str, dict[str, Any]]:
     """:func:`site_advice` for every site of a summary that needs it, with every site's
-    ``explanation`` (the "cannot flip" reason for its kind): ``{site: {"explanation", ...}}``."""
+    ``explanation`` (the "cannot flip" reason for its kind): ``{site: {"explanation", ...}}``.
+
+    A site's kind is the one its model declares (summary.json ``sites[site]["cannot_flip"]``);
+    audits written before that field: a layer site by its name, any other a pooling site."""
     by_site = summary.get("by_site") or {}
     out: dict[str, dict[str, Any]] = {}
     for site, entry in by_site.items():
         match = LAYER_SITE.fullmatch(str(site)) if num_layers is not None else None
-        kind: SiteKind = "layer" if match else "pooling"
+        kind = site_kind((summary.get("sites") or {}).get(site), layer=match is not None)
         share = entry.get("share_cannot_flip") if isinstance(entry, Mapping) else None
         advice = site_advice(str(site), share if isinstance(share, (int, float)) else None,
                              kind=kind, layer=int(match[1]) if match else None,

@@ -4,8 +4,8 @@ the layer x head heat map of one faithfulness number per head site.
 Both take the numbers the report's tables print (:mod:`attnaudit.reports.transformer` gathers them)
 and name their conventions on the figure itself, so a PNG saved on its own still says what each
 cell is, which way is more faithful and how never-flipped documents were counted. Rows are layers
-numbered from 1 (nearest the input) as the sites' labels number them; the site names count from 0
-(``L0`` is layer 1). A missing number (a site not audited, no document with two or more items) is a
+named as the CLI and the sites' labels name them (``L0`` nearest the input, counted from 0). A
+missing number (a site not audited, no document with two or more items) is a
 grey cell marked "—", never a colour.
 """
 
@@ -92,7 +92,7 @@ def plot_layer_grid(
     per ranking.
 
     Args:
-        layers: row labels (e.g. "layer 1 (L0)"), top to bottom.
+        layers: row labels (e.g. "L0"), top to bottom.
         test1: column label -> one share per layer (e.g. "i* flips" -> [...]).
         median_censored: ranking name -> one censored median per layer (above 1 = "never").
         never: ranking name -> one never-flipped share per layer.
