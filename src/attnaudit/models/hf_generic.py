@@ -26,21 +26,28 @@ site is a *query* head. Keys and values are shared within a group, and nothing e
 rescales one query head's probabilities, so the other query heads of its group keep theirs. Its
 attention (the classification row of that query head) is that head's own.
 
-**Recomputation.** ``logits_with`` runs the whole model forward on the ``B * k`` candidate sequences
-(batched), with the registered function editing layer ``l``'s classification row (or every row).
-This is the reference path; the generic host has no fast path (BERT keeps its own), so
-``fast_path`` changes nothing here.
+**Recomputation.** The reference (``fast_path = False``): ``logits_with`` runs the whole model
+forward on the ``B * k`` candidate sequences (batched), with the registered function editing layer
+``l``'s classification row (or every row). The fast path (``fast_path = True``, the default, for a
+family whose descriptor names a ``tail``): nothing entering layer ``l`` depends on its edit, so
+:meth:`GenericHFClassifier.run` captures, with forward pre-hooks on the layer modules, the states
+entering each audited layer and the arguments transformers gave layers ``l..L-1`` (masks, position
+embeddings); ``logits_with`` then runs only those layers on the candidates, then the family's head
+(:mod:`attnaudit.models.hf_resume`). An output cut with ``ModelOutput.index`` (the memory budget's
+document chunks) has no capture: one unedited pass of its documents makes it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
+from torch.utils.weak import WeakIdKeyDictionary
 from transformers import (
     AttentionInterface,
     AutoConfig,
@@ -64,6 +71,7 @@ from attnaudit.models.hf import (
     item_ratios,
 )
 from attnaudit.models.hf_families import Family, family_of
+from attnaudit.models.hf_resume import TAILS, LayerCapture, ResumePoint, capturing, resume_layers
 from attnaudit.models.hf_words import TokenizerWords
 
 #: the registered name of the generic host's attention function (and of its mask function)
@@ -394,7 +402,10 @@ class GenericHFClassifier(HFClassifier):
             raise ValueError(f"{self.family.name} reads its first token: pad it on the right")
         self.register_buffer("_continues", None, persistent=False)
         self._words: TokenizerWords | None = None
-        self.fast_path = True  # no generic fast path: kept for the interface (changes nothing)
+        # resume from the audited layer (hf_resume) where the family names its head; False: the
+        # reference, the whole model per candidate
+        self.fast_path = True
+        self._resume_failed = False
         self.hf: PreTrainedModel = model if model is not None else \
             AutoModelForSequenceClassification.from_config(hf_config)
         self.hf.set_attn_implementation(ATTENTION_ANY)
@@ -503,12 +514,16 @@ class GenericHFClassifier(HFClassifier):
                              output_hidden_states=hidden, attnaudit_plan=plan)
             logits = result.logits
             final = result.hidden_states[-1] if hidden else None
+        self._check_calls(plan)
+        return logits, final
+
+    def _check_calls(self, plan: GenericPlan) -> None:
+        """One attention call per layer went through the registry in the pass, else an error."""
         if plan.calls != self.num_layers:
             raise RuntimeError(
                 f"{self.family.name}: {plan.calls} attention calls went through transformers' "
                 f"registry in one pass of {self.num_layers} layers; this model's attention does "
                 "not run through it (cannot audit it)")
-        return logits, final
 
     def logits_from_embeddings(self, batch: Batch, embedded: torch.Tensor) -> torch.Tensor:
         """``(B, C)`` logits from the items' word vectors ``(B, T, d_e)`` (:meth:`run`'s code)."""
@@ -533,16 +548,66 @@ class GenericHFClassifier(HFClassifier):
         gather = layout.item_pos[..., None].expand(-1, -1, final.shape[-1])
         return final.gather(1, gather), layout.items
 
+    # -- the fast path's capture (models/hf_resume.py) ----------------------------------------------
+
+    @property
+    def _resumes(self) -> bool:
+        """True when ``logits_with`` resumes at the audited layer (see the module docstring)."""
+        return self.fast_path and self.family.tail is not None and not self._resume_failed
+
+    def _capture(self, layers: frozenset[int]) -> LayerCapture | None:
+        """A capture of the layer calls from the lowest of ``layers`` up (None: naive path)."""
+        return LayerCapture(min(layers), layers) if self._resumes and layers else None
+
+    @staticmethod
+    def _keep(points: dict[int, ResumePoint], probs: torch.Tensor, layer: int) -> None:
+        """Remember the resume point of ``layer`` for the site cached as ``probs``."""
+        if layer in points:
+            _RESUME.setdefault(probs, {})[layer] = points[layer]
+
+    def _resume_point(self, output: ModelOutput, site: str, layer: int) -> ResumePoint | None:
+        """The resume point of ``site`` (token level) kept by :meth:`run`, else made by one
+        unedited pass of ``output``'s documents (an output cut with ``ModelOutput.index``)."""
+        probs = output.site(site).cache["probs"]
+        kept = _RESUME.get(probs, {}).get(layer)
+        if kept is not None or output.batch is None:
+            return kept
+        capture = self._capture(frozenset({layer}))
+        assert capture is not None
+        layout, is_item, index = self._layout(output.batch.token_ids)
+        with torch.no_grad(), capturing(self._layer_modules(), capture):
+            sequence = self._sequence(layout, is_item, index, self.embed(output.batch))
+            self._forward(sequence, GenericPlan(layout, self.base_attention))
+        points = self._points(capture)
+        self._keep(points, probs, layer)
+        return points.get(layer)
+
+    def _points(self, capture: LayerCapture) -> dict[int, ResumePoint]:
+        """``capture``'s resume points; none when the hooked modules did not see one call per
+        layer (a layout the descriptor's ``layers`` does not describe, e.g. ALBERT with several
+        layer groups): then this model stays on the naive path."""
+        points = capture.points(self.num_layers)
+        self._resume_failed = not points
+        return points
+
+    def _layer_modules(self) -> list[nn.Module]:
+        """The family's layer modules (ALBERT: one, called once per layer)."""
+        return list(self.hf.get_submodule(self.family.layers))
+
     def run(self, batch: Batch, sites: Sequence[str] | None = None) -> ModelOutput:
         """Full pass: the logits and, per requested site, its attention. A layer site's cache:
-        ``probs`` ``(B, H, n)``, the classification row's probabilities at the items' keys."""
+        ``probs`` ``(B, H, n)``, the classification row's probabilities at the items' keys; with
+        the fast path, the pass's layer calls are captured for ``logits_with`` (hf_resume)."""
         wanted = self.site_names(sites)
         layers = {self.site_layer(name)[0] for name in wanted}
         layout, is_item, index = self._layout(batch.token_ids)
         plan = GenericPlan(layout, self.base_attention, record_rows={},
                            record_layers=frozenset(layers))
-        logits, _ = self._forward(self._sequence(layout, is_item, index, self.embed(batch)), plan)
+        capture = self._capture(frozenset(layers))
+        with nullcontext() if capture is None else capturing(self._layer_modules(), capture):
+            logits, _ = self._forward(self._sequence(layout, is_item, index, self.embed(batch)), plan)
         out = ModelOutput(logits=logits, sites={}, batch=batch)
+        points = {} if capture is None else self._points(capture)
         items = layout.items
         anchor = torch.full((items.shape[0],), -1, dtype=torch.long, device=items.device)
         assert plan.record_rows is not None
@@ -554,6 +619,7 @@ class GenericHFClassifier(HFClassifier):
             attention = renormalise(chosen.mean(dim=1) * items)  # (B, n)
             out.sites[name] = SiteOutput(attention=attention, mask=items, anchor=anchor,
                                          cache={"probs": probs})
+            self._keep(points, probs, layer)
         if self.item_unit == "word":
             words = self.word_index(batch.token_ids)  # (B, n)
             out.sites = {name: group_site(site, words) for name, site in out.sites.items()}
@@ -569,11 +635,19 @@ class GenericHFClassifier(HFClassifier):
         layer, head = self.site_layer(site)
         b, k, n = weights.shape
         layout, is_item, index = self._layout(batch.token_ids)
-        embedded = self.embed(batch).repeat_interleave(k, dim=0)  # (B*k, T, d_e)
         flat = layout.repeat(k)
         plan = GenericPlan(flat, self.base_attention,
                            edit=GenericEdit(layer, weights.reshape(b * k, n), head,
                                             self.query_rows))
+        point = self._resume_point(output, site, layer) if self._resumes else None
+        if point is not None and self.family.tail is not None:
+            # Layers l..L-1 and the head on the B*k candidates, from the captured inputs of l.
+            plan.calls = layer
+            final = resume_layers(point, k, plan)  # (B*k, T', d)
+            self._check_calls(plan)
+            logits = TAILS[self.family.tail](self.hf, final, flat.mask, flat.cls_pos)
+            return logits.reshape(b, k, -1)
+        embedded = self.embed(batch).repeat_interleave(k, dim=0)  # (B*k, T, d_e)
         sequence = self._sequence(flat, is_item.repeat_interleave(k, 0),
                                   index.repeat_interleave(k, 0), embedded)
         return self._forward(sequence, plan)[0].reshape(b, k, -1)
@@ -611,6 +685,9 @@ class GenericHFClassifier(HFClassifier):
             return group_scores(scores, out.cache[TOKEN_GROUP], out.mask.shape[1])
         return scores
 
+
+#: per site cache (its ``probs`` tensor, weakly: dropped with the output), layer -> resume point
+_RESUME: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
 # Registered as the host of every family but BERT: ``HFClassifier(config=...)`` and
 # ``HFClassifier.from_pretrained`` build this class for them (models/hf.py never imports this module).
