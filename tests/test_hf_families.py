@@ -267,6 +267,21 @@ def test_a_layer_layout_the_descriptor_does_not_describe_stays_on_the_naive_path
     _close(fast, naive)
 
 
+@pytest.mark.full  # ModernBERT is in the full tier (~1 s)
+def test_the_fast_path_reads_modernbert_s_mean_pooling_as_its_own_head_does() -> None:
+    """``classifier_pooling="mean"``: the head averages the final states over the real positions
+    (the table's ModernBERT pools ``cls``); the resumed path's head equals the whole model's."""
+    torch.manual_seed(0)
+    config = family_config("modernbert", vocab_size=200, special=(2, 3))
+    config.classifier_pooling = "mean"
+    model = GenericHFClassifier(config=config, cls_token_id=2, sep_token_id=3).double().eval()
+    batch = Batch(["a", "b"], torch.tensor([[5, 6, 7, 9], [8, 9, 0, 0]]),
+                  torch.zeros(2, dtype=torch.long))
+    fast, cut, naive = _fast_and_naive(model, batch, None, "L1.h2", seed=1)
+    _close(fast, naive)
+    _close(cut, naive[1:])
+
+
 @pytest.mark.parametrize("model_type", FAMILY_PARAMS)
 def test_sdpa_and_eager_give_the_same_audit(model_type: str) -> None:
     _audits_agree(model_type, "base_attention", ("sdpa", "eager"), "L0", seed=3)
