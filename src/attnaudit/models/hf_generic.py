@@ -33,7 +33,9 @@ family whose descriptor names a ``tail``): nothing entering layer ``l`` depends 
 :meth:`GenericHFClassifier.run` captures, with forward pre-hooks on the layer modules, the states
 entering each audited layer and the arguments transformers gave layers ``l..L-1`` (masks, position
 embeddings); ``logits_with`` then runs only those layers on the candidates, then the family's head
-(:mod:`attnaudit.models.hf_resume`). An output cut with ``ModelOutput.index`` (the memory budget's
+(:mod:`attnaudit.models.hf_resume`); a decoder with ``query_rows="cls"`` runs them for its last real
+token alone, one decoding step over the unedited pass's keys and values of the other positions
+(nothing else attends to that token). An output cut with ``ModelOutput.index`` (the memory budget's
 document chunks) has no capture: one unedited pass of its documents makes it.
 """
 
@@ -71,7 +73,16 @@ from attnaudit.models.hf import (
     item_ratios,
 )
 from attnaudit.models.hf_families import Family, family_of
-from attnaudit.models.hf_resume import TAILS, LayerCapture, ResumePoint, capturing, resume_layers
+from attnaudit.models.hf_resume import (
+    TAILS,
+    LayerCapture,
+    ResumePoint,
+    can_resume_row,
+    capturing,
+    resume_layers,
+    resume_row,
+    row_order,
+)
 from attnaudit.models.hf_words import TokenizerWords
 
 #: the registered name of the generic host's attention function (and of its mask function)
@@ -180,6 +191,8 @@ class GenericPlan:
         record_rows: if a dict, each recorded layer's classification row ``(N, H, T')``.
         record_full: if a dict, every layer's probabilities ``(N, H, T', T')`` (rollout).
         record_layers: the layers ``record_rows`` keeps (None: all).
+        record_keys: if a dict, each layer's keys and values ``(N, H_kv, T', dh)`` (the fast
+            path's decoding step, :func:`attnaudit.models.hf_resume.resume_row`).
         calls: attention calls so far in this pass (= the current layer: layers run in order).
     """
 
@@ -189,6 +202,7 @@ class GenericPlan:
     record_rows: dict[int, torch.Tensor] | None = None
     record_full: dict[int, torch.Tensor] | None = None
     record_layers: frozenset[int] | None = None
+    record_keys: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None
     calls: int = field(default=0)
 
 
@@ -261,9 +275,10 @@ def generic_attention(
     base: BaseAttention = "eager" if softcap is not None else ("sdpa" if plan is None else plan.base)
     groups = query.shape[1] // key.shape[1]
     key_h, value_h = repeat_kv(key, groups), repeat_kv(value, groups)  # (N, H, T', dh)
+    # t queries (one in the fast path's decoding step, resume_row) over the keys
     n_seq, _, t, _ = query.shape
     mask = _full_mask(module, n_seq, t, query.device) if attention_mask is None else \
-        attention_mask.expand(n_seq, 1, t, t)
+        attention_mask.expand(n_seq, 1, t, key.shape[2])
 
     def unedited() -> torch.Tensor:
         if base == "sdpa":
@@ -278,6 +293,8 @@ def generic_attention(
         return unedited(), None
     layer = plan.calls
     plan.calls += 1
+    if plan.record_keys is not None:
+        plan.record_keys[layer] = (key.detach(), value.detach())
     layout = plan.layout
     edit = plan.edit if plan.edit is not None and plan.edit.layer == layer else None
     recorded = plan.record_rows is not None and (plan.record_layers is None
@@ -575,19 +592,24 @@ class GenericHFClassifier(HFClassifier):
         capture = self._capture(frozenset({layer}))
         assert capture is not None
         layout, is_item, index = self._layout(output.batch.token_ids)
+        plan = GenericPlan(layout, self.base_attention,
+                           record_keys={} if self.family.decoder else None)
         with torch.no_grad(), capturing(self._layer_modules(), capture):
-            sequence = self._sequence(layout, is_item, index, self.embed(output.batch))
-            self._forward(sequence, GenericPlan(layout, self.base_attention))
-        points = self._points(capture)
+            self._forward(self._sequence(layout, is_item, index, self.embed(output.batch)), plan)
+        points = self._points(capture, plan)
         self._keep(points, probs, layer)
         return points.get(layer)
 
-    def _points(self, capture: LayerCapture) -> dict[int, ResumePoint]:
-        """``capture``'s resume points; none when the hooked modules did not see one call per
-        layer (a layout the descriptor's ``layers`` does not describe, e.g. ALBERT with several
-        layer groups): then this model stays on the naive path."""
+    def _points(self, capture: LayerCapture, plan: GenericPlan) -> dict[int, ResumePoint]:
+        """``capture``'s resume points (with ``plan``'s recorded keys and values from each point's
+        layer up); none when the hooked modules did not see one call per layer (a layout the
+        descriptor's ``layers`` does not describe, e.g. ALBERT with several layer groups): then
+        this model stays on the naive path."""
         points = capture.points(self.num_layers)
         self._resume_failed = not points
+        if plan.record_keys is not None:
+            for layer, point in points.items():
+                point.keys_values = {j: plan.record_keys[j] for j in range(layer, self.num_layers)}
         return points
 
     def _layer_modules(self) -> list[nn.Module]:
@@ -604,10 +626,12 @@ class GenericHFClassifier(HFClassifier):
         plan = GenericPlan(layout, self.base_attention, record_rows={},
                            record_layers=frozenset(layers))
         capture = self._capture(frozenset(layers))
+        if capture is not None and self.family.decoder:
+            plan.record_keys = {}
         with nullcontext() if capture is None else capturing(self._layer_modules(), capture):
             logits, _ = self._forward(self._sequence(layout, is_item, index, self.embed(batch)), plan)
         out = ModelOutput(logits=logits, sites={}, batch=batch)
-        points = {} if capture is None else self._points(capture)
+        points = {} if capture is None else self._points(capture, plan)
         items = layout.items
         anchor = torch.full((items.shape[0],), -1, dtype=torch.long, device=items.device)
         assert plan.record_rows is not None
@@ -640,6 +664,17 @@ class GenericHFClassifier(HFClassifier):
                            edit=GenericEdit(layer, weights.reshape(b * k, n), head,
                                             self.query_rows))
         point = self._resume_point(output, site, layer) if self._resumes else None
+        if point is not None and self.family.decoder and self.query_rows == "cls" \
+                and can_resume_row(point):
+            # Only the last real token's row changes from layer l up: one decoding step each.
+            order = row_order(layout.cls_pos, layout.mask.shape[1])  # (B, T'): keys' order
+            item_pos = order.argsort(dim=1).gather(1, layout.item_pos)  # items in that order
+            step = Layout(flat.ids, flat.mask, item_pos.repeat_interleave(k, dim=0), flat.items,
+                          torch.zeros_like(flat.cls_pos), flat.position_ids)
+            plan = GenericPlan(step, self.base_attention, edit=plan.edit, calls=layer)
+            final = resume_row(point, layout.cls_pos, k, plan)  # (B*k, 1, d)
+            self._check_calls(plan)
+            return TAILS["decoder"](self.hf, final, step.mask, step.cls_pos).reshape(b, k, -1)
         if point is not None and self.family.tail is not None:
             # Layers l..L-1 and the head on the B*k candidates, from the captured inputs of l.
             plan.calls = layer

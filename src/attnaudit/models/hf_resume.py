@@ -15,6 +15,13 @@ next and every batch-first tensor of the captured arguments repeated ``k`` times
 transformers code is copied for the layers, so whatever a family passes its layers (causal or
 sliding masks, position embeddings, a layer-type mapping) is passed again unchanged.
 
+**Decoders, classification row.** With ``query_rows="cls"`` a causal decoder's edit changes only
+the last real token's row, at the edited layer and above (no other real position attends to it):
+:func:`resume_row` runs each layer as one decoding step of that token, through transformers' own
+cache interface (:class:`PrefixCache`: the unedited pass's keys and values of the other positions,
+recorded by the host's attention function), so a candidate costs one position per layer, not
+``T'``. With every row edited, and for encoders, :func:`resume_layers` runs whole sequences.
+
 **Heads.** What a model does after its last layer is not a module call one can capture: it is the
 body of the classifier's ``forward``. :data:`TAILS` holds it, one short function per head kind
 (the descriptor's ``tail``), each the exact operations of transformers' own ``forward`` (cited).
@@ -61,12 +68,14 @@ class LayerCall:
 
 @dataclass
 class ResumePoint:
-    """What the candidates of layer ``layer`` need: the states entering it ``(N, T', d)`` and the
-    calls of layers ``layer..L-1``."""
+    """What the candidates of layer ``layer`` need: the states entering it ``(N, T', d)``, the
+    calls of layers ``layer..L-1`` and (decoders) each layer's keys and values
+    ``(N, H_kv, T', dh)`` as its attention function received them (:func:`resume_row`)."""
 
     layer: int
     hidden: torch.Tensor
     calls: list[LayerCall]
+    keys_values: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
 def _detach(value: Any) -> Any:
@@ -168,6 +177,84 @@ def resume_layers(point: ResumePoint, k: int, plan: Any) -> torch.Tensor:
     return hidden
 
 
+# --- decoders with the classification row edited: one decoding step per candidate ----------------
+
+#: the layer arguments :func:`resume_row` knows how to cut to the classification position
+ROW_KWARGS = frozenset({"attention_mask", "position_embeddings", "position_ids", "cache",
+                        "use_cache"})
+
+
+class PrefixCache:
+    """transformers' cache interface (``update``) for one layer call, over fixed keys and values
+    ``(N * k, H_kv, T' - 1, dh)`` of every position but the classification one, to which the
+    candidates' own key and value are appended (as in one decoding step). Duck-typed because the
+    layers only call ``update``; transformers' ``DynamicCache`` built from a config would crop
+    sliding-window layers (the mask does that here)."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        self.keys, self.values = keys, values
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, *args: Any, **kwargs: Any
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(N * k, H_kv, T', dh)`` keys and values: the prefix's, then the new position's."""
+        return torch.cat([self.keys, key], dim=2), torch.cat([self.values, value], dim=2)
+
+
+def row_order(cls_pos: torch.Tensor, t: int) -> torch.Tensor:
+    """``(N, T')`` the positions with the classification one moved last (the keys' order in a
+    decoding step: the prefix cache, then the new position)."""
+    base = torch.arange(t - 1, device=cls_pos.device)[None, :]  # (1, T'-1)
+    others = base + (base >= cls_pos[:, None]).long()  # (N, T'-1)
+    return torch.cat([others, cls_pos[:, None]], dim=1)
+
+
+def can_resume_row(point: ResumePoint) -> bool:
+    """True when :func:`resume_row` applies: keys and values recorded, and every layer call made of
+    arguments it knows (positional: the states alone)."""
+    return point.keys_values is not None and all(
+        not call.args and call.positional and set(call.kwargs) <= ROW_KWARGS
+        and ("cache" in call.kwargs) for call in point.calls)
+
+
+def resume_row(point: ResumePoint, cls_pos: torch.Tensor, k: int, plan: Any) -> torch.Tensor:
+    """The classification position's state leaving the last layer ``(N * k, 1, d)``, for a causal
+    decoder whose edit touches the classification row alone (``query_rows="cls"``).
+
+    No other real position attends to the last real token, so from the edited layer up only its
+    row changes: each layer runs as one decoding step of that token, its query against the
+    unedited pass's keys and values of the other positions (:class:`PrefixCache`) and its own.
+    Padding after it (right padding) does attend to it and changes, but no real row reads padding.
+
+    Args:
+        point: the resume point (with ``keys_values``); cls_pos: ``(N,)`` the positions.
+        plan: the candidates' plan, its layout's ``cls_pos`` zeros (the step's one query row) and
+            ``item_pos`` in the step's key order.
+    """
+    assert point.keys_values is not None
+    n, t, _ = point.hidden.shape
+    rows = torch.arange(n, device=cls_pos.device)
+    order = row_order(cls_pos, t)  # (N, T')
+    hidden = point.hidden[rows, cls_pos][:, None].repeat_interleave(k, dim=0)  # (N*k, 1, d)
+    for layer, call in enumerate(point.calls, start=point.layer):
+        kwargs = dict(call.kwargs)
+        mask = kwargs["attention_mask"].expand(n, 1, t, t)[rows, :, cls_pos]  # (N, 1, T')
+        kwargs["attention_mask"] = mask.gather(-1, order[:, None, :])[:, :, None]  # (N,1,1,T')
+        cos, sin = (e.expand(n, *e.shape[1:])[rows, cls_pos][:, None]
+                    for e in kwargs["position_embeddings"])  # (N, 1, dh) each
+        kwargs["position_embeddings"] = (cos, sin)
+        if kwargs.get("position_ids") is not None:
+            kwargs["position_ids"] = kwargs["position_ids"].expand(n, t)[rows, cls_pos][:, None]
+        keys, values = point.keys_values[layer]  # (N, H_kv, T', dh)
+        index = order[:, None, : t - 1, None].expand(-1, keys.shape[1], -1, keys.shape[-1])
+        kwargs = expand(kwargs, n, k, {})  # a fresh memo: these tensors are this layer's own
+        kwargs["cache"] = PrefixCache(keys.gather(2, index).repeat_interleave(k, dim=0),
+                                      values.gather(2, index).repeat_interleave(k, dim=0))
+        kwargs[PLAN_KEY] = plan
+        out = call.module(hidden, **kwargs)
+        hidden = out[0] if isinstance(out, tuple) else out
+    return hidden
+
+
 # --- heads: the classifier's forward after its last layer, per kind ----------------------------------
 
 #: ``(model, final states (N, T', d) leaving the last layer, mask (N, T') bool, classification
@@ -229,4 +316,5 @@ TAILS: dict[str, Tail] = {
     "decoder": _decoder,
 }
 
-__all__ = ["TAILS", "LayerCapture", "ResumePoint", "capturing", "expand", "resume_layers"]
+__all__ = ["TAILS", "LayerCapture", "PrefixCache", "ResumePoint", "can_resume_row", "capturing",
+           "expand", "resume_layers", "resume_row", "row_order"]
