@@ -163,9 +163,11 @@ LrOpt = Annotated[float | None, typer.Option(
     "optimizer).")]
 BaseOpt = Annotated[str | None, typer.Option(
     "--base", metavar="minilm|FOLDER",
-    help="Pretrained encoder the transformer models (hf, hf-attnpool) fine-tune: minilm "
-    "(the shipped all-MiniLM-L6-v2, default) or a local save_pretrained folder; their data is "
-    "tokenised by its tokenizer. Nothing is downloaded.")]
+    help="Pretrained model the transformers (hf, hf-attnpool) fine-tune with a fresh head: "
+    "minilm (the shipped all-MiniLM-L6-v2, default) or a local save_pretrained folder of any "
+    "hosted family for hf (BERT, RoBERTa, DistilBERT, ELECTRA, ALBERT, ModernBERT, DeBERTa, "
+    "Llama, Qwen, Mistral, Gemma, Phi), BERT for hf-attnpool; their data is tokenised by its tokenizer. "
+    "Nothing is downloaded.")]
 SeedOpt = Annotated[int | None, typer.Option(
     "--seed", help="Fixes the data split, initialisation, batch order and the audit's random "
     "draws (default 0).")]

@@ -36,6 +36,7 @@ from attnaudit.checkpoint import (
     RUN_INFO_FILE,
     SPLITS_FILE,
     STATE_FILE,
+    export_model,
     is_done,
     load_model_file,
     load_run,
@@ -527,6 +528,12 @@ def train_run(
         "history": history,
     }
     write_json(run_dir / METRICS_FILE, metrics)
+    # A transformer's best checkpoint also as transformers' own folder (hf_model/), before DONE:
+    # a run killed while writing it is finished again, which writes it whole.
+    exported = export_model(run_dir, best, prepared.label_names, config)
+    if exported is not None:
+        logger.info("%s: saved for transformers in %s (AutoModelForSequenceClassification."
+                    "from_pretrained)", name, exported)
     (run_dir / DONE_FILE).touch()
     logger.info("%s: dev %.4f, test %.4f (majority %.4f), %d epochs, %.0f s", name, dev_acc,
                 test_acc, majority_acc, len(history), train_seconds)

@@ -30,16 +30,22 @@ What a descriptor holds:
   around one sequence, :func:`attnaudit.models.hf_generic.special_tokens_of`; words from its
   ``word_ids()``, :mod:`attnaudit.models.hf_words`).
 
-Families refused, with the reason (one line each): DeBERTa-v2/v3 (its disentangled attention adds
-content-to-position and position-to-content scores inside its own attention module and does not call
-transformers' attention-function registry, so erasure cannot be applied without replacing the
-module); anything not in :data:`FAMILIES`.
+* ``adapter``: for a family whose attention does not run through transformers' attention-function
+  registry, the module that applies the host's plan instead (DeBERTa's and DeBERTa-v2/v3's
+  disentangled attention: :mod:`attnaudit.models.hf_deberta`). An adapter module has three
+  functions: ``check(config)``, a one-line ValueError for a configuration it cannot audit;
+  ``probability_hooks(host, plan)``, a context manager that records and edits every layer's
+  probabilities for one forward pass; ``attention_width(host, t)``, the numbers one layer's
+  attention holds at once per query position (the memory budget's estimate). None: the registry.
+
+Families refused, with the reason (one line each): :data:`REFUSED`; anything not in :data:`FAMILIES`.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 #: where the head reads the sequence
 Position = Literal["first", "last"]
@@ -56,9 +62,12 @@ class Family:
         position: ``"first"`` (encoders) or ``"last"`` (decoders: last non-pad token, causal mask).
         padding: default padding side (``"right"``; decoders give the same results either way).
         bert_fast_path: True only for BERT, whose hand-written fast path lives in ``models.hf``.
+        adapter: the adapter module where the family's attention is not in the registry
+            (see the module docstring); None: the registered function.
         tail: the head kind of the generic fast path (:data:`attnaudit.models.hf_resume.TAILS`:
             what the classifier's ``forward`` does after its last layer); None: no fast path, every
-            candidate reruns the whole model (BERT: its own; a family whose head is not listed).
+            candidate reruns the whole model (BERT: its own; DeBERTa: its adapter edits through
+            hooks the fast path's capture has not been tested with).
     """
 
     name: str
@@ -67,6 +76,7 @@ class Family:
     position: Position = "first"
     padding: Literal["left", "right"] = "right"
     bert_fast_path: bool = False
+    adapter: str | None = None
     tail: str | None = None
 
     @property
@@ -90,6 +100,9 @@ FAMILIES: tuple[Family, ...] = (
     Family("ALBERT", ("albert",), "albert.encoder.albert_layer_groups.0.albert_layers",
            tail="albert"),
     Family("ModernBERT", ("modernbert",), "model.layers", tail="modernbert"),
+    Family("DeBERTa-v2/v3", ("deberta-v2",), "deberta.encoder.layer",
+           adapter="attnaudit.models.hf_deberta"),
+    Family("DeBERTa", ("deberta",), "deberta.encoder.layer", adapter="attnaudit.models.hf_deberta"),
     Family("Llama", ("llama",), _DECODER, "last", tail="decoder"),
     Family("Qwen2", ("qwen2",), _DECODER, "last", tail="decoder"),
     Family("Qwen3", ("qwen3",), _DECODER, "last", tail="decoder"),
@@ -98,15 +111,10 @@ FAMILIES: tuple[Family, ...] = (
     Family("Phi", ("phi", "phi3"), _DECODER, "last", tail="decoder"),
 )
 
-#: families whose attention does not run through transformers' registry, and what is missing
-REFUSED: dict[str, str] = {
-    "deberta-v2": "DeBERTa-v2/v3's disentangled attention (content-to-position and "
-    "position-to-content scores) is computed inside its own module and never calls transformers' "
-    "attention-function registry, so attnaudit cannot edit its probabilities without replacing the "
-    "module (not done)",
-    "deberta": "DeBERTa's disentangled attention never calls transformers' attention-function "
-    "registry (see deberta-v2)",
-}
+#: model_types refused with a reason of their own, one line each (none today: DeBERTa, whose
+#: attention is outside the registry, has an adapter; variants an adapter cannot audit are refused
+#: by its ``check``, :func:`family_of_config`)
+REFUSED: dict[str, str] = {}
 
 
 def family_of(model_type: str) -> Family:
@@ -121,4 +129,13 @@ def family_of(model_type: str) -> Family:
                      f"attnaudit.models.hf_families; supported: {supported})")
 
 
-__all__ = ["FAMILIES", "REFUSED", "Family", "Position", "family_of"]
+def family_of_config(config: Any) -> Family:
+    """:func:`family_of` the config's ``model_type``, then the family adapter's own ``check`` of the
+    config (a ValueError of one line for a variant it cannot audit)."""
+    family = family_of(config.model_type)
+    if family.adapter is not None:
+        importlib.import_module(family.adapter).check(config)
+    return family
+
+
+__all__ = ["FAMILIES", "REFUSED", "Family", "Position", "family_of", "family_of_config"]
