@@ -657,6 +657,12 @@ class GenericHFClassifier(HFClassifier):
         """True when ``logits_with`` resumes at the audited layer (see the module docstring)."""
         return self.fast_path and self.family.tail is not None and not self._resume_failed
 
+    @property
+    def _steps(self) -> bool:
+        """True when the candidates run as decoding steps (resume_row): a decoder editing the
+        classification row alone; then the unedited pass records each layer's keys and values."""
+        return self.family.decoder and self.query_rows == "cls"
+
     def _capture(self, layers: frozenset[int]) -> LayerCapture | None:
         """A capture of the layer calls from the lowest of ``layers`` up (None: naive path)."""
         return LayerCapture(min(layers), layers) if self._resumes and layers else None
@@ -678,7 +684,7 @@ class GenericHFClassifier(HFClassifier):
         assert capture is not None
         layout, is_item, index = self._layout(output.batch.token_ids)
         plan = GenericPlan(layout, self.base_attention,
-                           record_keys={} if self.family.decoder else None)
+                           record_keys={} if self._steps else None)
         with torch.no_grad(), capturing(self._layer_modules(), capture):
             self._forward(self._sequence(layout, is_item, index, self.embed(output.batch)), plan)
         points = self._points(capture, plan)
@@ -711,7 +717,7 @@ class GenericHFClassifier(HFClassifier):
         plan = GenericPlan(layout, self.base_attention, record_rows={},
                            record_layers=frozenset(layers))
         capture = self._capture(frozenset(layers))
-        if capture is not None and self.family.decoder:
+        if capture is not None and self._steps:
             plan.record_keys = {}
         with nullcontext() if capture is None else capturing(self._layer_modules(), capture):
             logits, _ = self._forward(self._sequence(layout, is_item, index, self.embed(batch)), plan)
@@ -749,8 +755,7 @@ class GenericHFClassifier(HFClassifier):
                            edit=GenericEdit(layer, weights.reshape(b * k, n), head,
                                             self.query_rows))
         point = self._resume_point(output, site, layer) if self._resumes else None
-        if point is not None and self.family.decoder and self.query_rows == "cls" \
-                and can_resume_row(point):
+        if point is not None and self._steps and can_resume_row(point):
             # Only the last real token's row changes from layer l up: one decoding step each.
             order = row_order(layout.cls_pos, layout.mask.shape[1])  # (B, T'): keys' order
             item_pos = order.argsort(dim=1).gather(1, layout.item_pos)  # items in that order
