@@ -29,7 +29,10 @@ body of the classifier's ``forward``. :data:`TAILS` holds it, one short function
 **Batch-first.** A captured tensor is batch-first when it has at least two dimensions and its first
 has the pass's ``N`` documents (masks ``(N, 1, T', T')``, position ids ``(N, T')``, rotary
 ``(N, T', dh)``); one of first dimension 1 broadcasts and is repeated too when ``N == 1`` (the
-same values). One-dimensional tensors (``cache_position`` ``(T',)``) are never batch-first.
+same values). One-dimensional tensors (``cache_position`` ``(T',)``) are never batch-first. A
+layer argument of two or more dimensions whose first is ``N`` by coincidence and not the batch would
+be repeated wrongly: no hosted family passes one (the conformance table, with ``N`` = 1 and 4 and
+``T'`` up to 9, would show it as a mismatch with the naive path).
 
 The reference is the naive recompute (``fast_path = False``): the whole model on the ``N * k``
 candidate sequences; the conformance table tests the two equal for every family with a ``tail``.
