@@ -1,19 +1,23 @@
 """What does an attention audit cost per transformer family? Ratios to one inference pass, one process.
 
-For a tiny random sequence classifier of each hosted family (2 layers, 4 query heads, decoders over 2
-key/value heads, hidden 64, the MiniLM vocabulary; the cost does not depend on training), on the same
-IMDB test reviews (MiniLM subwords, cut to ``--max-tokens``) and batches, at each layer site ``L{l}``:
+For a tiny random sequence classifier of each hosted family (2 layers, or ``--layers``; 4 query
+heads, decoders over 2 key/value heads, hidden 64, the MiniLM vocabulary; the cost does not depend on
+training), on the same IMDB test reviews (MiniLM subwords, cut to ``--max-tokens``) and batches, at
+the last layer's site and at ``L0``:
 
   * the reference: one inference pass recording the site (``model.run(batch, ["L{l}"])``),
   * the attention ranking's removal curve on the ``eraser`` step schedule
-    (``erasure_curve(..., "remove", steps=attention_schedule(lengths, "eraser"))``),
+    (``erasure_curve(..., "remove", steps=attention_schedule(lengths, "eraser"))``), on the fast
+    path (``model.fast_path = True``, the default) and on the naive full recompute (``False``),
 
-and prints a markdown table: seconds (best of ``--repeats`` after a warm-up) and the ratio. BERT runs
-its hand-written fast path (the last layer needs the [CLS] row alone); every other family recomputes
-the whole model per candidate through the registered attention function (DeBERTa: its adapter's
-hooks), so its ratio is about the number of candidates per document. ``peak RSS`` is the
-process's maximum resident set so far (it only grows: read the increase from one family to the
-next, not each value alone).
+and prints a markdown table: seconds (best of ``--repeats`` after a warm-up), the ratios and the
+naive / fast speed-up. BERT's fast path is hand-written (models/hf.py: the last layer needs the
+[CLS] row alone); every other family's but DeBERTa's resumes the forward pass at the audited layer
+(models/hf_resume.py: layers l..L-1 and the head per candidate; a decoder with the classification
+row edited, its last token alone); DeBERTa (its adapter's hooks) and every naive path recompute the
+whole model per candidate, so their ratio is about the number of candidates per document.
+``peak RSS`` is the process's maximum resident set so far (it only grows: read the increase from
+one family to the next, not each value alone).
 
     .venv/bin/python benchmarks/family_cost.py                       # every family, 16 reviews
     .venv/bin/python benchmarks/family_cost.py --families bert,llama --docs 4 --repeats 1
@@ -64,16 +68,19 @@ EXTRA: dict[str, dict[str, object]] = {
 }
 
 
-def build(model_type: str, tokenizer: object) -> HFClassifier:
+def build(model_type: str, tokenizer: object, layers: int = 2) -> HFClassifier:
     from transformers import AutoConfig
 
     size = len(tokenizer)  # type: ignore[arg-type]
     cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id  # type: ignore[attr-defined]
     common: dict[str, object] = dict(
-        vocab_size=size, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        vocab_size=size, hidden_size=64, num_hidden_layers=layers, num_attention_heads=4,
         intermediate_size=128, num_labels=2, pad_token_id=0, bos_token_id=cls_id,
         eos_token_id=sep_id, cls_token_id=cls_id, sep_token_id=sep_id)
-    config = AutoConfig.for_model(model_type, **{**common, **EXTRA.get(model_type, {})})
+    extra = dict(EXTRA.get(model_type, {}))
+    if model_type == "distilbert":
+        extra["n_layers"] = layers
+    config = AutoConfig.for_model(model_type, **{**common, **extra})
     torch.manual_seed(0)
     return HFClassifier(config=config, cls_token_id=cls_id, sep_token_id=sep_id).eval()
 
@@ -101,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--layers", type=int, default=2,
+                        help="layers of each tiny model (sites: the last layer and L0)")
     args = parser.parse_args(argv)
     if not IMDB.is_file():
         print(f"skipped: {IMDB} is absent")
@@ -127,20 +136,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}, {args.threads} thread(s); {len(texts)} IMDB test reviews "
           f"<= {args.max_tokens} MiniLM subwords, batches of {args.batch_size}")
-    print("| family | site | inference s | eraser curve s | ratio | peak RSS MiB |")
-    print("|---|---|---|---|---|---|")
+    print("| family | site | inference s | fast curve s | fast ratio | naive curve s | naive ratio "
+          "| speed-up | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for model_type in args.families.split(","):
-        model = build(model_type, tokenizer)
-        for site in ("L1", "L0"):
+        model = build(model_type, tokenizer, args.layers)
+        for site in (f"L{args.layers - 1}", "L0"):
+            seconds = {}
             with torch.no_grad():
                 reference = timed(partial(infer, model, batches, site), args.repeats)
                 outputs = [model.run(batch, [site]) for batch in batches]
-                curve = partial(curves, model, outputs, site)
-                curve()  # warm-up
-                seconds = timed(curve, args.repeats)
+                for fast in (True, False):
+                    model.fast_path = fast
+                    curve = partial(curves, model, outputs, site)
+                    curve()  # warm-up
+                    seconds[fast] = timed(curve, args.repeats)
+                model.fast_path = True
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"| {model_type} | {site} | {reference:.3f} | {seconds:.3f} | "
-                  f"{seconds / reference:.1f} | {rss:.0f} |", flush=True)
+            print(f"| {model_type} | {site} | {reference:.3f} | {seconds[True]:.3f} | "
+                  f"{seconds[True] / reference:.1f} | {seconds[False]:.3f} | "
+                  f"{seconds[False] / reference:.1f} | {seconds[False] / seconds[True]:.1f} | "
+                  f"{rss:.0f} |", flush=True)
     return 0
 
 

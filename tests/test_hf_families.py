@@ -8,7 +8,10 @@ same audit; a document alone equals it inside a padded batch; decoders give the 
 left or right; special tokens are never items; word items equal erasing their subwords; the gradient
 through ``logits_with`` equals finite differences (RMSNorm families and ModernBERT compute
 partly in float32 inside transformers even in a float64 model: a larger step, a derived
-tolerance). Families whose attention is not in the registry are refused in one line.
+tolerance); the fast path (resumed at the audited layer, models/hf_resume.py) equals the naive
+full recompute, with hypothesis over random documents and erasures for the quick tier's families,
+and a layer layout the descriptor does not describe stays on the naive path. Families whose
+attention is not in the registry are refused in one line.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import pytest
 import torch
 from deberta_reference import deberta_by_hand
 from hf_family_fixtures import DECODER_PARAMS, FAMILY_PARAMS, family_config, save_family
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from model_fixtures import alone, random_batch, random_model
 from transformers import (
     AttentionInterface,
@@ -32,6 +37,7 @@ from transformers.masking_utils import AttentionMaskInterface
 from attnaudit.data.types import Batch
 from attnaudit.models.base import renormalise
 from attnaudit.models.hf import HFClassifier
+from attnaudit.models.hf_families import family_of
 from attnaudit.models.hf_generic import ATTENTION_ANY, GenericHFClassifier, _mask_no_skip
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
@@ -41,6 +47,10 @@ LENGTHS = [5, 1, 7, 2]
 RMS_NORM = {"llama", "qwen2", "qwen3", "mistral", "gemma", "phi3"}
 #: and the others whose norm rounds through float32 (ModernBERT; DeBERTa v1's DebertaLayerNorm)
 FLOAT32_INSIDE = RMS_NORM | {"modernbert", "deberta"}
+DECODER_TYPES = {"llama", "qwen2", "qwen3", "mistral", "gemma", "phi", "phi3"}
+#: the table's families with the generic fast path (a ``tail``; DeBERTa's adapter has none)
+FAST_PARAMS = [p for p in FAMILY_PARAMS
+               if family_of(p if isinstance(p, str) else p.values[0]).tail is not None]
 
 
 def _close(actual: torch.Tensor, expected: torch.Tensor) -> None:
@@ -229,6 +239,111 @@ def _audits_agree(model_type: str, option: str, values: tuple[str, str], site: s
                             model.logits_with(output, site, _erasures(output, site, seed + 1))))
     for first, second in zip(*results, strict=True):
         _close(first, second)
+
+
+def _fast_and_naive(model: GenericHFClassifier, batch: Batch, erased: torch.Tensor | None,
+                    site: str, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``logits_with`` of ``site`` on the fast path (resumed at its layer, from :meth:`run`'s
+    capture), on the fast path of an output cut to its last documents (``ModelOutput.index``: a
+    capture pass of its own), and on the naive full recompute (``fast_path = False``); the
+    candidates: :func:`_erasures`, plus ``erased`` ``(B, n)`` bool zeroed if given."""
+    with torch.no_grad():
+        output = model.run(batch)
+        weights = _erasures(output, site, seed)  # (B, 3, n)
+        if erased is not None:
+            a = output.site(site).attention
+            chosen = renormalise(a * ~erased[:, : a.shape[1]])
+            weights = torch.cat([weights, chosen[:, None]], dim=1)
+        model.fast_path = True
+        fast = model.logits_with(output, site, weights)
+        rows = list(range(1, len(batch.doc_ids))) or [0]
+        cut = model.logits_with(output.index(rows), site, weights[rows])
+        model.fast_path = False
+        naive = model.logits_with(output, site, weights)
+        model.fast_path = True
+    return fast, torch.cat([fast[:0], cut]), naive
+
+
+@pytest.mark.parametrize("model_type", FAST_PARAMS)
+@pytest.mark.parametrize("query_rows", ["cls", "all"])
+@pytest.mark.parametrize("words", [False, True], ids=["tokens", "words"])
+def test_the_fast_path_equals_the_naive_full_recompute(model_type: str, query_rows: str,
+                                                       words: bool) -> None:
+    """Resuming at the audited layer (models/hf_resume.py) gives the whole model's logits, at a
+    layer and a head site of each layer, for either query rows, token or word items, and (decoders)
+    either padding side; both in float64 (``_close``) and in float32, where the paths' batches
+    differ (``N`` documents below the site, ``N * k`` candidates above): reductions in another
+    order, tolerances.py's logits bound at the longest reduction, the 64-wide feed-forward."""
+    from tolerances import assert_logits_close
+
+    sides = ("right", "left") if model_type in DECODER_TYPES else ("right",)
+    batch = random_batch("hf", seed=21, lengths=LENGTHS)
+    for dtype, side in [(torch.float64, s) for s in sides] + [(torch.float32, sides[-1])]:
+        model = _model(model_type, words=words, query_rows=query_rows, padding_side=side)
+        model.to(dtype)
+        assert model.family.tail is not None and model.fast_path
+        for site in ("L0", "L0.h3", "L1", "L1.h1"):
+            fast, cut, naive = _fast_and_naive(model, batch, None, site, seed=22)
+            rows = list(range(1, len(LENGTHS)))
+            if dtype == torch.float64:
+                _close(fast, naive)
+                _close(cut, naive[rows])
+            else:
+                assert_logits_close(fast, naive, d=64)
+                assert_logits_close(cut, naive[rows], d=64)
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 10_000),
+       lengths=st.lists(st.integers(1, 9), min_size=1, max_size=4),
+       case=st.sampled_from([("roberta", "cls", "L0"), ("roberta", "all", "L1.h2"),
+                             ("llama", "cls", "L0.h1"), ("llama", "all", "L1")]),
+       data=st.data())
+def test_the_fast_path_equals_the_naive_recompute_on_random_erasures(
+        seed: int, lengths: list[int], case: tuple[str, str, str], data: st.DataObject) -> None:
+    """Hypothesis: random documents, random erased items, an encoder and a grouped-query decoder
+    (the quick tier's families; every family runs the parametrised test above): float64, ``_close``."""
+    model_type, query_rows, site = case
+    erased = torch.tensor(data.draw(st.lists(st.lists(st.booleans(), min_size=max(lengths),
+                                                      max_size=max(lengths)),
+                                             min_size=len(lengths), max_size=len(lengths))))
+    model = _model(model_type, seed=seed % 3, query_rows=query_rows)
+    batch = random_batch("hf", seed=seed, lengths=lengths)
+    fast, cut, naive = _fast_and_naive(model, batch, erased, site, seed=seed + 1)
+    _close(fast, naive)
+    _close(cut, naive[list(range(1, len(lengths))) or [0]])
+
+
+def test_a_layer_layout_the_descriptor_does_not_describe_stays_on_the_naive_path() -> None:
+    """ALBERT with two layer groups: the descriptor's ``layers`` (group 0) sees half of the layer
+    calls, so nothing is captured and every candidate reruns the whole model (the same logits)."""
+    from transformers import AlbertConfig
+
+    torch.manual_seed(0)
+    config = AlbertConfig(vocab_size=200, hidden_size=32, num_hidden_layers=2, num_hidden_groups=2,
+                          num_attention_heads=4, intermediate_size=64, embedding_size=16,
+                          num_labels=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                          classifier_dropout_prob=0.0, initializer_range=0.3)
+    model = GenericHFClassifier(config=config, cls_token_id=2, sep_token_id=3).double().eval()
+    batch = Batch(["a", "b"], torch.tensor([[5, 6, 7], [8, 9, 0]]), torch.zeros(2, dtype=torch.long))
+    fast, _, naive = _fast_and_naive(model, batch, None, "L1", seed=1)
+    assert model._resume_failed
+    _close(fast, naive)
+
+
+@pytest.mark.full  # ModernBERT is in the full tier (~1 s)
+def test_the_fast_path_reads_modernbert_s_mean_pooling_as_its_own_head_does() -> None:
+    """``classifier_pooling="mean"``: the head averages the final states over the real positions
+    (the table's ModernBERT pools ``cls``); the resumed path's head equals the whole model's."""
+    torch.manual_seed(0)
+    config = family_config("modernbert", vocab_size=200, special=(2, 3))
+    config.classifier_pooling = "mean"
+    model = GenericHFClassifier(config=config, cls_token_id=2, sep_token_id=3).double().eval()
+    batch = Batch(["a", "b"], torch.tensor([[5, 6, 7, 9], [8, 9, 0, 0]]),
+                  torch.zeros(2, dtype=torch.long))
+    fast, cut, naive = _fast_and_naive(model, batch, None, "L1.h2", seed=1)
+    _close(fast, naive)
+    _close(cut, naive[1:])
 
 
 @pytest.mark.parametrize("model_type", FAMILY_PARAMS)

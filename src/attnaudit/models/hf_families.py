@@ -18,6 +18,14 @@ What a descriptor holds:
   for decoders with a score head (``GenericForSequenceClassification``), whose attention is causal.
 * ``padding``: the side the audit pads on by default. Decoders are audited with explicit position
   ids (``cumsum(mask) - 1``), so left and right padding give the same results (a conformance test).
+* ``tail``: the generic fast path's head kind (:mod:`attnaudit.models.hf_resume`). The fast path
+  captures each layer call (module, arguments) from the audited layer up and calls those modules
+  again for the candidates, which needs no per-family code; what runs *after* the last layer is
+  the body of the classifier's ``forward``, not a module call, so each head kind names it:
+  ``classifier`` (RoBERTa, ELECTRA: their ``classifier`` module reads ``[:, 0]``), ``distilbert``
+  (``pre_classifier``, ReLU), ``albert`` (the base model's pooler), ``modernbert`` (``final_norm``,
+  then ``cls`` or ``mean`` pooling), ``decoder`` (the final norm, the score at the last real token).
+  None: every candidate reruns the whole model.
 * Special tokens and words are *not* in the descriptor: they are the tokenizer's own (what it adds
   around one sequence, :func:`attnaudit.models.hf_generic.special_tokens_of`; words from its
   ``word_ids()``, :mod:`attnaudit.models.hf_words`).
@@ -56,6 +64,10 @@ class Family:
         bert_fast_path: True only for BERT, whose hand-written fast path lives in ``models.hf``.
         adapter: the adapter module where the family's attention is not in the registry
             (see the module docstring); None: the registered function.
+        tail: the head kind of the generic fast path (:data:`attnaudit.models.hf_resume.TAILS`:
+            what the classifier's ``forward`` does after its last layer); None: no fast path, every
+            candidate reruns the whole model (BERT: its own; DeBERTa: its adapter edits through
+            hooks the fast path's capture has not been tested with).
     """
 
     name: str
@@ -65,6 +77,7 @@ class Family:
     padding: Literal["left", "right"] = "right"
     bert_fast_path: bool = False
     adapter: str | None = None
+    tail: str | None = None
 
     @property
     def decoder(self) -> bool:
@@ -79,20 +92,23 @@ _DECODER = "model.layers"
 #: family is one line here plus a row of the conformance table, tests/hf_family_fixtures.py)
 FAMILIES: tuple[Family, ...] = (
     Family("BERT", ("bert",), "bert.encoder.layer", bert_fast_path=True),
-    Family("RoBERTa", ("roberta", "xlm-roberta", "camembert"), "roberta.encoder.layer"),
-    Family("DistilBERT", ("distilbert",), "distilbert.transformer.layer"),
-    Family("ELECTRA", ("electra",), "electra.encoder.layer"),
-    Family("ALBERT", ("albert",), "albert.encoder.albert_layer_groups.0.albert_layers"),
-    Family("ModernBERT", ("modernbert",), "model.layers"),
+    Family("RoBERTa", ("roberta", "xlm-roberta", "camembert"), "roberta.encoder.layer",
+           tail="classifier"),
+    Family("DistilBERT", ("distilbert",), "distilbert.transformer.layer",
+           tail="distilbert"),
+    Family("ELECTRA", ("electra",), "electra.encoder.layer", tail="classifier"),
+    Family("ALBERT", ("albert",), "albert.encoder.albert_layer_groups.0.albert_layers",
+           tail="albert"),
+    Family("ModernBERT", ("modernbert",), "model.layers", tail="modernbert"),
     Family("DeBERTa-v2/v3", ("deberta-v2",), "deberta.encoder.layer",
            adapter="attnaudit.models.hf_deberta"),
     Family("DeBERTa", ("deberta",), "deberta.encoder.layer", adapter="attnaudit.models.hf_deberta"),
-    Family("Llama", ("llama",), _DECODER, "last"),
-    Family("Qwen2", ("qwen2",), _DECODER, "last"),
-    Family("Qwen3", ("qwen3",), _DECODER, "last"),
-    Family("Mistral", ("mistral",), _DECODER, "last"),
-    Family("Gemma", ("gemma",), _DECODER, "last"),
-    Family("Phi", ("phi", "phi3"), _DECODER, "last"),
+    Family("Llama", ("llama",), _DECODER, "last", tail="decoder"),
+    Family("Qwen2", ("qwen2",), _DECODER, "last", tail="decoder"),
+    Family("Qwen3", ("qwen3",), _DECODER, "last", tail="decoder"),
+    Family("Mistral", ("mistral",), _DECODER, "last", tail="decoder"),
+    Family("Gemma", ("gemma",), _DECODER, "last", tail="decoder"),
+    Family("Phi", ("phi", "phi3"), _DECODER, "last", tail="decoder"),
 )
 
 #: model_types refused with a reason of their own, one line each (none today: DeBERTa, whose

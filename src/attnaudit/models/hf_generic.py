@@ -33,10 +33,17 @@ site is a *query* head. Keys and values are shared within a group, and nothing e
 rescales one query head's probabilities, so the other query heads of its group keep theirs. Its
 attention (the classification row of that query head) is that head's own.
 
-**Recomputation.** ``logits_with`` runs the whole model forward on the ``B * k`` candidate sequences
-(batched), with the registered function editing layer ``l``'s classification row (or every row).
-This is the reference path; the generic host has no fast path (BERT keeps its own), so
-``fast_path`` changes nothing here.
+**Recomputation.** The reference (``fast_path = False``): ``logits_with`` runs the whole model
+forward on the ``B * k`` candidate sequences (batched), with the registered function editing layer
+``l``'s classification row (or every row). The fast path (``fast_path = True``, the default, for a
+family whose descriptor names a ``tail``): nothing entering layer ``l`` depends on its edit, so
+:meth:`GenericHFClassifier.run` captures, with forward pre-hooks on the layer modules, the states
+entering each audited layer and the arguments transformers gave layers ``l..L-1`` (masks, position
+embeddings); ``logits_with`` then runs only those layers on the candidates, then the family's head
+(:mod:`attnaudit.models.hf_resume`); a decoder with ``query_rows="cls"`` runs them for its last real
+token alone, one decoding step over the unedited pass's keys and values of the other positions
+(nothing else attends to that token). An output cut with ``ModelOutput.index`` (the memory budget's
+document chunks) has no capture: one unedited pass of its documents makes it.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
+from torch.utils.weak import WeakIdKeyDictionary
 from transformers import (
     AttentionInterface,
     AutoConfig,
@@ -74,6 +82,16 @@ from attnaudit.models.hf import (
     load_classifier,
 )
 from attnaudit.models.hf_families import Family, family_of, family_of_config
+from attnaudit.models.hf_resume import (
+    TAILS,
+    LayerCapture,
+    ResumePoint,
+    can_resume_row,
+    capturing,
+    resume_layers,
+    resume_row,
+    row_order,
+)
 from attnaudit.models.hf_words import TokenizerWords
 
 #: the registered name of the generic host's attention function (and of its mask function)
@@ -187,6 +205,8 @@ class GenericPlan:
         record_rows: if a dict, each recorded layer's classification row ``(N, H, T')``.
         record_full: if a dict, every layer's probabilities ``(N, H, T', T')`` (rollout).
         record_layers: the layers ``record_rows`` keeps (None: all).
+        record_keys: if a dict, each layer's keys and values ``(N, H_kv, T', dh)`` (the fast
+            path's decoding step, :func:`attnaudit.models.hf_resume.resume_row`).
         calls: attention calls so far in this pass (= the current layer: layers run in order).
     """
 
@@ -196,6 +216,7 @@ class GenericPlan:
     record_rows: dict[int, torch.Tensor] | None = None
     record_full: dict[int, torch.Tensor] | None = None
     record_layers: frozenset[int] | None = None
+    record_keys: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None
     calls: int = field(default=0)
 
 
@@ -295,9 +316,10 @@ def generic_attention(
     base: BaseAttention = "eager" if softcap is not None else ("sdpa" if plan is None else plan.base)
     groups = query.shape[1] // key.shape[1]
     key_h, value_h = repeat_kv(key, groups), repeat_kv(value, groups)  # (N, H, T', dh)
+    # t queries (one in the fast path's decoding step, resume_row) over the keys
     n_seq, _, t, _ = query.shape
     mask = _full_mask(module, n_seq, t, query.device) if attention_mask is None else \
-        attention_mask.expand(n_seq, 1, t, t)
+        attention_mask.expand(n_seq, 1, t, key.shape[2])
 
     def unedited() -> torch.Tensor:
         if base == "sdpa":
@@ -312,6 +334,8 @@ def generic_attention(
         return unedited(), None
     layer = plan.calls
     plan.calls += 1
+    if plan.record_keys is not None:
+        plan.record_keys[layer] = (key.detach(), value.detach())
     layout = plan.layout
     edit = plan.edit if plan.edit is not None and plan.edit.layer == layer else None
     recorded = plan.record_rows is not None and (plan.record_layers is None
@@ -455,7 +479,10 @@ class GenericHFClassifier(HFClassifier):
             raise ValueError(f"{self.family.name} reads its first token: pad it on the right")
         self.register_buffer("_continues", None, persistent=False)
         self._words: TokenizerWords | None = None
-        self.fast_path = True  # no generic fast path: kept for the interface (changes nothing)
+        # resume from the audited layer (hf_resume) where the family names its head; False: the
+        # reference, the whole model per candidate
+        self.fast_path = True
+        self._resume_failed = False
         self.hf: PreTrainedModel = model if model is not None else \
             AutoModelForSequenceClassification.from_config(hf_config)
         if self.family.adapter is None:
@@ -575,6 +602,11 @@ class GenericHFClassifier(HFClassifier):
                                  output_hidden_states=hidden, attnaudit_plan=plan)
             logits = result.logits
             final = result.hidden_states[-1] if hidden else None
+        self._check_calls(plan)
+        return logits, final
+
+    def _check_calls(self, plan: GenericPlan) -> None:
+        """One attention call per layer went through the registry in the pass, else an error."""
         if plan.calls != self.num_layers:
             through = "transformers' registry" if self.family.adapter is None else \
                 f"the family's adapter ({self.family.adapter})"
@@ -582,7 +614,6 @@ class GenericHFClassifier(HFClassifier):
                 f"{self.family.name}: {plan.calls} attention calls went through {through} in one "
                 f"pass of {self.num_layers} layers; this model's attention does not run through "
                 "it (cannot audit it)")
-        return logits, final
 
     def _adapter(self, plan: GenericPlan) -> AbstractContextManager[object]:
         """Where the family's attention is outside the registry (:attr:`Family.adapter`), the
@@ -625,16 +656,79 @@ class GenericHFClassifier(HFClassifier):
         gather = layout.item_pos[..., None].expand(-1, -1, final.shape[-1])
         return final.gather(1, gather), layout.items
 
+    # -- the fast path's capture (models/hf_resume.py) ----------------------------------------------
+
+    @property
+    def _resumes(self) -> bool:
+        """True when ``logits_with`` resumes at the audited layer (see the module docstring)."""
+        return self.fast_path and self.family.tail is not None and not self._resume_failed
+
+    @property
+    def _steps(self) -> bool:
+        """True when the candidates run as decoding steps (resume_row): a decoder editing the
+        classification row alone; then the unedited pass records each layer's keys and values."""
+        return self.family.decoder and self.query_rows == "cls"
+
+    def _capture(self, layers: frozenset[int]) -> LayerCapture | None:
+        """A capture of the layer calls from the lowest of ``layers`` up (None: naive path)."""
+        return LayerCapture(min(layers), layers) if self._resumes and layers else None
+
+    @staticmethod
+    def _keep(points: dict[int, ResumePoint], probs: torch.Tensor, layer: int) -> None:
+        """Remember the resume point of ``layer`` for the site cached as ``probs``."""
+        if layer in points:
+            _RESUME.setdefault(probs, {})[layer] = points[layer]
+
+    def _resume_point(self, output: ModelOutput, site: str, layer: int) -> ResumePoint | None:
+        """The resume point of ``site`` (token level) kept by :meth:`run`, else made by one
+        unedited pass of ``output``'s documents (an output cut with ``ModelOutput.index``)."""
+        probs = output.site(site).cache["probs"]
+        kept = _RESUME.get(probs, {}).get(layer)
+        if kept is not None or output.batch is None:
+            return kept
+        capture = self._capture(frozenset({layer}))
+        assert capture is not None
+        layout, is_item, index = self._layout(output.batch)
+        plan = GenericPlan(layout, self.base_attention,
+                           record_keys={} if self._steps else None)
+        with torch.no_grad(), capturing(self._layer_modules(), capture):
+            self._forward(self._sequence(layout, is_item, index, self.embed(output.batch)), plan)
+        points = self._points(capture, plan)
+        self._keep(points, probs, layer)
+        return points.get(layer)
+
+    def _points(self, capture: LayerCapture, plan: GenericPlan) -> dict[int, ResumePoint]:
+        """``capture``'s resume points (with ``plan``'s recorded keys and values from each point's
+        layer up); none when the hooked modules did not see one call per layer (a layout the
+        descriptor's ``layers`` does not describe, e.g. ALBERT with several layer groups): then
+        this model stays on the naive path."""
+        points = capture.points(self.num_layers)
+        self._resume_failed = not points
+        if plan.record_keys is not None:
+            for layer, point in points.items():
+                point.keys_values = {j: plan.record_keys[j] for j in range(layer, self.num_layers)}
+        return points
+
+    def _layer_modules(self) -> list[nn.Module]:
+        """The family's layer modules (ALBERT: one, called once per layer)."""
+        return list(self.hf.get_submodule(self.family.layers))
+
     def run(self, batch: Batch, sites: Sequence[str] | None = None) -> ModelOutput:
         """Full pass: the logits and, per requested site, its attention. A layer site's cache:
-        ``probs`` ``(B, H, n)``, the classification row's probabilities at the items' keys."""
+        ``probs`` ``(B, H, n)``, the classification row's probabilities at the items' keys; with
+        the fast path, the pass's layer calls are captured for ``logits_with`` (hf_resume)."""
         wanted = self.site_names(sites)
         layers = {self.site_layer(name)[0] for name in wanted}
         layout, is_item, index = self._layout(batch)
         plan = GenericPlan(layout, self.base_attention, record_rows={},
                            record_layers=frozenset(layers))
-        logits, _ = self._forward(self._sequence(layout, is_item, index, self.embed(batch)), plan)
+        capture = self._capture(frozenset(layers))
+        if capture is not None and self._steps:
+            plan.record_keys = {}
+        with nullcontext() if capture is None else capturing(self._layer_modules(), capture):
+            logits, _ = self._forward(self._sequence(layout, is_item, index, self.embed(batch)), plan)
         out = ModelOutput(logits=logits, sites={}, batch=batch)
+        points = {} if capture is None else self._points(capture, plan)
         items = layout.items
         anchor = torch.full((items.shape[0],), -1, dtype=torch.long, device=items.device)
         assert plan.record_rows is not None
@@ -646,6 +740,7 @@ class GenericHFClassifier(HFClassifier):
             attention = renormalise(chosen.mean(dim=1) * items)  # (B, n)
             out.sites[name] = SiteOutput(attention=attention, mask=items, anchor=anchor,
                                          cache={"probs": probs})
+            self._keep(points, probs, layer)
         if self.item_unit == "word":
             words = self.word_index(batch)  # (B, n)
             out.sites = {name: group_site(site, words) for name, site in out.sites.items()}
@@ -661,11 +756,29 @@ class GenericHFClassifier(HFClassifier):
         layer, head = self.site_layer(site)
         b, k, n = weights.shape
         layout, is_item, index = self._layout(batch)
-        embedded = self.embed(batch).repeat_interleave(k, dim=0)  # (B*k, T, d_e)
         flat = layout.repeat(k)
         plan = GenericPlan(flat, self.base_attention,
                            edit=GenericEdit(layer, weights.reshape(b * k, n), head,
                                             self.query_rows))
+        point = self._resume_point(output, site, layer) if self._resumes else None
+        if point is not None and self._steps and can_resume_row(point):
+            # Only the last real token's row changes from layer l up: one decoding step each.
+            order = row_order(layout.cls_pos, layout.mask.shape[1])  # (B, T'): keys' order
+            item_pos = order.argsort(dim=1).gather(1, layout.item_pos)  # items in that order
+            step = Layout(flat.ids, flat.mask, item_pos.repeat_interleave(k, dim=0), flat.items,
+                          torch.zeros_like(flat.cls_pos), flat.position_ids)
+            plan = GenericPlan(step, self.base_attention, edit=plan.edit, calls=layer)
+            final = resume_row(point, layout.cls_pos, k, plan)  # (B*k, 1, d)
+            self._check_calls(plan)
+            return TAILS["decoder"](self.hf, final, step.mask, step.cls_pos).reshape(b, k, -1)
+        if point is not None and self.family.tail is not None:
+            # Layers l..L-1 and the head on the B*k candidates, from the captured inputs of l.
+            plan.calls = layer
+            final = resume_layers(point, k, plan)  # (B*k, T', d)
+            self._check_calls(plan)
+            logits = TAILS[self.family.tail](self.hf, final, flat.mask, flat.cls_pos)
+            return logits.reshape(b, k, -1)
+        embedded = self.embed(batch).repeat_interleave(k, dim=0)  # (B*k, T, d_e)
         sequence = self._sequence(flat, is_item.repeat_interleave(k, 0),
                                   index.repeat_interleave(k, 0), embedded)
         return self._forward(sequence, plan)[0].reshape(b, k, -1)
@@ -703,6 +816,9 @@ class GenericHFClassifier(HFClassifier):
             return group_scores(scores, out.cache[TOKEN_GROUP], out.mask.shape[1])
         return scores
 
+
+#: per site cache (its ``probs`` tensor, weakly: dropped with the output), layer -> resume point
+_RESUME: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
 # Registered as the host of every family but BERT: ``HFClassifier(config=...)`` and
 # ``HFClassifier.from_pretrained`` build this class for them (models/hf.py never imports this module).
