@@ -333,14 +333,18 @@ def test_a_live_model_object_is_audited_and_reported(tmp_path: Path, model_type:
         config = family_config(model_type, vocab_size=len(tokenizer), num_classes=2)
     model = AutoModelForSequenceClassification.from_config(config).to(torch.bfloat16)
     texts = ["A wonderful, gripping film.", "Dull and far too long; I left early.", "Fine."]
+    # 10 permutations (not 100): the default audits two sites, and this test is about the host
     result = attnaudit.audit(model, texts, tokenizer=tokenizer,
                              config=attnaudit.AuditConfig(rankings=("random", "attention"),
-                                                          bootstrap=0))
+                                                          bootstrap=0, permutations=10))
     assert isinstance(result, LiveAudit) and result.model is not None
     assert next(model.parameters()).dtype == torch.float32  # CPU: audited in float32
     assert set(result.removal["doc_id"]) == {"doc0", "doc1", "doc2"}
     assert result.removal["label"].isna().all()  # plain strings are unlabelled
-    assert result.summary["by_site"]
+    # the defaults, encoder or decoder: every query row at L{2 // 3} and at the last layer, where
+    # only the classification row ([CLS], the last token) reaches the head; stated in the summary
+    assert list(result.summary["by_site"]) == ["L1", "L0"] == result.summary["defaults"]["sites"]
+    assert result.summary["defaults"]["query_rows"] == "all" and result.summary["defaults"]["used"]
     with torch.no_grad():
         encoded = tokenizer(texts[:1], return_tensors="pt")
         own = model(**encoded).logits
@@ -356,7 +360,7 @@ def test_a_live_model_object_is_audited_and_reported(tmp_path: Path, model_type:
                 in enumerate(zip(texts, ["LABEL_1", "LABEL_0", "LABEL_1"], strict=True))]
     scored = attnaudit.audit(model, labelled, tokenizer=tokenizer,
                              config=attnaudit.AuditConfig(rankings=("random", "attention"),
-                                                          bootstrap=0))
+                                                          bootstrap=0, permutations=10))
     assert scored.metrics is not None and scored.metrics["num_test"] == 3
     assert scored.metrics["majority_test_accuracy"] == pytest.approx(2 / 3)
     predictions = scored.single_weight.drop_duplicates("doc_id")["prediction"].tolist()

@@ -159,13 +159,14 @@ def test_mask_erasure_writes_the_mask_token_and_a_word_model_refuses_it() -> Non
 
 
 @pytest.mark.parametrize(("name", "given_rows", "rows", "items"), [
-    ("hf", None, "cls", "word"), ("hf-attnpool", None, "all", "word"),
+    ("hf", None, "all", "word"), ("hf", "cls", "cls", "word"), ("hf-attnpool", None, "all", "word"),
     ("hf-attnpool", "cls", "cls", "token"), ("flan-rnn", "all", None, "token"),
 ])
 def test_the_plan_resolves_query_rows_and_items_per_model(
     name: str, given_rows: str | None, rows: str | None, items: str
 ) -> None:
-    """Unset query rows are the model's own (hf-attnpool's pooling never reads [CLS]); the
+    """Unset query rows are the model's own, every row for both transformers (hf: from [CLS] alone
+    erasure below the last layer moves no decision; hf-attnpool's pooling never reads [CLS]); the
     paper's models have no rows to choose and read words already, so one config serves both."""
     model = random_model(name, seed=0)
     config = AuditConfig(query_rows=given_rows, items=items if name != "flan-rnn" else "word")

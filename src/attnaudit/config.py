@@ -498,8 +498,9 @@ class AuditConfig(ConfigSection):
     # layers above for every step; the fraction to the first flip is then the first scheduled step
     # that flips, an upper bound at 5% resolution).
     attention_steps: InputSteps = "every"
-    # Transformers: the query rows erasure edits (None: the model's own, "cls" for hf and "all" for
-    # hf-attnpool, whose pooling never reads the [CLS] row) and the item unit.
+    # Transformers: the query rows erasure edits (None: the model's own, "all" for hf and
+    # hf-attnpool: from the [CLS] row alone erasure below hf's last layer moves no decision, and
+    # hf-attnpool's pooling never reads it) and the item unit.
     query_rows: QueryRows | None = None
     items: ItemUnit = "token"
     # Attribution rankings (captum): token scores to item scores, integration steps (integrated

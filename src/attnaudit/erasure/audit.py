@@ -619,6 +619,20 @@ def model_architecture(model: AttentionClassifier) -> dict[str, Any] | None:
     }
 
 
+def defaults_note(model: AttentionClassifier, plan: AuditPlan) -> dict[str, Any] | None:
+    """summary.json ``defaults``: the sites and query rows the model is audited at when none are
+    chosen, whether this audit used them, and why (one sentence); None for a model without its own
+    default sites (:meth:`AttentionClassifier.audited_by_default`: the paper's models, hf-attnpool)."""
+    from attnaudit.results.advice import DEFAULTS_WHY
+
+    own = model.audited_by_default()
+    if own is None:
+        return None
+    return {"sites": list(own), "query_rows": model.default_query_rows,
+            "used": tuple(plan.sites) == tuple(own) and plan.query_rows == model.default_query_rows,
+            "why": DEFAULTS_WHY}
+
+
 def _summarize(
     out: Path,
     tables: dict[str, pd.DataFrame],
@@ -653,6 +667,9 @@ def _summarize(
     architecture = model_architecture(model)
     if architecture is not None:
         summary["architecture"] = architecture
+    defaults = defaults_note(model, plan)
+    if defaults is not None:
+        summary["defaults"] = defaults
     # Why documents cannot flip at each site, and where decisions can move when most cannot.
     summary["cannot_flip"] = summary_advice(
         summary, num_layers=getattr(model, "num_layers", None), query_rows=plan.query_rows,

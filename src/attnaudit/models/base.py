@@ -309,6 +309,11 @@ class AttentionClassifier(nn.Module):
             raise ValueError(f"{self.kind} has no query rows to choose and no subword tokens "
                              f"to group (got query_rows={query_rows!r}, items={items!r})")
 
+    def audited_by_default(self) -> tuple[str, ...] | None:
+        """The sites an audit runs when none are chosen (``--sites``), in declaration order; None:
+        the registry's rule (every site, or the first: ``ModelEntry.all_sites_by_default``)."""
+        return None
+
     @classmethod
     def sites(cls) -> tuple[Site, ...]:
         """Every site this model exposes, the pooling site (the paper's) first."""

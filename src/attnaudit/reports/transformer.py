@@ -179,6 +179,18 @@ def architecture_text(summary: Mapping[str, Any]) -> str | None:
     return "; ".join(parts) + "."
 
 
+def defaults_text(summary: Mapping[str, Any]) -> str | None:
+    """One sentence on the transformer's default sites and query rows, whether this audit used
+    them, and why (summary.json ``defaults``, written by the audit); None for audits without it."""
+    defaults = summary.get("defaults")
+    if not isinstance(defaults, Mapping) or not defaults.get("sites"):
+        return None
+    rows = "every query row" if defaults.get("query_rows") == "all" else "the classification row"
+    used = "this audit's" if defaults.get("used") else "not this audit's, which chose its own"
+    return (f"Default sites {', '.join(map(str, defaults['sites']))}, erased from {rows} "
+            f"({used}): {defaults.get('why', '')}").rstrip(": ")
+
+
 # ----------------------------------------------------------------------------------------------
 # The section
 # ----------------------------------------------------------------------------------------------
@@ -236,6 +248,7 @@ def transformer_section(
         "n_layers": len({w.layer for w in where.values()}),
         "layer_names": [layer_label(x) for x in sorted({w.layer for w in where.values()})],
         "architecture": architecture_text(summary),
+        "defaults": defaults_text(summary),
         "n_heads": max((w.head for _, w in heads if w.head is not None), default=-1) + 1,
         "full": [{"name": s, "label": site_title(s, str(dig(labels, s, "label") or s)),
                   "href": site_ids.get(s)}

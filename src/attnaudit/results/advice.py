@@ -22,6 +22,12 @@ L5); erasing from every query row, a quarter of the reviews can flip at L0-L3 an
 the advice is every query row at the lower two thirds of the layers, with ERASER's step schedule
 (each step there recomputes the layers above: 14-26x one inference pass per layer, docs/results.md,
 "Layer by layer").
+
+The same measurement chose the transformers' **defaults** (:func:`default_layers`, :data:`DEFAULTS_WHY`):
+every query row, at the layer about a third of the way up (inside the lower two thirds) and at the
+last layer (where every query row reaches the head through the classification row alone, so it is
+the classification row users plot). The advice never suggests again what was audited: beside a
+default audit it names the lower layer already audited and suggests only the others.
 """
 
 from __future__ import annotations
@@ -76,6 +82,27 @@ def suggested_layers(num_layers: int) -> list[int]:
     return list(range(max(1, math.ceil(2 * num_layers / 3))))
 
 
+def default_layers(num_layers: int) -> list[int]:
+    """The layers a transformer audits by default, from every query row: the one about a third of
+    the way up (``num_layers // 3``, inside :func:`suggested_layers`: where erasure moved decisions in
+    the IMDB measurement) and the last (the classification row, the attention users plot), lower
+    first; one layer when they coincide. MiniLM's six: ``[2, 5]``."""
+    if num_layers < 1:
+        raise ValueError(f"a transformer has at least one layer, got {num_layers}")
+    return sorted({num_layers // 3, num_layers - 1})
+
+
+#: why those defaults (summary.json ``defaults["why"]``, the report's sentence)
+DEFAULTS_WHY = (
+    "erasing from the classification row alone leaves almost every decision unchanged (MiniLM "
+    "fine-tuned on IMDB: 0% of reviews can flip below the last layer, 3% at it), while erasing "
+    "from every query row lets a quarter flip in the lower two thirds of the layers; so the "
+    "default is every query row at the layer a third of the way up, where decisions move, and at "
+    "the last layer, whose classification row (all that reaches the head there) is the attention "
+    "users plot."
+)
+
+
 def site_advice(
     site: str,
     share: float | None,
@@ -113,14 +140,26 @@ def site_advice(
         move = f"attnaudit audit {run} --sites {','.join(lower)} --query-rows all " \
                "--attention-steps eraser --replace"
         all_rows_here = query_rows == "all" and kind == "layer"
+        # lower layers this audit already erased from every query row (the defaults' L{L//3})
+        done = [name for name in lower if name in audited] if query_rows == "all" else []
+        rest = [name for name in lower if name not in done]
         if all_rows_here and layer is not None and f"L{layer}" in lower:
             # Already where the measurement found movement: attention cannot move these
             # documents; erasing the tokens themselves still can.
             command = f"attnaudit audit {run} --sites {site} --query-rows all --erasure " \
                       "attention,input --attention-steps eraser --replace"
             where = "Erasing the tokens from the input (input-level erasure) may still move them:"
-        elif query_rows == "all" and set(lower) <= set(audited):
-            command, where = None, ""
+        elif done and not rest:
+            command, where = None, (f"{', '.join(done)}, audited here from every query row, "
+                                    f"{'is' if len(done) == 1 else 'are'} where erasure can move "
+                                    "decisions (see their sections).")
+        elif done:
+            # never repeat what was just audited: the other lower layers only
+            command = f"attnaudit audit {run} --sites {','.join(rest)} --query-rows all " \
+                      "--attention-steps eraser --replace"
+            where = (f"Erasure moves decisions from every query row of the lower layers: "
+                     f"{', '.join(done)} {'is' if len(done) == 1 else 'are'} audited here (see "
+                     "the sections); the other lower layers:")
         else:
             command = move
             where = ("Erasure moves decisions from every query row of the lower layers (MiniLM on "
