@@ -114,7 +114,8 @@ def test_audit_of_a_saved_classifier_writes_tables_report_and_a_self_contained_r
     assert summary["defaults"]["sites"] == ["L1", "L0"]
     assert summary["defaults"]["query_rows"] == "all" and summary["defaults"]["used"]
     # the report says which defaults and why, in one sentence
-    assert "Default sites L1, L0, erased from every query row (this audit&#39;s)" in (
+    assert ("Default sites L1, L0, erased from every query row on ERASER&#39;s step schedule "
+            "(this audit&#39;s)") in (
         out / "report.html").read_text(encoding="utf-8")
     assert set(summary["rankings"]) == {"random", "attention", "gradient", "attention_x_gradient",
                                         "rollout", "attention_head_mean"}

@@ -215,3 +215,15 @@ def test_word_items_need_a_vocabulary_and_bad_choices_are_one_line(
         model.configure_erasure(query_rows=None, items="word")
     assert main(["audit", str(tmp_path), "--items", "words"]) == 2
     assert "words" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(("name", "given", "steps"), [
+    ("hf", None, "eraser"), ("hf", "every", "every"), ("hf-attnpool", None, "every"),
+    ("flan-rnn", None, "every"), ("flan-rnn", "eraser", "eraser"),
+])
+def test_the_plan_resolves_attention_steps_per_model(name: str, given: str | None,
+                                                     steps: str) -> None:
+    """Unset attention steps are the model's own: ERASER's schedule for hf, whose default sites
+    include a lower layer where every step reruns the layers above; every step elsewhere."""
+    plan = make_plan(random_model(name, seed=0), AuditConfig(attention_steps=given))
+    assert plan.attention_steps == steps

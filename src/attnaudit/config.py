@@ -496,8 +496,10 @@ class AuditConfig(ConfigSection):
     # Attention-level curves' steps: "every" (exact; Test 2's fraction to the first flip is then
     # exact) or "eraser" (bounds the cost at a transformer's earlier layers, which recompute the
     # layers above for every step; the fraction to the first flip is then the first scheduled step
-    # that flips, an upper bound at 5% resolution).
-    attention_steps: InputSteps = "every"
+    # that flips, an upper bound at 5% resolution). None: the model's own (default_attention_steps:
+    # "every" for the paper's models and hf-attnpool, "eraser" for hf, whose default sites include
+    # a lower layer where every step reruns the layers above).
+    attention_steps: InputSteps | None = None
     # Transformers: the query rows erasure edits (None: the model's own, "all" for hf and
     # hf-attnpool: from the [CLS] row alone erasure below hf's last layer moves no decision, and
     # hf-attnpool's pooling never reads it) and the item unit.

@@ -290,6 +290,9 @@ class AttentionClassifier(nn.Module):
     #: the query rows a self-attention site's erasure edits when the audit does not choose
     #: (``"cls"`` or ``"all"``); None: the model has no self-attention sites (the paper's models)
     default_query_rows: ClassVar[str | None] = None
+    #: the attention-level curves' steps when the audit does not choose (``--attention-steps``):
+    #: ``"every"`` (exact first flips) or ``"eraser"`` (ERASER's bins and every 5%)
+    default_attention_steps: ClassVar[str] = "every"
     #: True when the tokens are subwords, which ``"word"`` items group (transformers); the paper's
     #: models read words, so their tokens are the words already
     subword_tokens: ClassVar[bool] = False

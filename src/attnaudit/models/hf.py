@@ -433,6 +433,10 @@ class HFClassifier(AttentionClassifier):
     #: (docs/results.md, "Layer by layer"); at the last layer "all" is the [CLS] row (the only
     #: row the pooler reads), the same numbers at the same cost (the fast path)
     default_query_rows: ClassVar[str | None] = "all"
+    #: ERASER's steps: the default sites include a lower layer, where every erasure step reruns the
+    #: layers above from every row (measured on MiniLM: every step there costs over 100x the old
+    #: default's audit; docs/results.md, "Layer by layer")
+    default_attention_steps: ClassVar[str] = "eraser"
     subword_tokens: ClassVar[bool] = True
 
     #: the host of every family but BERT. :mod:`attnaudit.models.hf_generic` builds on this module
@@ -1006,6 +1010,8 @@ class HFAttentionPoolClassifier(HFClassifier):
     #: every row: the pooling reads every item's final state, never [CLS]'s, so erasing from the
     #: [CLS] row alone could not change the last layer's output at all
     default_query_rows: ClassVar[str | None] = "all"
+    #: every step: its default site, ``pool``, is a linear pooling (the fast path sums, no rerun)
+    default_attention_steps: ClassVar[str] = "every"
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -186,8 +186,10 @@ def defaults_text(summary: Mapping[str, Any]) -> str | None:
     if not isinstance(defaults, Mapping) or not defaults.get("sites"):
         return None
     rows = "every query row" if defaults.get("query_rows") == "all" else "the classification row"
+    steps = {"eraser": " on ERASER's step schedule", "every": " at every step"}.get(
+        str(defaults.get("attention_steps")), "")
     used = "this audit's" if defaults.get("used") else "not this audit's, which chose its own"
-    return (f"Default sites {', '.join(map(str, defaults['sites']))}, erased from {rows} "
+    return (f"Default sites {', '.join(map(str, defaults['sites']))}, erased from {rows}{steps} "
             f"({used}): {defaults.get('why', '')}").rstrip(": ")
 
 

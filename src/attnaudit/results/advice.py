@@ -26,7 +26,7 @@ the advice is every query row at the lower two thirds of the layers, with ERASER
 The same measurement chose the transformers' **defaults** (:func:`default_layers`, :data:`DEFAULTS_WHY`):
 every query row, at the layer about a third of the way up (inside the lower two thirds) and at the
 last layer (where every query row reaches the head through the classification row alone, so it is
-the classification row users plot). The advice never suggests again what was audited: beside a
+the classification row users plot), on ERASER's step schedule. The advice never suggests again what was audited: beside a
 default audit it names the lower layer already audited and suggests only the others.
 """
 
@@ -99,7 +99,8 @@ DEFAULTS_WHY = (
     "from every query row lets a quarter flip in the lower two thirds of the layers; so the "
     "default is every query row at the layer a third of the way up, where decisions move, and at "
     "the last layer, whose classification row (all that reaches the head there) is the attention "
-    "users plot."
+    "users plot, with ERASER's step schedule, which bounds the lower layer's cost (every step "
+    "there reruns the layers above)."
 )
 
 
