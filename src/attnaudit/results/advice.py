@@ -24,10 +24,11 @@ the advice is every query row at the lower two thirds of the layers, with ERASER
 "Layer by layer").
 
 The same measurement chose the transformers' **defaults** (:func:`default_layers`,
-:data:`DEFAULTS_WHY`): every query row, at the layer about a third of the way up (inside the lower two thirds) and at the
-last layer (where every query row reaches the head through the classification row alone, so it is
-the classification row users plot), on ERASER's step schedule. The advice never suggests again what was audited: beside a
-default audit it names the lower layer already audited and suggests only the others.
+:data:`DEFAULTS_WHY`): every query row, at the layer about a third of the way up (inside the lower
+two thirds) and at the last layer (where every query row reaches the head through the
+classification row alone, so it is the classification row users plot), on ERASER's step schedule.
+The advice never suggests again what was audited: beside a default audit it names the lower layer
+already audited and suggests only the others.
 """
 
 from __future__ import annotations
