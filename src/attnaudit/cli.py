@@ -189,7 +189,8 @@ SitesOpt = Annotated[Names | None, typer.Option(
     "--sites", parser=_names(None, "site"), metavar="NAME[,NAME...]",
     help="Comma-separated attention sites: token (FLAN), sentence and word (HAN); a transformer's "
     "L<layer> and L<layer>.h<head> (layers from 0), and pool (hf-attnpool). Default: every site of "
-    "the paper's models; a transformer's first (its last layer's [CLS] attention, or pool).")]
+    "the paper's models; hf's L<layers//3> and last layer (MiniLM: L5,L2: where erasure moves "
+    "decisions, and the attention users plot); hf-attnpool's pool.")]
 PathOpt = Annotated[ErasurePath | None, typer.Option(
     "--path",
     help="fast (default) or naive, the slow reference implementation.")]
@@ -210,13 +211,14 @@ InputErasureOpt = Annotated[InputErasure | None, typer.Option(
     "--input-erasure", help="Input-level erasure: delete the tokens (default), or replace them "
     "with the unknown token (unk) or a transformer's [MASK] (mask).")]
 AttentionStepsOpt = Annotated[InputSteps | None, typer.Option(
-    "--attention-steps", help="Steps of the attention-level curves: every k (default, exact) or "
-    "eraser (0, 1, n, ERASER's bins and every 5%: bounds the cost at a transformer's earlier "
-    "layers; the fraction to the first flip is then resolved to those steps).")]
+    "--attention-steps", help="Steps of the attention-level curves: every k (exact; default but "
+    "for hf) or eraser (0, 1, n, ERASER's bins and every 5%: bounds the cost at a transformer's "
+    "earlier layers, hf's default; the fraction to the first flip is then resolved to those "
+    "steps).")]
 QueryRowsOpt = Annotated[QueryRows | None, typer.Option(
-    "--query-rows", help="Transformers: the attention rows erasure edits: the [CLS] row (cls; "
-    "default for hf) or every row (all; default for hf-attnpool, whose pooling never reads "
-    "[CLS]).")]
+    "--query-rows", help="Transformers: the attention rows erasure edits: the [CLS] row (cls) or "
+    "every row (all, default: from the [CLS] row alone erasure below the last layer moves almost "
+    "no decision, and hf-attnpool's pooling never reads it).")]
 ItemsOpt = Annotated[ItemUnit | None, typer.Option(
     "--items", help="Transformers: items are subword tokens (token, default) or words (word: a "
     "word's subwords erased together, weights and scores summed). The paper's models read words "
