@@ -10,9 +10,10 @@ IMDB test reviews (MiniLM subwords, cut to ``--max-tokens``) and batches, at eac
 
 and prints a markdown table: seconds (best of ``--repeats`` after a warm-up) and the ratio. BERT runs
 its hand-written fast path (the last layer needs the [CLS] row alone); every other family recomputes
-the whole model per candidate through the registered attention function, so its ratio is about the
-number of candidates per document. ``peak RSS`` is the process's maximum resident set so far (it
-only grows: read the increase from one family to the next, not each value alone).
+the whole model per candidate through the registered attention function (DeBERTa: its adapter's
+hooks), so its ratio is about the number of candidates per document. ``peak RSS`` is the
+process's maximum resident set so far (it only grows: read the increase from one family to the
+next, not each value alone).
 
     .venv/bin/python benchmarks/family_cost.py                       # every family, 16 reviews
     .venv/bin/python benchmarks/family_cost.py --families bert,llama --docs 4 --repeats 1
@@ -41,14 +42,20 @@ from attnaudit.models.base import ModelOutput
 from attnaudit.models.hf_generic import HFClassifier
 
 IMDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "imdb50k.jsonl.gz"
-FAMILIES = ("bert", "roberta", "distilbert", "electra", "albert", "modernbert", "llama", "qwen2",
-            "qwen3", "mistral", "gemma", "phi", "phi3")
+FAMILIES = ("bert", "roberta", "distilbert", "electra", "albert", "modernbert", "deberta-v2",
+            "deberta", "llama", "qwen2", "qwen3", "mistral", "gemma", "phi", "phi3")
 #: per model_type, what its config needs beyond the common sizes (as tests/hf_family_fixtures.py)
 EXTRA: dict[str, dict[str, object]] = {
     "roberta": {"max_position_embeddings": 520},
     "distilbert": {"dim": 64, "n_layers": 2, "n_heads": 4, "hidden_dim": 128},
     "electra": {"embedding_size": 32}, "albert": {"embedding_size": 32},
     "modernbert": {"global_attn_every_n_layers": 2, "local_attention": 64},
+    # v3's attention: 256 log buckets, c2p and p2c sharing the content projections
+    "deberta-v2": {"relative_attention": True, "pos_att_type": ["p2c", "c2p"],
+                   "share_att_key": True, "position_biased_input": False, "position_buckets": 256,
+                   "norm_rel_ebd": "layer_norm", "pooler_hidden_size": 64},
+    "deberta": {"relative_attention": True, "pos_att_type": ["c2p", "p2c"],
+                "position_biased_input": False, "pooler_hidden_size": 64},
     "llama": {"num_key_value_heads": 2}, "qwen2": {"num_key_value_heads": 2},
     "qwen3": {"num_key_value_heads": 2, "head_dim": 16},
     "mistral": {"num_key_value_heads": 2, "sliding_window": 64},

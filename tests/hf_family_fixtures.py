@@ -26,6 +26,19 @@ FAMILY_EXTRA: dict[str, dict[str, Any]] = {
     "albert": {"embedding_size": 16, "classifier_dropout_prob": 0.0},
     "modernbert": {"global_attn_every_n_layers": 2, "local_attention": 4,
                    "embedding_dropout": 0.0, "mlp_dropout": 0.0, "attention_dropout": 0.0},
+    # v3's attention: relative positions in log buckets (4 here, so sequences of the tests reach
+    # the logarithmic part; v3 has 256), c2p and p2c sharing the content projections, no absolute
+    # positions, layer-normed relative embeddings
+    "deberta-v2": {"relative_attention": True, "pos_att_type": ["p2c", "c2p"],
+                   "share_att_key": True, "position_biased_input": False, "position_buckets": 4,
+                   "max_relative_positions": 64, "max_position_embeddings": 64,
+                   "norm_rel_ebd": "layer_norm", "pooler_dropout": 0.0,
+                   "pooler_hidden_size": 32},
+    # v1 (deberta-base): relative positions without buckets (span 64), c2p and p2c with their
+    # own projections, no absolute positions
+    "deberta": {"relative_attention": True, "pos_att_type": ["c2p", "p2c"],
+                "position_biased_input": False, "max_relative_positions": 64,
+                "max_position_embeddings": 64, "pooler_dropout": 0.0, "pooler_hidden_size": 32},
     "llama": {"num_key_value_heads": 2},
     "qwen2": {"num_key_value_heads": 2},
     "qwen3": {"num_key_value_heads": 2, "head_dim": 8},

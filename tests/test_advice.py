@@ -48,7 +48,7 @@ def test_beside_the_defaults_the_advice_suggests_only_what_was_not_audited() -> 
                          run="r", audited=("L5", "L2"))
     assert advice is not None and "L2 is audited here" in advice["message"]
     assert advice["command"] == ("attnaudit audit r --sites L0,L1,L3 --query-rows all "
-                                 "--attention-steps eraser --replace")
+                                 "--attention-steps eraser --name lower-layers")
     # every lower layer audited already: no command, the message points to them
     advice = site_advice("L5", 0.97, kind="layer", layer=5, num_layers=6, query_rows="all",
                          run="r", audited=("L5", "L0", "L1", "L2", "L3"))
@@ -71,7 +71,7 @@ def test_the_issues_cases_print_a_command_that_audits_where_decisions_move() -> 
                          run="runs/minilm", audited=("L5",))
     assert advice is not None and "93%" in advice["message"] and "50%" in advice["message"]
     assert advice["command"] == ("attnaudit audit runs/minilm --sites L0,L1,L2,L3 --query-rows all "
-                                 "--attention-steps eraser --replace")
+                                 "--attention-steps eraser --name lower-layers")
     assert advice["command"] in advice["message"]
     # an earlier layer from the [CLS] row: the same command
     advice = site_advice("L2", 1.0, kind="layer", layer=2, num_layers=6, query_rows="cls")

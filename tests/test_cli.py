@@ -382,9 +382,12 @@ def test_damaged_training_state_names_it_and_restart_damaged_retrains_only_that_
     assert {p: p.stat().st_mtime_ns for p in kept} == kept, "the finished model was touched"
     # the same for `attnaudit train`, and a finished model whose model.pt was damaged
     truncate(broken / "model.pt")
+    (broken / "audits" / "old").mkdir(parents=True)  # a named audit of the damaged model
+    (broken / "audits" / "old" / "summary.json").write_text("{}")
     train = ["train", "--config", str(workspace / "run.toml"), "--model", "han", "--encoder",
              "none", "--no-progress", "--out", str(broken)]
     assert main([*train, "--restart-damaged"]) == 0
+    assert not (broken / "audits").exists()  # results of the old model do not remain
     assert main(["evaluate", str(broken)]) == 0
 
 

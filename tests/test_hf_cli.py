@@ -208,6 +208,20 @@ def _curve(metrics: dict[str, Any]) -> list[tuple[Any, ...]]:
     return [(h["epoch"], h["train_loss"], h["dev_accuracy"], h["lr"]) for h in metrics["history"]]
 
 
+def kill_after_an_epoch(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> None:
+    """Run the command ``argv`` killed (Ctrl-C, exit 130) right after its first epoch's training
+    state is saved; the saving is restored afterwards, for the run's resumption."""
+    real_save = train_module.save_training_state
+
+    def save_then_die(run_dir: Path, state: dict[str, Any]) -> None:
+        real_save(run_dir, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "save_training_state", save_then_die)
+    assert main(argv) == 130
+    monkeypatch.setattr(train_module, "save_training_state", real_save)
+
+
 def test_fine_tuning_records_its_settings_and_resumes_to_the_same_result(
     tmp_path: Path, data: Path, classifier: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -231,15 +245,7 @@ def test_fine_tuning_records_its_settings_and_resumes_to_the_same_result(
     # the rate after each epoch: decaying, zero after the last step
     assert straight["history"][0]["lr"] > straight["history"][1]["lr"] == 0
 
-    real_save = train_module.save_training_state
-
-    def save_then_die(run_dir: Path, state: dict[str, Any]) -> None:
-        real_save(run_dir, state)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_module, "save_training_state", save_then_die)
-    assert main([*args, "--out", str(tmp_path / "resumed")]) == 130
-    monkeypatch.setattr(train_module, "save_training_state", real_save)
+    kill_after_an_epoch(monkeypatch, [*args, "--out", str(tmp_path / "resumed")])
     assert main([*args, "--out", str(tmp_path / "resumed")]) == 0
     resumed = read_json(tmp_path / "resumed" / "metrics.json")
     assert _curve(resumed) == _curve(straight)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import torch
+from deberta_reference import deberta_by_hand
 from hf_family_fixtures import DECODER_PARAMS, FAMILY_PARAMS, family_config, save_family
 from model_fixtures import alone, random_batch, random_model
 from transformers import (
@@ -38,13 +39,15 @@ pytestmark = pytest.mark.usefixtures("one_thread_module")
 LENGTHS = [5, 1, 7, 2]
 #: families whose norm is RMSNorm, computed in float32 by transformers whatever the model's dtype
 RMS_NORM = {"llama", "qwen2", "qwen3", "mistral", "gemma", "phi3"}
+#: and the others whose norm rounds through float32 (ModernBERT; DeBERTa v1's DebertaLayerNorm)
+FLOAT32_INSIDE = RMS_NORM | {"modernbert", "deberta"}
 
 
 def _close(actual: torch.Tensor, expected: torch.Tensor) -> None:
-    """float64: only summation order differs (batch composition, kernels), ~1e-15. RMSNorm families
-    and ModernBERT round through float32 inside transformers (see the module): ~10 roundings (unit
-    6e-8) of O(1) values, ~6e-7 on each side; so 1e-6 absolute plus 1e-5 relative, one bound for
-    every family (a wrong edit moves logits by O(0.1))."""
+    """float64: only summation order differs (batch composition, kernels), ~1e-15. RMSNorm families,
+    ModernBERT and DeBERTa v1 round through float32 inside transformers (see the module): ~10
+    roundings (unit 6e-8) of O(1) values, ~6e-7 on each side; so 1e-6 absolute plus 1e-5 relative,
+    one bound for every family (a wrong edit moves logits by O(0.1))."""
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -63,6 +66,17 @@ def _erasures(output: Any, site: str, seed: int) -> torch.Tensor:
     a = output.site(site).attention
     half = renormalise(a * (torch.rand(a.shape, generator=gen) > 0.5))
     return torch.stack([a, half, torch.zeros_like(a)], dim=1)
+
+
+def _erasure_cases(model: GenericHFClassifier, batch: Batch, site: str, seed: int
+                   ) -> tuple[Any, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """The pass and, per candidate of :func:`_erasures`, the host's logits ``(B, C)`` with the
+    items it erases ``(B, n)`` (zero weight on a real item)."""
+    output = model.run(batch)
+    weights = _erasures(output, site, seed)  # (B, 3, n)
+    got = model.logits_with(output, site, weights)
+    mask = output.site(site).mask
+    return output, [(got[:, k], (weights[:, k] == 0) & mask) for k in range(weights.shape[1])]
 
 
 # --- an independent reference: mask the erased keys of the classification row before softmax -------
@@ -99,7 +113,11 @@ AttentionMaskInterface.register("test-masked", _mask_no_skip)
 def _masked_logits(model: GenericHFClassifier, batch: Batch, layer: int, head: int | None,
                    erased: torch.Tensor) -> torch.Tensor:
     """transformers' own forward with ``erased`` ``(B, n)`` items masked out of the classification
-    row of ``layer`` (``head``, or all heads)."""
+    row of ``layer`` (``head``, or all heads); DeBERTa (outside the registry): by hand."""
+    if model.family.adapter is not None:
+        if model.family.name == "DeBERTa":  # v1: its own module masks the keys before its softmax
+            return _premasked_logits(model, batch, layer, head, erased)
+        return _deberta_masked_logits(model, batch, layer, head, erased)
     layout, _, _ = model._layout(batch.token_ids)
     keys = torch.zeros_like(layout.mask)
     keys = keys.scatter(1, layout.item_pos, erased & layout.items)
@@ -112,6 +130,51 @@ def _masked_logits(model: GenericHFClassifier, batch: Batch, layer: int, head: i
                         **extra).logits
     finally:
         model.hf.set_attn_implementation(ATTENTION_ANY)
+
+
+def _deberta_masked_logits(model: GenericHFClassifier, batch: Batch, layer: int, head: int | None,
+                           erased: torch.Tensor, rows: str = "cls") -> torch.Tensor:
+    """:func:`_masked_logits` for DeBERTa: each document recomputed by hand from the weights
+    (tests/deberta_reference.py), the erased keys masked before the softmax in the [CLS] row
+    (``rows="all"``: every row)."""
+    layout, _, _ = model._layout(batch.token_ids)
+    logits = []
+    for b in range(batch.token_ids.shape[0]):
+        ids = layout.ids[b][layout.mask[b]].tolist()  # right padding: the real tokens first
+        keys = layout.item_pos[b][erased[b] & layout.items[b]].tolist()
+        chosen = range(len(ids)) if rows == "all" else (int(layout.cls_pos[b]),)
+        logits.append(deberta_by_hand(model.hf, ids, layer=layer, head=head, erased=keys,
+                                      rows=chosen)[0])
+    return torch.stack(logits)
+
+
+def _premasked_logits(model: GenericHFClassifier, batch: Batch, layer: int, head: int | None,
+                      erased: torch.Tensor, rows: str = "cls") -> torch.Tensor:
+    """:func:`_masked_logits` for a DeBERTa (v1 or v2) through its own forward: layer ``layer``'s
+    attention module gets, for that pass, the mask it applies before its softmax with the erased
+    keys taken out of the [CLS] row (``rows="all"``: every row) of ``head`` (None: every head);
+    the adapter's hooks are not installed (transformers' own forward)."""
+    layout, _, _ = model._layout(batch.token_ids)
+    keys = torch.zeros_like(layout.mask).scatter(1, layout.item_pos, erased & layout.items)
+    rows_n = torch.arange(len(keys))
+
+    def premask(_: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        hidden, mask = args[0], args[1]  # mask (N, 1, T', T'), DeBERTa's query x key product
+        n, _, t, _ = mask.shape
+        allowed = mask.bool().expand(n, model.num_heads, t, t).clone()
+        for h in range(model.num_heads) if head is None else [head]:
+            if rows == "all":
+                allowed[:, h] &= ~keys[:, None, :]
+            else:
+                allowed[rows_n, h, layout.cls_pos] &= ~keys
+        return (hidden, allowed, *args[2:]), kwargs
+
+    attention = model.hf.get_submodule(f"{model.family.layers}.{layer}.attention.self")
+    handle = attention.register_forward_pre_hook(premask, with_kwargs=True)
+    try:
+        return model.hf(input_ids=layout.ids, attention_mask=layout.mask.long()).logits
+    finally:
+        handle.remove()
 
 
 # --- the table ---------------------------------------------------------------------------------------
@@ -146,13 +209,10 @@ def test_registered_erasure_equals_a_masked_recompute(model_type: str, site: str
     model = _model(model_type)
     batch = random_batch("hf", seed=1, lengths=LENGTHS)
     with torch.no_grad():
-        output = model.run(batch)
-        weights = _erasures(output, site, seed=2)  # (B, 3, n)
-        got = model.logits_with(output, site, weights)
-        for k in range(weights.shape[1]):
-            erased = (weights[:, k] == 0) & output.site(site).mask
-            _close(got[:, k], _masked_logits(model, batch, layer, head, erased))
-        _close(got[:, 0], output.logits)  # erasing nothing is the model's own pass
+        output, cases = _erasure_cases(model, batch, site, seed=2)
+        for got, erased in cases:
+            _close(got, _masked_logits(model, batch, layer, head, erased))
+        _close(cases[0][0], output.logits)  # erasing nothing is the model's own pass
 
 
 def _audits_agree(model_type: str, option: str, values: tuple[str, str], site: str,
@@ -253,12 +313,13 @@ def test_gradient_equals_finite_differences(model_type: str) -> None:
     """Central differences of ``logits_with`` against autograd, per item.
 
     LayerNorm families are float64 end to end: step 1e-6, truncation ~step^2 and rounding
-    ~1e-16 / step, so 1e-8 absolute holds. RMSNorm families (and ModernBERT) round through float32
-    inside transformers even in a float64 model (measured: the error grows as 1 / step): step 1e-3;
-    the logits carry ~10 float32 roundings (unit 6e-8) of O(1) values, ~6e-7, and the quotient
-    divides their difference by 2 * step: ~6e-4; truncation ~step^2 / 6 times the third
-    derivative ~ 1e-6. So 1e-3 absolute (gradients are O(0.5): a wrong one misses by far more)."""
-    float32_inside = model_type in RMS_NORM or model_type == "modernbert"
+    ~1e-16 / step, so 1e-8 absolute holds. RMSNorm families (and ModernBERT, and DeBERTa v1's own
+    LayerNorm) round through float32 inside transformers even in a float64 model (measured: the
+    error grows as 1 / step): step 1e-3; the logits carry ~10 float32 roundings (unit 6e-8) of
+    O(1) values, ~6e-7, and the quotient divides their difference by 2 * step: ~6e-4; truncation
+    ~step^2 / 6 times the third derivative ~ 1e-6. So 1e-3 absolute (gradients are O(0.5): a wrong
+    one misses by far more)."""
+    float32_inside = model_type in FLOAT32_INSIDE
     eps, atol = (1e-3, 1e-3) if float32_inside else (1e-6, 1e-8)
     model = _model(model_type)
     batch = random_batch("hf", seed=11, lengths=[5, 3])
@@ -279,7 +340,7 @@ def test_gradient_equals_finite_differences(model_type: str) -> None:
 
 
 @pytest.mark.full  # ~20 s each on the shared 2-core machine (data preparation, report)
-@pytest.mark.parametrize("model_type", ["llama", "roberta"])
+@pytest.mark.parametrize("model_type", ["llama", "roberta", "deberta-v2"])
 def test_audit_hf_model_of_a_saved_folder_writes_tables_and_report(tmp_path: Path,
                                                                   model_type: str) -> None:
     """As a user would: ``attnaudit audit --hf-model FOLDER``, then the run reloads from its
@@ -298,13 +359,15 @@ def test_audit_hf_model_of_a_saved_folder_writes_tables_and_report(tmp_path: Pat
     assert (out / "report.html").is_file() and (out / "audit" / "removal.parquet").is_file()
     run = load_run(out)
     assert isinstance(run.model, GenericHFClassifier) and run.model.kind == "hf"
-    assert run.model.family.name == {"llama": "Llama", "roberta": "RoBERTa"}[model_type]
+    assert run.model.family.name == {"llama": "Llama", "roberta": "RoBERTa",
+                                     "deberta-v2": "DeBERTa-v2/v3"}[model_type]
 
 
-def test_families_outside_the_registry_are_refused_in_one_line() -> None:
-    config = AutoConfig.for_model("deberta-v2", hidden_size=32, num_hidden_layers=2,
-                                  num_attention_heads=4, intermediate_size=64, vocab_size=50)
-    with pytest.raises(ValueError, match="DeBERTa-v2/v3's disentangled attention") as err:
+def test_families_not_hosted_are_refused_in_one_line() -> None:
+    config = AutoConfig.for_model("deberta", hidden_size=32, num_hidden_layers=2,
+                                  num_attention_heads=4, intermediate_size=64, vocab_size=50,
+                                  talking_head=True)
+    with pytest.raises(ValueError, match="talking_head=True: its heads' probabilities") as err:
         HFClassifier(config=config.to_dict(), cls_token_id=1, sep_token_id=2)
     assert "\n" not in str(err.value)
     config = AutoConfig.for_model("gpt2", n_embd=32, n_layer=2, n_head=4, vocab_size=50)
@@ -414,3 +477,65 @@ def test_audit_hf_model_with_roberta_s_own_byte_level_tokenizer(tmp_path: Path) 
     run = load_run(out)
     assert isinstance(run.model, GenericHFClassifier) and run.model.pad_id == 1
     assert (out / "audit" / "removal.parquet").is_file() and (out / "report.html").is_file()
+
+
+# --- DeBERTa-v2/v3's adapter (its attention is outside the registry: forward hooks) ---------------
+
+
+DEBERTA_PARAMS = ["deberta-v2", pytest.param("deberta", marks=pytest.mark.full)]
+
+
+@pytest.mark.parametrize("model_type", DEBERTA_PARAMS)
+def test_deberta_attention_the_audit_reads_is_its_own_and_the_hooks_leave(model_type: str) -> None:
+    """The probabilities the audit records are DeBERTa's real ones (c2p and p2c included): those
+    transformers returns with ``output_attentions`` and (v2) those recomputed by hand; the adapter's
+    hooks are gone after every pass, an interrupted one included (a live model is left as given)."""
+    model = _model(model_type)
+    batch = random_batch("hf", seed=12, lengths=[6, 2, 9])
+    layout, _, _ = model._layout(batch.token_ids)
+    with torch.no_grad():
+        output = model.run(batch, sites=["L0", "L1"])
+        own = model.hf(input_ids=layout.ids, attention_mask=layout.mask.long(),
+                       output_attentions=True)
+        matrices, _ = model.attention_matrices(batch)  # (L, B, H, T', T'), reordered
+    _close(output.logits, own.logits)
+    items = layout.item_pos[:, None, :].expand(-1, model.num_heads, -1)  # (B, H, n)
+    for layer in range(model.num_layers):
+        cls_rows = own.attentions[layer][:, :, 0]  # (B, H, T'): [CLS] is position 0
+        _close(output.site(f"L{layer}").cache["probs"], cls_rows.gather(-1, items))
+        on = layout.items[:, None, :]  # (B, 1, n): off items the gather reads [CLS] itself
+        _close(matrices[layer, :, :, 0, 1 : 1 + items.shape[-1]] * on,
+               cls_rows.gather(-1, items) * on)
+    for b in range(len(batch.token_ids) if model_type == "deberta-v2" else 0):
+        ids = layout.ids[b][layout.mask[b]].tolist()
+        _, by_hand = deberta_by_hand(model.hf, ids)
+        for layer in range(model.num_layers):
+            _close(own.attentions[layer][b, :, : len(ids), : len(ids)], by_hand[layer])
+    assert not [m for m in model.hf.modules() if m._forward_hooks]
+
+    def interrupt(*_: Any) -> None:
+        raise KeyboardInterrupt  # after every layer ran, inside the hooked pass
+
+    stop = model.hf.get_submodule("pooler").register_forward_pre_hook(interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt), torch.no_grad():
+            model.run(batch)
+    finally:
+        stop.remove()
+    assert not [m for m in model.hf.modules() if m._forward_hooks]
+
+
+@pytest.mark.parametrize("model_type", DEBERTA_PARAMS)
+@pytest.mark.parametrize(("site", "layer", "head"), [("L1", 1, None), ("L0.h2", 0, 2)])
+def test_deberta_erasure_in_every_query_row_equals_a_masked_recompute(
+        model_type: str, site: str, layer: int, head: int | None) -> None:
+    """``--query-rows all`` on DeBERTa: the erased keys out of every row of the site's layer
+    (and head), against masking them before its softmax: v2 by hand and through its own module,
+    v1 through its own module (:func:`_premasked_logits`)."""
+    model = _model(model_type, query_rows="all")
+    batch = random_batch("hf", seed=13, lengths=[5, 8])
+    with torch.no_grad():
+        for got, erased in _erasure_cases(model, batch, site, seed=14)[1]:
+            _close(got, _premasked_logits(model, batch, layer, head, erased, rows="all"))
+            if model_type == "deberta-v2":
+                _close(got, _deberta_masked_logits(model, batch, layer, head, erased, rows="all"))

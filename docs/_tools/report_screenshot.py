@@ -4,8 +4,9 @@
 
 Opens the report in headless Chromium the way the tests do (``tests/headless_chromium.py``; install
 the browser with ``bash .ci/ensure-chromium.sh``), offline, 1050 CSS pixels wide, and stacks three
-parts of the page, each cut at an element's edges: the header with the model tabs, the accuracy and
-comparison tables, and the first model's verdict with its faithfulness table. A grey band marks
+parts of the page, each cut at an element's edges: the header with the verdict card (one line per
+model and site), the accuracy and comparison tables, and the first model's verdict with its
+faithfulness table. A grey band marks
 each cut. Refuses a report that reached for the network or raised a script error, so a broken
 report never becomes the README's picture.
 """
@@ -30,7 +31,7 @@ PROBE = """JSON.stringify((function(){
   function top(e){ return Math.round(e.getBoundingClientRect().top + window.scrollY); }
   function bottom(e){ return Math.round(e.getBoundingClientRect().bottom + window.scrollY); }
   var panel = document.querySelector('.model-panel.active') || document.querySelector('.model-panel');
-  return [[0, bottom(document.querySelector('nav'))],
+  return [[0, bottom(document.getElementById('verdict-card')) + 16],
           [top(document.getElementById('accuracy')) - 16,
            bottom(document.querySelector('#comparison table')) + 16],
           [top(document.getElementById('models')) - 16,

@@ -10,6 +10,10 @@ A run folder written by :func:`attnaudit.train.train_run` holds::
                    best dev accuracy, patience counter, RNG states): what a killed run resumes from
     metrics.json   dev/test accuracy, majority baseline, per-epoch history, time, docs/s
     tokenizer/     runs on a Hugging Face tokenizer ([data] tokenizer) only: a copy of its files
+    hf_model/      transformers fine-tuned here (plain ``hf``) only: the best checkpoint as
+                   transformers' own ``save_pretrained`` folder with its tokenizer and the data's
+                   class names in ``config.id2label`` (written with DONE; read by no attnaudit
+                   command, which read model.pt: it is the run's model for everything else)
     DONE           written last: the run is complete and is never retrained
 
 Every file is written to a temporary name and renamed into place, so a run killed at any moment leaves
@@ -58,6 +62,9 @@ METRICS_FILE = "metrics.json"
 DONE_FILE = "DONE"
 #: the copy of a run's Hugging Face tokenizer
 TOKENIZER_DIR = "tokenizer"
+
+#: a transformer run's best checkpoint as transformers' save_pretrained folder
+HF_MODEL_DIR = "hf_model"
 
 #: bumped when the layout of model.pt changes incompatibly
 CHECKPOINT_FORMAT = 1
@@ -138,6 +145,32 @@ def save_tokenizer(run_dir: str | os.PathLike[str], spec: str) -> Path:
     return target
 
 
+def export_model(run_dir: str | os.PathLike[str], model: AttentionClassifier,
+                 label_names: Sequence[str], config: RunConfig) -> Path | None:
+    """Write ``model`` in its library's own format into ``run_dir/hf_model/``
+    (:meth:`AttentionClassifier.export_pretrained`: a transformer's ``save_pretrained`` folder with
+    its tokenizer); returns the folder, or None for a model with no such format.
+
+    Written to a temporary folder and renamed over the old one, so the folder is whole or absent
+    (a kill in between leaves none; the run is not DONE then, and finishing it writes it again).
+    """
+    if config.data.tokenizer is None:
+        return None
+    from attnaudit.data.hf_tokenizer import resolve_tokenizer
+
+    target = Path(run_dir) / HF_MODEL_DIR
+    for stale in target.parent.glob(f".{HF_MODEL_DIR}.tmp*"):  # left by a killed export
+        shutil.rmtree(stale, ignore_errors=True)
+    partial = target.with_name(f".{HF_MODEL_DIR}.tmp{os.getpid()}")
+    partial.mkdir(parents=True)
+    if not model.export_pretrained(partial, label_names, resolve_tokenizer(config.data.tokenizer)):
+        shutil.rmtree(partial)
+        return None
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    return target
+
+
 def build_from_checkpoint(payload: dict[str, Any]) -> AttentionClassifier:
     """Rebuild the classifier stored in a loaded ``model.pt`` payload (eval mode, on the CPU)."""
     kind = payload["kind"]
@@ -186,6 +219,8 @@ def load_run(run_dir: str | os.PathLike[str], *, device: str | torch.device = "c
     folder = Path(run_dir)
     model, vocab, label_names, config = load_model_file(folder / MODEL_FILE, device=device)
     config = _with_saved_tokenizer(config, folder)
+    if config.data.tokenizer is not None:
+        _set_words(model, config.data.tokenizer)
     return LoadedRun(
         model=model,
         vocab=vocab,
@@ -194,6 +229,25 @@ def load_run(run_dir: str | os.PathLike[str], *, device: str | torch.device = "c
         data_config=config.data,
         run_dir=folder,
     )
+
+
+def _set_words(model: AttentionClassifier, spec: str) -> None:
+    """Give a transformer its tokenizer, so that word items come from the tokenizer's own
+    ``word_ids()`` as for a model imported with its folder (the vocabulary's markers alone glue
+    punctuation to words for byte-level BPE and SentencePiece). Loaded as transformers loads it for
+    an import (not with the data layer's ``split_special_tokens``). A tokenizer that cannot be
+    loaded any more leaves the markers, as before runs kept one."""
+    from attnaudit.data.hf_tokenizer import resolve_tokenizer
+
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(resolve_tokenizer(spec), local_files_only=True)
+    except (DataError, OSError, ValueError) as err:
+        logger.info("tokenizer %r not loaded (%s); word items from the vocabulary's markers",
+                    spec, first_line(err))
+        return
+    model.set_tokenizer(tokenizer)
 
 
 def _with_saved_tokenizer(config: RunConfig, folder: Path) -> RunConfig:

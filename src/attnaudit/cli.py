@@ -163,9 +163,11 @@ LrOpt = Annotated[float | None, typer.Option(
     "optimizer).")]
 BaseOpt = Annotated[str | None, typer.Option(
     "--base", metavar="minilm|FOLDER",
-    help="Pretrained encoder the transformer models (hf, hf-attnpool) fine-tune: minilm "
-    "(the shipped all-MiniLM-L6-v2, default) or a local save_pretrained folder; their data is "
-    "tokenised by its tokenizer. Nothing is downloaded.")]
+    help="Pretrained model the transformers (hf, hf-attnpool) fine-tune with a fresh head: "
+    "minilm (the shipped all-MiniLM-L6-v2, default) or a local save_pretrained folder of any "
+    "hosted family for hf (BERT, RoBERTa, DistilBERT, ELECTRA, ALBERT, ModernBERT, DeBERTa, "
+    "Llama, Qwen, Mistral, Gemma, Phi), BERT for hf-attnpool; their data is tokenised by its tokenizer. "
+    "Nothing is downloaded.")]
 SeedOpt = Annotated[int | None, typer.Option(
     "--seed", help="Fixes the data split, initialisation, batch order and the audit's random "
     "draws (default 0).")]
@@ -350,7 +352,8 @@ def _share(value: Any) -> str:
     return f"{value:.1%}" if isinstance(value, (int, float)) and math.isfinite(value) else "n/a"
 
 
-def _audit_line(run: Path, summary: Mapping[str, Any], js_unit: str) -> str:
+def _audit_line(run: Path, summary: Mapping[str, Any], js_unit: str,
+                name: str | None = None) -> str:
     """What ``attnaudit audit`` prints per model: per site, the headline numbers of both tests."""
     parts = []
     for site, entry in (summary.get("by_site") or {}).items():
@@ -365,7 +368,10 @@ def _audit_line(run: Path, summary: Mapping[str, Any], js_unit: str) -> str:
             f"[{site}] top-weight removal flips {_share((single.get('flip_rate') or {}).get('max'))}, "
             f"median ΔJS {js}, attention ranking never flips {_share(never)}"
         )
-    return f"{run}: {'; '.join(parts) or 'audited'}; results in {run / 'audit'}"
+    from attnaudit.results.tables import audit_folder
+
+    what = f"{run} (audit {name})" if name is not None else f"{run}"
+    return f"{what}: {'; '.join(parts) or 'audited'}; results in {audit_folder(run, name)}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -564,6 +570,12 @@ def audit_command(
         "--batch-size", help="Documents per batch (default: 64 on a CPU, 512 on a GPU); results "
         "do not depend on it.")] = None,
     replace: ReplaceOpt = False,
+    name: Annotated[str | None, typer.Option(
+        "--name", metavar="NAME", help="Write a named audit to <run>/audits/NAME/ beside the "
+        "full audit (<run>/audit/), which it never touches: other rankings, sites, documents or "
+        "settings, each under its own name; the report shows every audit. Rerunning a name "
+        "reuses or resumes it; other settings under the same name need --replace. NAME: 1-64 "
+        "letters, digits, '.', '_' or '-'.")] = None,
     erasure: ErasureOpt = None,
     input_erasure: InputErasureOpt = None,
     bootstrap: BootstrapOpt = None,
@@ -583,10 +595,18 @@ def audit_command(
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Attention tests (Test 1, Test 2) and the faithfulness measures on trained models; results go
-    to each <run>/audit/. With --hf-model, on a classifier fine-tuned elsewhere (and its report)."""
+    to each <run>/audit/ (with --name, <run>/audits/NAME/). With --hf-model, on a classifier
+    fine-tuned elsewhere (and its report)."""
     from attnaudit.erasure.audit import audit_run
+    from attnaudit.results.tables import check_audit_name
     from attnaudit.train import set_threads
     from attnaudit.utils.distributed import is_main_process
+
+    if name is not None:
+        try:
+            check_audit_name(name)  # before any work
+        except ValueError as err:
+            raise DataError(str(err)) from None
 
     data_flags = {**_data_overrides(data, data_format, text_column, label_column, None, None,
                                     max_test_docs, None), "label_map": label_map}
@@ -620,12 +640,12 @@ def audit_command(
     speaks = is_main_process()
     for folder in folders:
         summary = audit_run(folder, audit_config, progress=not no_progress, device=device,
-                            replace=replace)
+                            replace=replace, name=name)
         if speaks:
-            print(_audit_line(folder, summary, js_unit))
+            print(_audit_line(folder, summary, js_unit, name))
     if not speaks:
         return
-    if replace and hf_model is None:
+    if (replace or name is not None) and hf_model is None:
         _rebuild_reports(folders, js_unit)
     if hf_model is not None:
         from attnaudit.reports.html import ReportError, build_report
@@ -640,8 +660,9 @@ def audit_command(
 
 
 def _rebuild_reports(folders: Sequence[Path], js_unit: str) -> None:
-    """After ``audit --replace``: rebuild every report that shows a replaced audit (the run's
-    ``report.html`` above a model folder, or the model folder's own), so none shows the old one."""
+    """After ``audit --replace`` or ``--name``: rebuild every report that shows the model (the
+    run's ``report.html`` above a model folder, or the model folder's own), so none shows a
+    replaced audit or leaves out a named one."""
     from attnaudit.reports.html import REPORT_NAME, ReportError, build_report
 
     roots: list[Path] = []

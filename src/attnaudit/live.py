@@ -54,18 +54,28 @@ class LiveAudit(AuditFrames):
     #: documents, their majority class's share): what the verdict's accuracy precondition reads
     metrics: dict[str, Any] | None = None
 
-    def write_report(self, out: str | os.PathLike[str]) -> Path:
+    def write_report(self, out: str | os.PathLike[str], *, name: str | None = None) -> Path:
         """Write the tables, ``summary.json`` and ``report.html`` under the folder ``out`` (a model
-        folder as ``attnaudit report`` reads it); returns the report's path."""
+        folder as ``attnaudit report`` reads it); returns the report's path.
+
+        ``name``: write this audit as the named audit ``out/audits/NAME/`` (beside an audit already
+        there, e.g. one with other rankings; the report shows each) instead of ``out/audit/``.
+
+        Raises:
+            ValueError: ``name`` is not a safe folder name (letters, digits, ``.``, ``_``, ``-``).
+        """
         from attnaudit.reports.html import build_report
+        from attnaudit.results.tables import audit_folder
         from attnaudit.utils.io import write_json
 
         folder = Path(out)
-        audit = folder / "audit"
+        audit = audit_folder(folder, name)
         audit.mkdir(parents=True, exist_ok=True)
-        for name in ("single_weight", "removal", "items"):
-            getattr(self, name).to_parquet(audit / f"{name}.parquet", index=False)
-        if self.metrics is not None:
+        for table in ("single_weight", "removal", "items"):
+            getattr(self, table).to_parquet(audit / f"{table}.parquet", index=False)
+        # a named audit keeps the model folder's metrics.json (the full audit's preconditions read
+        # it); it writes one only where there is none
+        if self.metrics is not None and (name is None or not (folder / "metrics.json").exists()):
             write_json(folder / "metrics.json", self.metrics)
         write_json(audit / "summary.json", self.summary)
         return build_report(folder)

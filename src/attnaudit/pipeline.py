@@ -409,10 +409,10 @@ def _hf_classifier(model_path: Path) -> tuple[Path, list[str]]:
     except (OSError, ValueError) as err:
         raise DataError(f"--hf-model {model_path}: cannot read its config.json "
                         f"({first_line(err)})") from None
-    from attnaudit.models.hf_families import family_of
+    from attnaudit.models.hf_families import family_of_config
 
     try:
-        family_of(hf_config.model_type)  # a family the transformer host does not cover: one line
+        family_of_config(hf_config)  # a family (or variant) the host does not cover: one line
     except ValueError as err:
         raise DataError(f"--hf-model {model_path}: {err}") from None
     architectures = hf_config.architectures or []

@@ -36,6 +36,7 @@ from attnaudit.checkpoint import (
     RUN_INFO_FILE,
     SPLITS_FILE,
     STATE_FILE,
+    export_model,
     is_done,
     load_model_file,
     load_run,
@@ -298,13 +299,14 @@ def _check_same_run(run_dir: Path, config: RunConfig) -> None:
 
 
 def _restart(run_dir: Path, damaged: str) -> None:
-    """Delete what a damaged run left (state, checkpoint, metrics, DONE, its audit), keeping the
+    """Delete what a damaged run left (state, checkpoint, metrics, DONE, its audits), keeping the
     folder: the model is trained again from scratch, so results of the old one must not remain."""
     logger.warning("%s is damaged: training %s again from scratch (--restart-damaged)",
                    damaged, run_dir)
     for name in (STATE_FILE, MODEL_FILE, METRICS_FILE, DONE_FILE):
         (run_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(run_dir / "audit", ignore_errors=True)  # erasure.audit.AUDIT_DIR
+    shutil.rmtree(run_dir / "audit", ignore_errors=True)  # results.tables.AUDIT_DIR
+    shutil.rmtree(run_dir / "audits", ignore_errors=True)  # its named audits (NAMED_AUDITS_DIR)
 
 
 @holding_folder("out_dir", "attnaudit train")
@@ -526,6 +528,12 @@ def train_run(
         "history": history,
     }
     write_json(run_dir / METRICS_FILE, metrics)
+    # A transformer's best checkpoint also as transformers' own folder (hf_model/), before DONE:
+    # a run killed while writing it is finished again, which writes it whole.
+    exported = export_model(run_dir, best, prepared.label_names, config)
+    if exported is not None:
+        logger.info("%s: saved for transformers in %s (AutoModelForSequenceClassification."
+                    "from_pretrained)", name, exported)
     (run_dir / DONE_FILE).touch()
     logger.info("%s: dev %.4f, test %.4f (majority %.4f), %d epochs, %.0f s", name, dev_acc,
                 test_acc, majority_acc, len(history), train_seconds)

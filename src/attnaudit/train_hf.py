@@ -34,10 +34,10 @@ from attnaudit.data.types import DataError
 from attnaudit.models import (
     MODEL_ENTRIES,
     ModelEntry,
+    check_base,
     is_hierarchical,
     model_name,
     pretrained_kinds,
-    resolve_base,
 )
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def _transformer_data(data: DataConfig, base: str, known: ModelEntry) -> DataCon
     unless limits were set, ``known.max_tokens``."""
     from attnaudit.data.hf_tokenizer import resolve_tokenizer, tokenizer_digest
 
-    folder = resolve_base(base)
+    folder = check_base(base, known.kind)  # a hosted family with its tokenizer, or one line
     tokenizer = data.tokenizer
     if tokenizer is None:
         tokenizer = base

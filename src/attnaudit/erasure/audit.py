@@ -31,6 +31,7 @@ from attnaudit.erasure.memory import memory_budget
 from attnaudit.models import default_sites
 from attnaudit.models.base import AttentionClassifier, item_texts
 from attnaudit.rankings import RANKINGS, applicable_rankings, build_ranking, ranking_settings
+from attnaudit.results.tables import AUDIT_DIR, audit_folder
 from attnaudit.results.verdict import VerdictSettings, assess
 from attnaudit.utils.distributed import World, world
 from attnaudit.utils.io import atomic_path, read_json, remove_stale_temp_files, run_info, write_json
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-AUDIT_DIR = "audit"
 #: bumped when the tables' layout or the values a setting gives change: a saved audit of another
 #: schema is redone, not mixed in (3: the random draws became counter-based, utils/seeding.py)
 SCHEMA_VERSION = 3
@@ -366,27 +366,40 @@ def audit_run(
     prepared: PreparedData | None = None,
     device: str = "cpu",
     replace: bool = False,
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """Audit a trained run's test split; results go to ``run_dir/audit/``. Resumes after a crash.
+    """Audit a trained run's test split; results go to ``run_dir/audit/`` (the full audit), or with
+    ``name`` to ``run_dir/audits/NAME/``. Resumes after a crash.
+
+    A named audit is an audit of its own beside the full one (other rankings, sites, documents):
+    its own fingerprint, resumable parts and ``replace``; it never touches ``audit/``, and the full
+    audit never touches it. Both hold the model folder's lock while they work (one audit of a
+    model at a time).
 
     Args:
         config: audit settings; its ``seed`` defaults to the run's training seed.
         prepared: the data the pipeline prepared for training, reused when its vocabulary and
             labels are the run's; otherwise the test split is prepared from the run's settings.
         device: where the model runs (``cpu``, ``cuda``, ``cuda:N``).
-        replace: overwrite a complete audit made with other settings (otherwise refused).
+        replace: overwrite a complete audit (of this name) made with other settings (otherwise
+            refused).
+        name: the named audit to write (a safe folder name: letters, digits, ``.``, ``_``, ``-``);
+            None: the full audit.
     Returns:
-        The summary (also written to ``audit/summary.json``).
+        The summary (also written to ``summary.json`` in the audit's folder).
     Raises:
-        DataError: bad settings, a complete audit with other settings and ``replace`` False, or
-            another command working on the run (its folder lock).
+        DataError: bad settings or name, a complete audit with other settings and ``replace``
+            False, or another command working on the run (its folder lock).
     """
     from attnaudit.checkpoint import load_run
     from attnaudit.data.prepare import prepare_data
 
     config = config or default_config()
     run_dir = Path(run_dir)
-    out = run_dir / AUDIT_DIR
+    try:
+        out = audit_folder(run_dir, name)
+    except ValueError as err:
+        raise DataError(str(err)) from None
     here = world(device)
     loaded = load_run(run_dir, device=here.device(device))
     model, label_names = loaded.model, loaded.label_names
@@ -413,7 +426,8 @@ def audit_run(
                 stack.enter_context(folder_lock(run_dir, "attnaudit audit"))
                 remove_stale_temp_files(out)  # left by an audit killed mid-write
                 summary, current = _complete_audit(out, fingerprint, settings,
-                                                   _summary_settings(config), replace=replace)
+                                                   _summary_settings(config), replace=replace,
+                                                   name=name)
                 if summary is not None and not current:
                     logger.info("%s: tables complete, recomputing the summary (bootstrap %d)",
                                 model_name, config.bootstrap)
@@ -436,7 +450,7 @@ def audit_run(
         # read on every rank before the chunks, so that a bad sidecar stops them all alike
         return _audit_chunks(out, model, docs, label_names, plan, config, model_name,
                              fingerprint, settings, progress, here,
-                             planted=_planted_spec(loaded.data_config.path))
+                             planted=_planted_spec(loaded.data_config.path), name=name)
 
 
 def _planted_spec(data_path: str) -> PlantedSpec | None:
@@ -448,7 +462,7 @@ def _planted_spec(data_path: str) -> PlantedSpec | None:
 
 def _complete_audit(
     out: Path, fingerprint: str, settings: dict[str, Any], summary_settings: dict[str, Any], *,
-    replace: bool
+    replace: bool, name: str | None = None
 ) -> tuple[dict[str, Any] | None, bool]:
     """The saved summary when a complete audit with these settings exists (None when there is none,
     or ``replace`` allows redoing one with other settings), and whether it was made with
@@ -477,7 +491,9 @@ def _complete_audit(
     raise DataError(
         f"{out} holds a complete audit of {info.get('n_docs', '?')} documents made "
         f"with other settings ({', '.join(changed) or 'model or documents'}); "
-        "pass --replace to overwrite it, or audit a copy of the run folder"
+        + ("pass --replace to overwrite it, or give this audit another --name"
+           if name is not None else
+           "pass --replace to overwrite it, or keep it and give this audit a --name")
     )
 
 
@@ -509,6 +525,7 @@ def _audit_chunks(
     here: World,
     *,
     planted: PlantedSpec | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """Audit this rank's chunks (reusing finished parts); rank 0 then writes tables and summary.
 
@@ -537,7 +554,7 @@ def _audit_chunks(
     if here.is_main:
         summary = _write_results(out, model, plan, config, model_name, fingerprint, settings,
                                  n_docs=len(docs), n_chunks=len(chunks), world_size=here.size,
-                                 planted=planted)
+                                 planted=planted, name=name)
     here.barrier()  # rank 0 has written the results
     return summary if here.is_main else dict(read_json(out / "summary.json"))
 
@@ -555,10 +572,12 @@ def _write_results(
     n_chunks: int,
     world_size: int,
     planted: PlantedSpec | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """Merge the parts into the final tables, then write audit_info.json and summary.json (last).
 
     ``planted``: the tokens planted by ``attnaudit synth`` in the run's data, scored in the summary.
+    ``name``: a named audit's name (``audit_info.json`` ``audit_name``); None: the full audit.
     """
     parts_dir = out / "parts"
     tables = {
@@ -566,14 +585,16 @@ def _write_results(
                      ignore_index=True)
         for t in TABLES
     }
-    for name, frame in tables.items():
-        _write_parquet(frame, out / f"{name}.parquet")
+    for table, frame in tables.items():
+        _write_parquet(frame, out / f"{table}.parquet")
     info = run_info(plan.seed, _jsonable(settings))
     info.update(fingerprint=fingerprint, n_docs=n_docs, threads=torch.get_num_threads(),
                 device=str(next(model.parameters()).device),
                 batch_size=batch_size_for(config, next(model.parameters()).device),
                 chunk_docs=config.chunk_docs, processes=world_size,
                 rankings_meta=rankings_meta(plan), sites_meta=sites_meta(model, plan))
+    if name is not None:
+        info["audit_name"] = name
     return _summarize(out, tables, model, plan, config, model_name, info=info, planted=planted)
 
 
@@ -657,7 +678,9 @@ def _summarize(
         items=tables["items"], planted=planted,
         bootstrap=config.bootstrap, confidence=config.confidence, seed=plan.seed,
     )
-    metrics_file = out.parent / "metrics.json"
+    # the model folder: above audit/, or above audits/NAME/ (audit_info.json names a named audit)
+    model_dir = out.parent.parent if info.get("audit_name") is not None else out.parent
+    metrics_file = model_dir / "metrics.json"
     metrics = read_json(metrics_file) if metrics_file.is_file() else None
     summary["verdict"] = assess(summary, metrics, verdict_settings(config))
     warning = summary.get("prediction", {}).get("warning")
@@ -675,7 +698,7 @@ def _summarize(
     # Why documents cannot flip at each site, and where decisions can move when most cannot.
     summary["cannot_flip"] = summary_advice(
         summary, num_layers=getattr(model, "num_layers", None), query_rows=plan.query_rows,
-        run=str(out.parent))
+        run=str(model_dir))
     for site_advice in summary["cannot_flip"].values():
         if site_advice.get("message"):
             logger.warning("%s: %s", model_name, site_advice["message"])

@@ -13,8 +13,9 @@ Two families are registered:
 * the paper's: ``flan`` and ``han``, each with the encoders ``none``, ``cnn``, ``rnn``
   (``flan-rnn``, ...), built from scratch on the project's word vocabulary;
 * transformers (:mod:`attnaudit.models.hf`): ``hf`` and ``hf-attnpool``, built from a pretrained
-  BERT-architecture encoder (``base``: ``minilm``, the shipped all-MiniLM-L6-v2, or a local
-  ``save_pretrained`` folder) and fine-tuned with AdamW; their data is tokenised by the base's own
+  model (``base``: ``minilm``, the shipped all-MiniLM-L6-v2, or a local ``save_pretrained``
+  folder: ``hf`` of any family in :mod:`attnaudit.models.hf_families`, ``hf-attnpool`` of BERT's)
+  with a fresh head and fine-tuned with AdamW; their data is tokenised by the base's own
   tokenizer. Their classes import ``transformers`` (a few seconds), so they are imported only when
   a transformer is built or loaded: the paper's models never pay for it.
 """
@@ -110,9 +111,11 @@ def _build_pretrained(
     folder = resolve_base(base or MINILM)
     try:
         with transformers_progress(progress and draws_bars()):  # no bar in a log file
-            model = cls.from_pretrained(folder, num_classes=num_classes)  # type: ignore[attr-defined]
+            # fresh_head: the folder's transformer, a new head of the data's classes
+            model = cls.from_pretrained(  # type: ignore[attr-defined]
+                folder, num_classes=num_classes, fresh_head=True)
     except (OSError, ValueError) as err:
-        raise DataError(f"[model] base {base!r}: cannot load a BERT model from {folder} "
+        raise DataError(f"[model] base {base!r}: cannot load a {cls.kind} model from {folder} "
                         f"({first_line(err)})") from None
     assert isinstance(model, AttentionClassifier)
     check_vocab_fits(model, vocab_size, f"[model] base {base!r}")
@@ -171,6 +174,8 @@ class ModelEntry:
         all_sites_by_default: audit every declared site when no ``--sites`` are chosen; False:
             the first (default) site only, unless the model chooses its own
             (:meth:`AttentionClassifier.audited_by_default`).
+        base_types: the ``model_type`` values its base may have (None: every family of
+            :data:`attnaudit.models.hf_families.FAMILIES`).
     """
 
     kind: str
@@ -183,6 +188,7 @@ class ModelEntry:
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
     max_tokens: int | None = None
     all_sites_by_default: bool = True
+    base_types: tuple[str, ...] | None = None
 
     @property
     def cls(self) -> type[AttentionClassifier]:
@@ -219,7 +225,8 @@ MODEL_ENTRIES: dict[str, ModelEntry] = {
     "hf-attnpool": ModelEntry("hf-attnpool", "attnaudit.models.hf:HFAttentionPoolClassifier",
                               build=_build_pretrained, pretrained=True, default_base=MINILM,
                               recipe="adamw-linear", train_defaults=TRANSFORMER_TRAINING,
-                              max_tokens=TRANSFORMER_MAX_TOKENS, all_sites_by_default=False),
+                              max_tokens=TRANSFORMER_MAX_TOKENS, all_sites_by_default=False,
+                              base_types=("bert",)),
 }
 
 
@@ -263,6 +270,7 @@ __all__ = [
     "SiteOutput",
     "build_from_config",
     "build_model",
+    "check_base",
     "check_vocab_fits",
     "default_sites",
     "entry",
@@ -338,6 +346,9 @@ def resolve_base(base: str) -> Path:
 
         return minilm_folder()
     folder = Path(base).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"[model] base {base!r}: a file, not a folder; give {MINILM!r} or the "
+                        "folder save_pretrained wrote (config.json, weights and tokenizer)")
     if not folder.is_dir():
         raise DataError(f"[model] base {base!r}: no such folder; give {MINILM!r} or a folder "
                         "holding a Hugging Face model saved with save_pretrained")
@@ -345,6 +356,43 @@ def resolve_base(base: str) -> Path:
         raise DataError(f"[model] base {base!r}: {folder} holds no config.json; give a folder "
                         "written by save_pretrained (config.json, weights and tokenizer)")
     return folder.resolve()
+
+
+def check_base(base: str, kind: str) -> Path:
+    """:func:`resolve_base`, and the folder holds a family model ``kind`` fine-tunes and a
+    tokenizer; read from its files (config.json's ``model_type``), before any data is prepared.
+
+    Raises:
+        DataError: one line naming the folder and the fix.
+    """
+    import json
+    from types import SimpleNamespace
+
+    from attnaudit.data.hf_tokenizer import resolve_tokenizer
+    from attnaudit.models.hf_families import family_of_config
+
+    folder = resolve_base(base)
+    try:
+        values = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        model_type = str(values["model_type"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DataError(f"[model] base {base!r}: {folder / 'config.json'} names no model_type; "
+                        "give a folder written by save_pretrained") from None
+    try:  # the family, and its adapter's check of the config's values (DeBERTa's talking heads)
+        family = family_of_config(SimpleNamespace(**{**values, "model_type": model_type}))
+    except ValueError as err:
+        raise DataError(f"[model] base {base!r}: {err}; give a folder of a hosted family") from None
+    allowed = MODEL_ENTRIES[kind].base_types
+    if allowed is not None and model_type not in allowed:
+        raise DataError(f"[model] base {base!r}: {kind} fine-tunes model_type "
+                        f"{', '.join(allowed)} only, this folder holds {family.name} "
+                        f"({model_type!r}); use --model hf, which fine-tunes every hosted family")
+    try:
+        resolve_tokenizer(str(folder))
+    except DataError as err:
+        raise DataError(f"[model] base {base!r}: {err}; save the model's tokenizer into it "
+                        "(tokenizer.save_pretrained(folder))") from None
+    return folder
 
 
 def default_sites(model: AttentionClassifier) -> tuple[str, ...]:

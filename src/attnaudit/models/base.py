@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -300,6 +301,17 @@ class AttentionClassifier(nn.Module):
     def set_vocabulary(self, tokens: Sequence[str]) -> None:
         """Learn the vocabulary's strings (``tokens[i]`` of id ``i``), which a model reading a
         tokenizer's subwords needs to group them into words; the paper's models need nothing."""
+
+    def set_tokenizer(self, tokenizer: Any) -> None:
+        """Take words from ``tokenizer`` (a transformers tokenizer) where the model reads its
+        subwords; the paper's models need nothing."""
+
+    def export_pretrained(self, folder: Path, label_names: Sequence[str],
+                          tokenizer_folder: Path) -> bool:
+        """Write the model in its library's own format in ``folder`` (a transformer: what
+        ``save_pretrained`` writes, with its tokenizer from ``tokenizer_folder`` and the classes
+        ``label_names``); False when there is no such format (the paper's models)."""
+        return False
 
     def configure_erasure(self, *, query_rows: str | None, items: str) -> None:
         """Apply the audit's erasure settings (:class:`attnaudit.erasure.engine.AuditPlan`):

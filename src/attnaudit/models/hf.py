@@ -94,10 +94,11 @@ items: the tokenizer's own ``word_ids()`` when :meth:`HFClassifier.set_tokenizer
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import torch
 from torch import nn
@@ -137,6 +138,9 @@ from attnaudit.models.grouping import (
 )
 from attnaudit.models.hf_words import TokenizerWords, marker_word_starts
 from attnaudit.results.advice import default_layers
+from attnaudit.utils.hf_progress import transformers_progress
+
+logger = logging.getLogger(__name__)
 
 #: the kernels the registered function falls back to where nothing is edited
 BaseAttention = Literal["sdpa", "eager"]
@@ -389,6 +393,61 @@ def _family_host() -> type[HFClassifier]:
     return host
 
 
+class _DropLoadReport(logging.Filter):
+    """Drops transformers' weight-loading report (a table of keys), keeps every other record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in str(record.msg)
+
+
+def load_classifier(
+    load: Callable[..., Any], folder: Path, config: PretrainedConfig, *, fresh_head: bool,
+) -> PreTrainedModel:
+    """The sequence classifier ``load`` (a ``from_pretrained``) reads from ``folder`` with
+    ``config``; with ``fresh_head`` its classification head is new, whatever the folder held.
+
+    A fine-tuning base may be a bare encoder or decoder (every head weight missing: transformers
+    initialises the head, as for MiniLM) or a ``...ForSequenceClassification`` of other classes
+    or of other labels in another order (its head is the wrong size, or the right size with
+    meanings that are not the data's). Fine-tuning starts from the folder's transformer only: every
+    parameter outside ``model.base_model_prefix`` that came from the folder is initialised again
+    with the family's own ``_init_weights`` (under the run's seed), so the head is always fresh.
+    """
+    if not fresh_head:
+        return cast(PreTrainedModel, load(folder, config=config, local_files_only=True))
+    # transformers reports the head it did not load (missing, or of another size) as a warning
+    # table; here a new head is what was asked for, so that report (only) is dropped and one line
+    # below says what happened
+    report = logging.getLogger("transformers.modeling_utils")
+    quiet = _DropLoadReport()
+    report.addFilter(quiet)
+    try:
+        model, info = load(folder, config=config, local_files_only=True,
+                           output_loading_info=True, ignore_mismatched_sizes=True)
+    finally:
+        report.removeFilter(quiet)
+    prefix = model.base_model_prefix
+    fresh = set(info.get("missing_keys", ())) | {
+        key for key, *_ in info.get("mismatched_keys", ())}
+    head = [(name, module) for name, module in model.named_children() if name != prefix]
+    loaded = [f"{name}.{key}" for name, module in head for key in module.state_dict()
+              if f"{name}.{key}" not in fresh]
+    if loaded:
+        # Loaded weights carry transformers' "initialised" flag, which its init functions skip:
+        # lowered here so that _init_weights draws the head anew (with the run's RNG).
+        with torch.no_grad():
+            for _, module in head:
+                for sub in module.modules():
+                    sub._is_hf_initialized = False
+                    for tensor in [*sub.parameters(recurse=False), *sub.buffers(recurse=False)]:
+                        tensor._is_hf_initialized = False
+                    model._init_weights(sub)
+    logger.info("%s: fine-tuning its %s with a new head of %s classes (%s)", folder,
+                prefix, config.num_labels,
+                "the folder's head set aside" if loaded else "the folder has no head of that size")
+    return cast(PreTrainedModel, model)
+
+
 def _query_rows(value: str | None) -> QueryRows:
     """``value`` as :data:`QueryRows`; a ValueError naming the choices otherwise."""
     if value == "cls":
@@ -529,10 +588,11 @@ class HFClassifier(AttentionClassifier):
         return cls(config=config, **options)
 
     @classmethod
-    def _load(cls, path: Path, config: BertConfig) -> PreTrainedModel:
-        """The transformers model saved in ``path`` (local files only)."""
-        return BertForSequenceClassification.from_pretrained(
-            path, config=config, local_files_only=True)
+    def _load(cls, path: Path, config: BertConfig, *, fresh_head: bool = False) -> PreTrainedModel:
+        """The transformers model saved in ``path`` (local files only; see
+        :func:`load_classifier` for ``fresh_head``)."""
+        return load_classifier(BertForSequenceClassification.from_pretrained, path, config,
+                               fresh_head=fresh_head)
 
     @classmethod
     def from_pretrained(
@@ -543,12 +603,15 @@ class HFClassifier(AttentionClassifier):
         cls_token_id: int | None = None,
         sep_token_id: int | None = None,
         unk_token_id: int | None = None,
+        fresh_head: bool = False,
         **options: Any,
     ) -> HFClassifier:
         """The model saved by ``save_pretrained`` in the local folder ``path`` (never downloads).
 
         Weights the folder lacks (a new head, a changed ``num_classes``) are initialised at random
-        by transformers. [CLS]/[SEP]/[UNK] ids default to the tokenizer saved in the folder.
+        by transformers; ``fresh_head`` (a fine-tuning base) initialises the head anew even where
+        the folder has one (:func:`load_classifier`). [CLS]/[SEP]/[UNK] ids default to the
+        tokenizer saved in the folder.
         """
         folder = Path(path)
         if cls is HFClassifier:
@@ -556,7 +619,8 @@ class HFClassifier(AttentionClassifier):
 
             if AutoConfig.from_pretrained(folder, local_files_only=True).model_type != "bert":
                 return _family_host().from_pretrained(folder, num_classes=num_classes,
-                                                      unk_token_id=unk_token_id, **options)
+                                                      unk_token_id=unk_token_id,
+                                                      fresh_head=fresh_head, **options)
         config = _bert_config(BertConfig.from_pretrained(folder, local_files_only=True),
                               num_classes)
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
@@ -567,7 +631,8 @@ class HFClassifier(AttentionClassifier):
             raise ValueError(f"no [CLS]/[SEP] ids in the tokenizer of {folder}; pass them")
         model = cls(config=config, cls_token_id=int(cls_token_id),
                     sep_token_id=int(sep_token_id), unk_token_id=unk_token_id,
-                    mask_token_id=tokenizer.mask_token_id, model=cls._load(folder, config),
+                    mask_token_id=tokenizer.mask_token_id,
+                    model=cls._load(folder, config, fresh_head=fresh_head),
                     **options)
         model.set_vocabulary(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
         model.set_tokenizer(tokenizer)
@@ -583,6 +648,38 @@ class HFClassifier(AttentionClassifier):
             "mask_token_id": self.mask_token_id,
             "attention": self.base_attention,
         }
+
+    def export_pretrained(self, folder: Path, label_names: Sequence[str],
+                          tokenizer_folder: Path) -> bool:
+        """Write this classifier as transformers' own ``save_pretrained`` folder, with its
+        tokenizer: ``AutoModelForSequenceClassification.from_pretrained(folder)`` gives the same
+        logits, and ``attnaudit audit --hf-model folder`` audits it.
+
+        ``config.id2label`` / ``label2id`` are the data's class names (``label_names[i]`` is class
+        ``i``). The saved config names no attention implementation (``attnaudit``'s registered
+        function is this process's, not the reader's); a decoder's padding id is written into its
+        tokenizer too when the tokenizer had none (:func:`attnaudit.models.hf_generic.decoder_pad_id`).
+
+        Returns:
+            True (a transformers model was written; see :meth:`AttentionClassifier.export_pretrained`).
+        """
+        config = self.hf.config
+        config.id2label = dict(enumerate(str(name) for name in label_names))
+        config.label2id = {str(name): i for i, name in enumerate(label_names)}
+        implementation = config._attn_implementation
+        try:
+            # Unset while saving: a reader's transformers picks its own default kernel.
+            config._attn_implementation = None
+            with transformers_progress(False):  # a bar per export would clutter the log
+                self.hf.save_pretrained(folder)
+        finally:
+            config._attn_implementation = implementation
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder, local_files_only=True)
+        pad = config.get_text_config().pad_token_id
+        if tokenizer.pad_token_id is None and pad is not None:
+            tokenizer.pad_token = tokenizer.convert_ids_to_tokens(int(pad))
+        tokenizer.save_pretrained(folder)
+        return True
 
     # -- the audit's choices: query rows and items -----------------------------------------------------
 
@@ -902,7 +999,12 @@ class HFClassifier(AttentionClassifier):
         if ("hidden" in cache and self.fast_path and layer == self.num_layers - 1
                 and self._cls_only_head):
             return size * (2 * heads * t + inner + 6 * d)  # the [CLS] row alone, any rows
-        return size * t * (2 * heads * t + inner + 6 * d)
+        return size * t * (self._attention_width(t) + inner + 6 * d)
+
+    def _attention_width(self, t: int) -> int:
+        """Per query position, the numbers one layer's attention holds at once over ``t`` keys:
+        the scores and the probabilities of every head (``2 H t``)."""
+        return 2 * self.num_heads * t
 
     def _top(
         self, hidden: torch.Tensor, seq_mask: torch.Tensor, start: int, n: int, edit: RowEdit | None
@@ -1023,8 +1125,14 @@ class HFAttentionPoolClassifier(HFClassifier):
     def _build(self, config: BertConfig) -> PreTrainedModel:
         return BertModel(config, add_pooling_layer=False)
 
+    def export_pretrained(self, folder: Path, label_names: Sequence[str],
+                          tokenizer_folder: Path) -> bool:
+        """Nothing: the head (additive pooling) is attnaudit's, no transformers class holds it."""
+        return False
+
     @classmethod
-    def _load(cls, path: Path, config: BertConfig) -> PreTrainedModel:
+    def _load(cls, path: Path, config: BertConfig, *, fresh_head: bool = False) -> PreTrainedModel:
+        # The encoder alone: the head (additive pooling + linear) is this class's, always new.
         return BertModel.from_pretrained(path, config=config, add_pooling_layer=False,
                                          local_files_only=True)
 

@@ -22,16 +22,22 @@ What a descriptor holds:
   around one sequence, :func:`attnaudit.models.hf_generic.special_tokens_of`; words from its
   ``word_ids()``, :mod:`attnaudit.models.hf_words`).
 
-Families refused, with the reason (one line each): DeBERTa-v2/v3 (its disentangled attention adds
-content-to-position and position-to-content scores inside its own attention module and does not call
-transformers' attention-function registry, so erasure cannot be applied without replacing the
-module); anything not in :data:`FAMILIES`.
+* ``adapter``: for a family whose attention does not run through transformers' attention-function
+  registry, the module that applies the host's plan instead (DeBERTa's and DeBERTa-v2/v3's
+  disentangled attention: :mod:`attnaudit.models.hf_deberta`). An adapter module has three
+  functions: ``check(config)``, a one-line ValueError for a configuration it cannot audit;
+  ``probability_hooks(host, plan)``, a context manager that records and edits every layer's
+  probabilities for one forward pass; ``attention_width(host, t)``, the numbers one layer's
+  attention holds at once per query position (the memory budget's estimate). None: the registry.
+
+Families refused, with the reason (one line each): :data:`REFUSED`; anything not in :data:`FAMILIES`.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 #: where the head reads the sequence
 Position = Literal["first", "last"]
@@ -48,6 +54,8 @@ class Family:
         position: ``"first"`` (encoders) or ``"last"`` (decoders: last non-pad token, causal mask).
         padding: default padding side (``"right"``; decoders give the same results either way).
         bert_fast_path: True only for BERT, whose hand-written fast path lives in ``models.hf``.
+        adapter: the adapter module where the family's attention is not in the registry
+            (see the module docstring); None: the registered function.
     """
 
     name: str
@@ -56,6 +64,7 @@ class Family:
     position: Position = "first"
     padding: Literal["left", "right"] = "right"
     bert_fast_path: bool = False
+    adapter: str | None = None
 
     @property
     def decoder(self) -> bool:
@@ -75,6 +84,9 @@ FAMILIES: tuple[Family, ...] = (
     Family("ELECTRA", ("electra",), "electra.encoder.layer"),
     Family("ALBERT", ("albert",), "albert.encoder.albert_layer_groups.0.albert_layers"),
     Family("ModernBERT", ("modernbert",), "model.layers"),
+    Family("DeBERTa-v2/v3", ("deberta-v2",), "deberta.encoder.layer",
+           adapter="attnaudit.models.hf_deberta"),
+    Family("DeBERTa", ("deberta",), "deberta.encoder.layer", adapter="attnaudit.models.hf_deberta"),
     Family("Llama", ("llama",), _DECODER, "last"),
     Family("Qwen2", ("qwen2",), _DECODER, "last"),
     Family("Qwen3", ("qwen3",), _DECODER, "last"),
@@ -83,15 +95,10 @@ FAMILIES: tuple[Family, ...] = (
     Family("Phi", ("phi", "phi3"), _DECODER, "last"),
 )
 
-#: families whose attention does not run through transformers' registry, and what is missing
-REFUSED: dict[str, str] = {
-    "deberta-v2": "DeBERTa-v2/v3's disentangled attention (content-to-position and "
-    "position-to-content scores) is computed inside its own module and never calls transformers' "
-    "attention-function registry, so attnaudit cannot edit its probabilities without replacing the "
-    "module (not done)",
-    "deberta": "DeBERTa's disentangled attention never calls transformers' attention-function "
-    "registry (see deberta-v2)",
-}
+#: model_types refused with a reason of their own, one line each (none today: DeBERTa, whose
+#: attention is outside the registry, has an adapter; variants an adapter cannot audit are refused
+#: by its ``check``, :func:`family_of_config`)
+REFUSED: dict[str, str] = {}
 
 
 def family_of(model_type: str) -> Family:
@@ -106,4 +113,13 @@ def family_of(model_type: str) -> Family:
                      f"attnaudit.models.hf_families; supported: {supported})")
 
 
-__all__ = ["FAMILIES", "REFUSED", "Family", "Position", "family_of"]
+def family_of_config(config: Any) -> Family:
+    """:func:`family_of` the config's ``model_type``, then the family adapter's own ``check`` of the
+    config (a ValueError of one line for a variant it cannot audit)."""
+    family = family_of(config.model_type)
+    if family.adapter is not None:
+        importlib.import_module(family.adapter).check(config)
+    return family
+
+
+__all__ = ["FAMILIES", "REFUSED", "Family", "Position", "family_of", "family_of_config"]

@@ -8,6 +8,12 @@ Each forward pass carries a :class:`GenericPlan` through the model's ``**kwargs`
 hosted family hands on to its attention function (checked: one call per layer per pass, else an
 error naming the family).
 
+**Families outside the registry** (a descriptor's ``adapter``: DeBERTa's disentangled
+attention, :mod:`attnaudit.models.hf_deberta`) are not switched to the registered function; for
+each forward pass the host enters the adapter's ``probability_hooks(host, plan)``, which records
+and edits the family's own post-softmax probabilities with the same rule
+(:func:`plan_probabilities`) and counts one call per layer.
+
 **Sequence.** ``Batch.token_ids`` ``(B, T)`` hold the items (the tokenizer's subwords without special
 tokens, padded with ``PAD_ID`` at the end). The host builds ``prefix + items + suffix`` (the special
 tokens the tokenizer itself adds around one sequence: ``[CLS] .. [SEP]``, ``<s> .. </s>``, Llama's
@@ -34,7 +40,9 @@ This is the reference path; the generic host has no fast path (BERT keeps its ow
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -62,8 +70,9 @@ from attnaudit.models.hf import (
     _query_rows,
     attention_probabilities,
     item_ratios,
+    load_classifier,
 )
-from attnaudit.models.hf_families import Family, family_of
+from attnaudit.models.hf_families import Family, family_of, family_of_config
 from attnaudit.models.hf_words import TokenizerWords
 
 #: the registered name of the generic host's attention function (and of its mask function)
@@ -205,6 +214,33 @@ def edit_rows(probs: torch.Tensor, row: torch.Tensor, edit: GenericEdit, layout:
     return torch.where(in_site, edited, probs)
 
 
+def plan_probabilities(probs: torch.Tensor, plan: GenericPlan, layer: int) -> torch.Tensor:
+    """One layer's whole probabilities ``(N, H, T', T')`` recorded and edited as ``plan`` says.
+
+    Records the classification row ``(N, H, T')`` and, if asked, the whole matrix; returns the
+    probabilities to multiply with the values: edited in the classification row (or every row,
+    ``query_rows="all"``) at ``layer``, else ``probs`` itself. Shared by the registered function
+    and by the adapters of families outside the registry (:mod:`attnaudit.models.hf_deberta`).
+    """
+    layout = plan.layout
+    rows = torch.arange(probs.shape[0], device=probs.device)
+    row = probs[rows, :, layout.cls_pos]  # (N, H, T')
+    if plan.record_full is not None:
+        plan.record_full[layer] = probs.detach()
+    if plan.record_rows is not None and (plan.record_layers is None
+                                         or layer in plan.record_layers):
+        plan.record_rows[layer] = row.detach()
+    edit = plan.edit if plan.edit is not None and plan.edit.layer == layer else None
+    if edit is None:
+        return probs
+    if edit.rows == "all":
+        return edit_rows(probs, row, edit, layout)
+    edited = edit_rows(row[:, :, None], row, edit, layout)  # (N, H, 1, T')
+    t = probs.shape[-1]
+    is_row = torch.arange(t, device=probs.device)[None, :] == layout.cls_pos[:, None]  # (N, T')
+    return torch.where(is_row[:, None, :, None], edited, probs)
+
+
 def _probabilities(query: torch.Tensor, key: torch.Tensor, mask: torch.Tensor, scale: float,
                    softcap: float | None) -> torch.Tensor:
     """:func:`attention_probabilities`, with a row that may attend nowhere set to zeros, not NaN:
@@ -276,14 +312,7 @@ def generic_attention(
                                                  or layer in plan.record_layers)
     rows = torch.arange(n_seq, device=query.device)
     if plan.record_full is not None or (edit is not None and edit.rows == "all"):
-        probs = _probabilities(query, key_h, mask, scale, softcap)  # (N, H, T', T')
-        row = probs[rows, :, layout.cls_pos]  # (N, H, T')
-        if plan.record_full is not None:
-            plan.record_full[layer] = probs.detach()
-        if recorded and plan.record_rows is not None:
-            plan.record_rows[layer] = row.detach()
-        if edit is not None:
-            probs = edit_rows(probs, row, edit, layout)
+        probs = plan_probabilities(_probabilities(query, key_h, mask, scale, softcap), plan, layer)
         probs = nn.functional.dropout(probs, p=dropout, training=module.training)
         return torch.matmul(probs, value_h).transpose(1, 2).contiguous(), None
     out = unedited()
@@ -324,6 +353,32 @@ def special_tokens_of(tokenizer: Any) -> tuple[tuple[int, ...], tuple[int, ...]]
         if full[start : start + len(bare)] == bare:
             return tuple(full[:start]), tuple(full[start + len(bare) :])
     raise ValueError("cannot tell the tokenizer's special tokens from its encodings")
+
+
+def decoder_pad_id(tokenizer: Any, folder: Path) -> int:
+    """The padding id of a decoder whose config names none (Llama, Mistral and Gemma checkpoints
+    often do not: their tokenizers have no padding token).
+
+    The tokenizer's padding token if it has one; else id 0 (``PAD_ID``), which attnaudit's data
+    layer already requires to be a special token that no text produces (Llama's ``<unk>``,
+    :func:`attnaudit.data.hf_tokenizer.load_tokenizer`), unless the tokenizer adds it around a
+    sequence (then transformers' "last token that is not padding" would read the wrong position).
+    Results do not depend on the choice: padded positions are masked; it is what the model's
+    config (and the exported folder, :meth:`GenericHFClassifier.export_pretrained`) records.
+
+    Raises:
+        ValueError: one line naming the folder and the fix (set a padding token).
+    """
+    if tokenizer.pad_token_id is not None:
+        return int(tokenizer.pad_token_id)
+    prefix, suffix = special_tokens_of(tokenizer)
+    if PAD_ID in tokenizer.all_special_ids and PAD_ID not in (*prefix, *suffix):
+        return PAD_ID
+    raise ValueError(
+        f"{folder}: a decoder needs a padding token to be fine-tuned in batches and neither its "
+        f"config (pad_token_id) nor its tokenizer names one, and id {PAD_ID} is not a free "
+        "special token; set one (tokenizer.pad_token = ...; model.config.pad_token_id = ...) and "
+        "save_pretrained both again")
 
 
 def _auto_config(config: PretrainedConfig | dict[str, Any], num_classes: int | None
@@ -374,7 +429,7 @@ class GenericHFClassifier(HFClassifier):
             raise ValueError(f"attention must be 'sdpa' or 'eager', got {attention!r}")
         hf_config = model.config if model is not None and num_classes is None else \
             _auto_config(config, num_classes)
-        self.family: Family = family_of(hf_config.model_type)
+        self.family: Family = family_of_config(hf_config)
         self.query_rows: QueryRows = _query_rows(query_rows or self.default_query_rows)
         self.item_unit = "token"
         self.base_attention: BaseAttention = attention
@@ -397,7 +452,8 @@ class GenericHFClassifier(HFClassifier):
         self.fast_path = True  # no generic fast path: kept for the interface (changes nothing)
         self.hf: PreTrainedModel = model if model is not None else \
             AutoModelForSequenceClassification.from_config(hf_config)
-        self.hf.set_attn_implementation(ATTENTION_ANY)
+        if self.family.adapter is None:
+            self.hf.set_attn_implementation(ATTENTION_ANY)
         text = self.hf.config.get_text_config()
         pad = getattr(text, "pad_token_id", None)
         self.pad_id = int(pad) if pad is not None else PAD_ID
@@ -418,18 +474,27 @@ class GenericHFClassifier(HFClassifier):
     @classmethod
     def from_pretrained(
         cls, path: str | Path, *, num_classes: int | None = None,
-        unk_token_id: int | None = None, **options: Any,
+        unk_token_id: int | None = None, fresh_head: bool = False, **options: Any,
     ) -> GenericHFClassifier:
         """The classifier ``save_pretrained`` wrote in the local folder ``path`` with its tokenizer
-        (never downloads); special tokens and words are the tokenizer's."""
+        (never downloads); special tokens and words are the tokenizer's.
+
+        ``fresh_head`` (a fine-tuning base: a bare model or any ``...ForSequenceClassification``
+        folder): the head is new (:func:`attnaudit.models.hf.load_classifier`) and a decoder whose
+        config names no padding token gets one (:func:`decoder_pad_id`), so that the model
+        fine-tuned from it runs batched in transformers too."""
         folder = Path(path)
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         config = AutoConfig.from_pretrained(folder, local_files_only=True)
-        family_of(config.model_type)
+        family = family_of_config(config)
         if num_classes is not None:
             config = _auto_config(config, num_classes)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            folder, config=config, local_files_only=True)
+        if fresh_head and family.decoder and config.get_text_config().pad_token_id is None:
+            pad = decoder_pad_id(tokenizer, folder)
+            config.pad_token_id = pad
+            config.get_text_config().pad_token_id = pad
+        model = load_classifier(AutoModelForSequenceClassification.from_pretrained, folder,
+                                config, fresh_head=fresh_head)
         return cls.from_model(model, tokenizer, unk_token_id=unk_token_id, **options)
 
     @classmethod
@@ -499,16 +564,37 @@ class GenericHFClassifier(HFClassifier):
             rows = torch.arange(final.shape[0], device=final.device)
             logits = self.hf.get_submodule("score")(final[rows, layout.cls_pos])
         else:
-            result = self.hf(inputs_embeds=sequence, attention_mask=mask,
-                             output_hidden_states=hidden, attnaudit_plan=plan)
+            with self._adapter(plan):
+                result = self.hf(inputs_embeds=sequence, attention_mask=mask,
+                                 output_hidden_states=hidden, attnaudit_plan=plan)
             logits = result.logits
             final = result.hidden_states[-1] if hidden else None
         if plan.calls != self.num_layers:
+            through = "transformers' registry" if self.family.adapter is None else \
+                f"the family's adapter ({self.family.adapter})"
             raise RuntimeError(
-                f"{self.family.name}: {plan.calls} attention calls went through transformers' "
-                f"registry in one pass of {self.num_layers} layers; this model's attention does "
-                "not run through it (cannot audit it)")
+                f"{self.family.name}: {plan.calls} attention calls went through {through} in one "
+                f"pass of {self.num_layers} layers; this model's attention does not run through "
+                "it (cannot audit it)")
         return logits, final
+
+    def _adapter(self, plan: GenericPlan) -> AbstractContextManager[object]:
+        """Where the family's attention is outside the registry (:attr:`Family.adapter`), the
+        adapter's ``probability_hooks``: a context manager that applies ``plan`` for one pass;
+        else nothing to do (the plan travels to the registered function through ``**kwargs``)."""
+        if self.family.adapter is None:
+            return nullcontext()
+        hooks = importlib.import_module(self.family.adapter).probability_hooks
+        context: AbstractContextManager[object] = hooks(self, plan)
+        return context
+
+    def _attention_width(self, t: int) -> int:
+        """The registered function's ``2 H t`` (:meth:`HFClassifier.recompute_bytes`), or the
+        adapter's own ``attention_width``."""
+        if self.family.adapter is None:
+            return super()._attention_width(t)
+        width = importlib.import_module(self.family.adapter).attention_width
+        return int(width(self, t))
 
     def logits_from_embeddings(self, batch: Batch, embedded: torch.Tensor) -> torch.Tensor:
         """``(B, C)`` logits from the items' word vectors ``(B, T, d_e)`` (:meth:`run`'s code)."""

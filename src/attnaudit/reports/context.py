@@ -25,6 +25,7 @@ from attnaudit.reports.loading import (
     ModelResults,
     discover,
     load_model,
+    load_named_audits,
     read_json_or_none,
     rel,
     run_setting,
@@ -32,6 +33,8 @@ from attnaudit.reports.loading import (
 )
 from attnaudit.reports.markup import (
     JS_UNITS,
+    duration,
+    duration_unit,
     flip_text,
     is_num,
     js_value,
@@ -100,7 +103,14 @@ def build_context(root: Path, *, js_unit: str = "nats") -> dict[str, Any]:
     run_info, folders = discover(root)
     # Drawing the figures takes a while (tens of seconds for a run of six models): say what is done.
     log.info("report: reading the results of %d model(s) in %s", len(folders), root)
-    models = [load_model(name, folder) for name, folder in folders]
+    # Each model's full audit, then its named audits (audits/NAME/): a section and verdict lines
+    # each; the accuracy, comparison and seeds sections are about models, so they take the full
+    # audits only.
+    models = []
+    for name, folder in folders:
+        full = load_model(name, folder)
+        models += [full, *load_named_audits(full)]
+    full_audits = [m for m in models if m.audit_name is None]
     rankings = _report_rankings(models)
     ids = _model_ids(models)
     figure_dir = root / FIGURES_DIR
@@ -108,7 +118,7 @@ def build_context(root: Path, *, js_unit: str = "nats") -> dict[str, Any]:
         ensure_verdict(m)
     model_ctx = [_model(m, ids[m.name], js_unit, figure_dir / slug(m.name)) for m in models]
     log.info("report: drawing the figures that compare the models")
-    comparison = _comparison(models, rankings, js_unit, figure_dir / "_combined")
+    comparison = _comparison(full_audits, rankings, js_unit, figure_dir / "_combined")
     views = max([len(e["views"]) for m in model_ctx for s in m["sites"] for e in s["examples"]],
                 default=1)
     slots = max([len(e["rankings"]) for m in model_ctx for s in m["sites"] for e in s["examples"]],
@@ -123,13 +133,14 @@ def build_context(root: Path, *, js_unit: str = "nats") -> dict[str, Any]:
         else "log base 2, at most 1",
         "warnings": [{"model": m.name, "text": (m.summary or {})["prediction"]["warning"]}
                      for m in models if _degenerate(m)],
-        "facts": _facts(run_info, models),
+        "facts": _facts(run_info, full_audits, len(models) - len(full_audits)),
         "verdict_card": verdict_card(models, model_ctx),
         "run": _run(root, run_info, models),
-        "accuracy": [_accuracy_row(m) for m in models],
+        "accuracy": _accuracy_rows(full_audits),
         "comparison": comparison,
         "seeds": seeds_section(read_json_or_none(root / SEEDS_FILE), rankings,
-                               {m.name: (m.summary or {}).get("sites") or {} for m in models}),
+                               {m.name: (m.summary or {}).get("sites") or {}
+                                for m in full_audits}),
         "rankings": [{"name": r, "label": v["label"], "color": v["color"]}
                      for r, v in rankings.items()],
         "models": model_ctx,
@@ -170,24 +181,27 @@ def interval_text(entry: Mapping[str, Any] | None) -> str:
 
 def verdict_card(models: Sequence[ModelResults], model_ctx: Sequence[Mapping[str, Any]]
                  ) -> list[dict[str, Any]]:
-    """One line per model and site: status, the headline, the deciding interval, a link to the
-    site's verdict; a model whose verdict is withheld gets one line saying why."""
+    """One line per model, audit and site: status, the headline, the deciding interval, a link to
+    the site's verdict; an audit whose verdict is withheld gets one line saying why. ``model``
+    names a named audit with its model ("flan-rnn · audit ig-only"); ``audit`` is its name (None:
+    the full audit)."""
     rows: list[dict[str, Any]] = []
     for m, ctx in zip(models, model_ctx, strict=True):
         assessed = (m.summary or {}).get("verdict")
         if not isinstance(assessed, Mapping):
-            rows.append({"model": m.name, "site": "", "status": "none", "href": f"#{ctx['id']}",
-                         "sentence": "No audit summary: no verdict.", "interval": ""})
+            rows.append({"model": m.name, "audit": m.audit_name, "site": "", "status": "none",
+                         "href": f"#{ctx['id']}", "sentence": "No audit summary: no verdict.",
+                         "interval": ""})
             continue
         if assessed.get("status") == "withheld":
-            rows.append({"model": m.name, "site": "all sites", "status": "withheld",
-                         "href": f"#{ctx['id']}",
+            rows.append({"model": m.name, "audit": m.audit_name, "site": "all sites",
+                         "status": "withheld", "href": f"#{ctx['id']}",
                          "sentence": "No verdict is given: " + "; ".join(assessed["reasons"]) + ".",
                          "interval": ""})
             continue
         for site in ctx["sites"]:
             entry = (assessed.get("sites") or {}).get(site["name"]) or {}
-            rows.append({"model": m.name, "site": site["label"],
+            rows.append({"model": m.name, "audit": m.audit_name, "site": site["label"],
                          "status": entry.get("status", "none"), "href": f"#{site['id']}-verdict",
                          "sentence": entry.get("headline", ""),
                          "interval": interval_text(entry.get("deciding"))})
@@ -204,9 +218,12 @@ def _degenerate(m: ModelResults) -> bool:
     return bool(prediction.get("degenerate")) and bool(prediction.get("warning"))
 
 
-def _facts(run_info: dict[str, Any] | None, models: Sequence[ModelResults]) -> list[str]:
+def _facts(run_info: dict[str, Any] | None, models: Sequence[ModelResults], named: int = 0
+           ) -> list[str]:
     audited = sum(m.has_audit for m in models)
     facts = [f"{len(models)} model{'s' if len(models) != 1 else ''}", f"{audited} audited"]
+    if named:
+        facts.append(f"{named} named audit{'s' if named != 1 else ''}")
     data = run_setting(run_info, "data")
     if isinstance(data, dict):
         data = data.get("path") or data.get("name")
@@ -267,18 +284,20 @@ def _accuracy_row(m: ModelResults) -> dict[str, Any]:
         "majority_baseline": majority,
         "dev_accuracy": x.get("dev_accuracy"),
         "epochs": metric(x, "epochs"),
-        "train_time": _seconds(seconds),
+        "train_seconds": seconds if is_num(seconds) else None,
         "resumed": resumed(m),
         "docs_per_second": metric(x, "train_docs_per_second"),
     }
 
 
-def _seconds(value: Any) -> str:
-    if not is_num(value):
-        return "—"
-    if value < 120:
-        return f"{value:.0f} s"
-    return f"{value / 60:.1f} min" if value < 7200 else f"{value / 3600:.1f} h"
+def _accuracy_rows(models: Sequence[ModelResults]) -> dict[str, Any]:
+    """The accuracy table: ``rows`` (one per model) and ``time_unit``, the one unit of its training
+    times (from the longest; each row's ``train_time`` is in it, the header names it)."""
+    rows = [_accuracy_row(m) for m in models]
+    unit = duration_unit(r["train_seconds"] for r in rows)
+    for r in rows:
+        r["train_time"] = duration(r["train_seconds"], unit)
+    return {"rows": rows, "time_unit": unit}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -436,6 +455,7 @@ def _model(m: ModelResults, ident: str, js_unit: str, folder: Path) -> dict[str,
     prediction = summary.get("prediction") or {}
     return {
         "name": m.name, "id": ident, "has_audit": m.has_audit, "notes": notes,
+        "model_name": m.model_name, "audit_name": m.audit_name, "differs": m.differs,
         "chips": flat[:8], "all_config": flat if len(flat) > 8 else [],
         "audit_settings": key_audit, "all_audit_settings": audit_rows,
         "warning": prediction.get("warning") if _degenerate(m) else None,

@@ -18,7 +18,17 @@ from typing import Any
 import pandas as pd
 
 from attnaudit.results import SCHEMA_VERSION, read_audit, summarize
-from attnaudit.results.tables import AUDIT_INFO, REMOVAL, SINGLE_WEIGHT, SUMMARY, AuditTables
+from attnaudit.results.tables import (
+    AUDIT_DIR,
+    AUDIT_INFO,
+    NAMED_AUDITS_DIR,
+    REMOVAL,
+    SINGLE_WEIGHT,
+    SUMMARY,
+    AuditTables,
+    audit_folder,
+    named_audits,
+)
 from attnaudit.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -40,6 +50,15 @@ class ModelResults:
     tables: AuditTables = field(default_factory=AuditTables)
     summary: dict[str, Any] | None = None  # schema 2, from summary.json or recomputed
     notes: list[str] = field(default_factory=list)
+    #: a named audit's name (``audits/NAME/``); None: the model's full audit (``audit/``)
+    audit_name: str | None = None
+    #: the model's name (``name`` is the report's label: for a named audit, model and audit)
+    model_name: str = ""
+    #: a named audit's settings that differ from the full audit's, as "key: value (full: value)"
+    differs: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.model_name = self.model_name or self.name
 
     @property
     def has_audit(self) -> bool:
@@ -58,11 +77,13 @@ def discover(root: Path) -> tuple[dict[str, Any] | None, list[tuple[str, Path]]]
             if (root / "models").is_dir() else []
         names = listed + [n for n in found if n not in listed]
         return run_info, [(n, root / "models" / n) for n in names]
-    if (root / "audit").is_dir() or (root / "metrics.json").is_file():
-        summary = read_json_or_none(root / "audit" / SUMMARY) or {}
+    if any((root / d).is_dir() for d in (AUDIT_DIR, NAMED_AUDITS_DIR)) \
+            or (root / "metrics.json").is_file():
+        summary = read_json_or_none(root / AUDIT_DIR / SUMMARY) or {}
         return None, [(str(summary.get("model") or root.name), root)]
     raise ReportError(
-        f"{root} holds neither a pipeline run (run.json, models/) nor a model folder (audit/)"
+        f"{root} holds neither a pipeline run (run.json, models/) nor a model folder (audit/, "
+        "audits/ or metrics.json)"
     )
 
 
@@ -88,16 +109,23 @@ def _listed_models(run_info: dict[str, Any] | None) -> list[str]:
     return names
 
 
-def load_model(name: str, folder: Path) -> ModelResults:
-    """Read what there is of one model's results; note what is missing or unreadable."""
-    result = ModelResults(name=name, folder=folder)
+def named_label(model: str, audit_name: str) -> str:
+    """How the report names a named audit of a model: ``"flan-rnn · audit ig-only"``."""
+    return f"{model} · audit {audit_name}"
+
+
+def load_model(name: str, folder: Path, audit_name: str | None = None) -> ModelResults:
+    """Read what there is of one model's results (its full audit, or the audit named
+    ``audit_name``); note what is missing or unreadable."""
+    label = name if audit_name is None else named_label(name, audit_name)
+    result = ModelResults(name=label, folder=folder, audit_name=audit_name, model_name=name)
     if not folder.is_dir():
         result.notes.append(f"No folder for this model yet ({rel(folder)}): not trained yet.")
         return result
     result.metrics = _json(result, folder / "metrics.json")
     result.config = _json(result, folder / "config.json", quiet=True)
     result.train_info = _json(result, folder / "run_info.json", quiet=True)
-    audit = folder / "audit"
+    audit = audit_folder(folder, audit_name)
     if not audit.is_dir():
         result.notes.append(f"No audit results yet ({rel(audit)} is missing): run "
                             "`attnaudit audit` on this model, then rebuild the report.")
@@ -106,9 +134,10 @@ def load_model(name: str, folder: Path) -> ModelResults:
     if SUMMARY in tables.problems:
         # Refused rather than noted: the page would show a model both damaged and unfinished, and
         # the audit rewrites the file from its complete tables in seconds.
+        again = f"{folder}" if audit_name is None else f"{folder} --name {audit_name}"
         raise ReportError(
             f"{audit / SUMMARY} is damaged ({tables.problems[SUMMARY]}); run 'attnaudit audit "
-            f"{folder}' to rewrite it from the saved tables, then build the report again"
+            f"{again}' to rewrite it from the saved tables, then build the report again"
         )
     for file, problem in tables.problems.items():
         result.notes.append(f"{rel(audit / file)} could not be read: {problem}")
@@ -117,6 +146,54 @@ def load_model(name: str, folder: Path) -> ModelResults:
             result.notes.append(f"{rel(audit / file)} is missing.")
     result.summary = _summary(result, audit)
     return result
+
+
+def load_named_audits(full: ModelResults) -> list[ModelResults]:
+    """The named audits of ``full``'s model folder (``audits/NAME/``, sorted by name), each with
+    what differs in its settings from the full audit ``full`` (:func:`settings_differences`)."""
+    named = [load_model(full.model_name, full.folder, audit_name)
+             for audit_name, _ in named_audits(full.folder)]
+    for m in named:
+        m.differs = settings_differences(m.tables.audit_info, full.tables.audit_info)
+    return named
+
+
+#: audit_info.json entries a named audit is compared on (the settings and what they gave)
+_COMPARED = ("config", "summary_settings")
+
+
+def settings_differences(info: dict[str, Any] | None, full: dict[str, Any] | None) -> list[str]:
+    """A named audit's settings that differ from the full audit's, one ``"key: value (full audit:
+    value)"`` each, from their audit_info.json (the settings that change tables, then those that
+    change only the summary, then the number of documents); one line saying so when there is no
+    full audit or no settings to compare."""
+    if not info:
+        return ["its settings are not saved (audit_info.json is missing)"]
+    if not full:
+        return ["no full audit of this model to compare with"]
+    out: list[str] = []
+    for section in _COMPARED:
+        mine, theirs = info.get(section) or {}, full.get(section) or {}
+        if not isinstance(mine, dict) or not isinstance(theirs, dict):
+            continue
+        for key in [*mine, *(k for k in theirs if k not in mine)]:
+            if mine.get(key) != theirs.get(key):
+                out.append(f"{key}: {_setting(mine.get(key))} "
+                           f"(full audit: {_setting(theirs.get(key))})")
+    if info.get("n_docs") != full.get("n_docs"):
+        out.append(f"documents: {_setting(info.get('n_docs'))} "
+                   f"(full audit: {_setting(full.get('n_docs'))})")
+    return out
+
+
+def _setting(value: Any) -> str:
+    if value is None:
+        return "default"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+    return str(value)
 
 
 def _summary(result: ModelResults, audit: Path) -> dict[str, Any] | None:
@@ -139,7 +216,7 @@ def _summary(result: ModelResults, audit: Path) -> dict[str, Any] | None:
     try:
         # items (when saved) give the agreement between rankings; no bootstrap here: the report
         # must stay quick, and intervals come from the audit's own summary.json
-        return summarize(t.single, t.removal, model=result.name, rankings_meta=meta or {},
+        return summarize(t.single, t.removal, model=result.model_name, rankings_meta=meta or {},
                          sites_meta=sites or {}, items=t.items)
     except (KeyError, ValueError, TypeError) as err:  # a table missing a column
         log.warning("cannot summarise %s: %s", audit, err)
@@ -182,4 +259,5 @@ def site_rows(df: pd.DataFrame | None, site: str) -> pd.DataFrame | None:
     return rows if len(rows) else None
 
 
-__all__ = ["AUDIT_INFO", "ModelResults", "ReportError", "discover", "load_model"]
+__all__ = ["AUDIT_INFO", "ModelResults", "ReportError", "discover", "load_model",
+           "load_named_audits", "named_label", "settings_differences"]

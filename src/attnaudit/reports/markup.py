@@ -7,13 +7,16 @@ The policy, one per kind of number: a share of documents is a percentage with on
 is 0.25%, not 0%);
 any other measure has three significant digits (:func:`sig`; JS values two), a difference between
 rankings an explicit sign (:func:`signed`); nothing prints as "-0" (:func:`no_negative_zero`); a
-missing number is a dash.
+missing number is a dash. Durations take one unit per table (:func:`duration_unit`, from the
+table's largest value), named in the column's header; the cells are bare numbers
+(:func:`duration`), so no column mixes "45 s" with "3.1 min".
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from typing import Any, TypeGuard
 
 #: JS units the report can display; the tables store nats
@@ -64,6 +67,32 @@ def share_of(k: int, n: int) -> str:
     if n <= 0:
         return "—"
     return f"{100 * k / n:.3g}%"
+
+
+#: duration units: (name, seconds per unit, used while the table's largest value is below this
+#: many seconds, decimals): seconds up to 2 minutes, minutes up to 2 hours, then hours; so the
+#: largest value reads between 2 and 120 of its unit
+DURATION_UNITS: tuple[tuple[str, float, float, int], ...] = (
+    ("s", 1.0, 120.0, 0), ("min", 60.0, 7200.0, 1), ("h", 3600.0, math.inf, 1))
+
+
+def duration_unit(seconds: Iterable[Any]) -> str:
+    """The one unit of a table's durations (``"s"``, ``"min"``, ``"h"``), chosen from its largest
+    value in seconds (missing ones ignored; ``"s"`` when there is none)."""
+    largest = max((abs(v) for v in seconds if is_num(v)), default=0.0)
+    return next(name for name, _, below, _ in DURATION_UNITS if largest < below)
+
+
+def duration(seconds: Any, unit: str) -> str:
+    """A duration in ``unit`` (of :data:`DURATION_UNITS`), without the unit (the header says it);
+    a dash when missing, "<0.1" for a positive value that would round to zero."""
+    if not is_num(seconds):
+        return "—"
+    scale, digits = next((per, d) for name, per, _, d in DURATION_UNITS if name == unit)
+    text = no_negative_zero(f"{seconds / scale:.{digits}f}")
+    if seconds > 0 and float(text) == 0:
+        return f"<{10.0 ** -digits:g}" if digits else "<1"
+    return text
 
 
 def js_value(nats: Any, unit: str) -> float | None:

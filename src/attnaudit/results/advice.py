@@ -140,7 +140,7 @@ def site_advice(
     if num_layers is not None:
         lower = [f"L{layer_}" for layer_ in suggested_layers(num_layers)]
         move = f"attnaudit audit {run} --sites {','.join(lower)} --query-rows all " \
-               "--attention-steps eraser --replace"
+               "--attention-steps eraser --name lower-layers"
         all_rows_here = query_rows == "all" and kind == "layer"
         # lower layers this audit already erased from every query row (the defaults' L{L//3})
         done = [name for name in lower if name in audited] if query_rows == "all" else []
@@ -149,7 +149,7 @@ def site_advice(
             # Already where the measurement found movement: attention cannot move these
             # documents; erasing the tokens themselves still can.
             command = f"attnaudit audit {run} --sites {site} --query-rows all --erasure " \
-                      "attention,input --attention-steps eraser --replace"
+                      "attention,input --attention-steps eraser --name input-erasure"
             where = "Erasing the tokens from the input (input-level erasure) may still move them:"
         elif done and not rest:
             command, where = None, (f"{', '.join(done)}, audited here from every query row, "
@@ -158,7 +158,7 @@ def site_advice(
         elif done:
             # never repeat what was just audited: the other lower layers only
             command = f"attnaudit audit {run} --sites {','.join(rest)} --query-rows all " \
-                      "--attention-steps eraser --replace"
+                      "--attention-steps eraser --name lower-layers"
             where = (f"Erasure moves decisions from every query row of the lower layers: "
                      f"{', '.join(done)} {'is' if len(done) == 1 else 'are'} audited here (see "
                      "the sections); the other lower layers:")

@@ -13,11 +13,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+#: a model folder's full audit (``attnaudit audit RUN``)
+AUDIT_DIR = "audit"
+#: a model folder's named audits, one folder each (``attnaudit audit RUN --name NAME``): other
+#: rankings, sites, documents beside the full audit, which they never touch
+NAMED_AUDITS_DIR = "audits"
+#: a name is one folder name, the same on every file system: letters, digits, ``.``, ``_``, ``-``,
+#: starting with a letter or digit (so never ``.``, ``..`` or a hidden folder), at most 64
+_AUDIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 SINGLE_WEIGHT = "single_weight.parquet"
 REMOVAL = "removal.parquet"
@@ -68,6 +78,41 @@ def read_audit(audit_dir: str | os.PathLike[str]) -> AuditTables:
             else:
                 out.problems[name] = "not a JSON object"
     return out
+
+
+def check_audit_name(name: str) -> str:
+    """``name`` when it is a safe folder name for a named audit.
+
+    Raises:
+        ValueError: what is wrong with it and what a name may hold (one line).
+    """
+    if not _AUDIT_NAME.fullmatch(name):
+        raise ValueError(
+            f"--name {name!r} is not a usable audit name: use 1-64 letters, digits, '.', '_' or "
+            "'-', starting with a letter or digit (e.g. --name ig-only)")
+    return name
+
+
+def audit_folder(model_dir: str | os.PathLike[str], name: str | None = None) -> Path:
+    """Where a model folder's audit lives: ``audit/`` (the full audit) or ``audits/NAME/``.
+
+    Raises:
+        ValueError: ``name`` is not a safe folder name (:func:`check_audit_name`).
+    """
+    folder = Path(model_dir)
+    if name is None:
+        return folder / AUDIT_DIR
+    return folder / NAMED_AUDITS_DIR / check_audit_name(name)
+
+
+def named_audits(model_dir: str | os.PathLike[str]) -> list[tuple[str, Path]]:
+    """The named audits of a model folder, ``(name, folder)`` sorted by name; folders under
+    ``audits/`` whose names :func:`check_audit_name` refuses (made by hand) are left out."""
+    root = Path(model_dir) / NAMED_AUDITS_DIR
+    if not root.is_dir():
+        return []
+    return [(p.name, p) for p in sorted(root.iterdir(), key=lambda p: p.name)
+            if p.is_dir() and _AUDIT_NAME.fullmatch(p.name)]
 
 
 def flag(series: pd.Series) -> pd.Series:
