@@ -109,18 +109,16 @@ def test_audit_of_a_saved_classifier_writes_tables_report_and_a_self_contained_r
         assert (out / "audit" / f"{table}.parquet").is_file(), table
     assert (out / "report.html").is_file()
     summary = read_json(out / "audit" / "summary.json")
-    # the default sites (2 layers): the last layer's [CLS] row and L{2 // 3}, every query row
-    assert list(summary["by_site"]) == ["L1", "L0"]
-    assert summary["defaults"]["sites"] == ["L1", "L0"]
-    assert summary["defaults"]["query_rows"] == "all" and summary["defaults"]["used"]
+    assert list(summary["by_site"]) == ["L1"]  # the default site: the last layer's [CLS] row
+    assert summary["defaults"]["sites"] == ["L1"]
+    assert summary["defaults"]["query_rows"] == "cls" and summary["defaults"]["used"]
     # the report says which defaults and why, in one sentence
-    assert ("Default sites L1, L0, erased from every query row on ERASER&#39;s step schedule "
-            "(this audit&#39;s)") in (
-        out / "report.html").read_text(encoding="utf-8")
+    assert ("Default site L1, erased from the classification row at every step "
+            "(this audit&#39;s)") in (out / "report.html").read_text(encoding="utf-8")
     assert set(summary["rankings"]) == {"random", "attention", "gradient", "attention_x_gradient",
                                         "rollout", "attention_head_mean"}
     removal = pd.read_parquet(out / "audit" / "removal.parquet")
-    assert removal["doc_id"].nunique() == 8 and set(removal["site"]) == {"L1", "L0"}
+    assert removal["doc_id"].nunique() == 8 and set(removal["site"]) == {"L1"}
 
     config = read_json(out / "config.json")
     assert config["model"]["kind"] == "hf" and config["model"]["base"] == str(classifier.resolve())
@@ -148,9 +146,9 @@ def test_audit_of_a_saved_classifier_writes_tables_report_and_a_self_contained_r
         theirs = reference(**tokenizer(text, return_tensors="pt")).logits
     assert_logits_close(ours, theirs, d=64)  # float32, 64-wide FFN: tolerances.py
     assert PAD_ID not in ids
-    # The Python API on new text tokenises it with the run's tokenizer (subwords, the default sites).
+    # The Python API on new text tokenises it with the run's tokenizer (subwords, the default site).
     frames = attnaudit.audit(run, [text, "An awful film ."])
-    assert set(frames.removal["site"]) == {"L1", "L0"}
+    assert set(frames.removal["site"]) == {"L1"}
     items = frames.items[frames.items["site"] == "L1"]
     assert items.loc[items["doc_id"] == "doc0", "text"].tolist() == [
         "the", "film", "was", "great", "."]
@@ -313,7 +311,7 @@ def test_minilm_fine_tuned_on_imdb_beats_chance_and_its_audit_completes(
     tmp_path: Path, imdb_slice: Path
 ) -> None:
     """About 300 IMDB reviews (the shared slice: 270 train, 30 dev after the carve), one epoch of
-    fine-tuning from all-MiniLM-L6-v2, 50 test reviews audited at the default sites (L5, L2).
+    fine-tuning from all-MiniLM-L6-v2, 50 test reviews audited at the default site (L5).
 
     Batches of 8 at lr 1e-4, not the defaults (32, 5e-5), which are made for thousands of
     documents: on 270 they make 9 optimizer steps, after which the model still predicts one class
@@ -331,7 +329,7 @@ def test_minilm_fine_tuned_on_imdb_beats_chance_and_its_audit_completes(
     # above chance (measured: test 0.60, dev 0.87 after this one short epoch)
     assert metrics["test_accuracy"] > max(0.5, metrics["majority_test_accuracy"]), metrics
     summary = read_json(model / "audit" / "summary.json")
-    assert summary["n_docs"] == 50 and list(summary["by_site"]) == ["L5", "L2"]  # the defaults
+    assert summary["n_docs"] == 50 and list(summary["by_site"]) == ["L5"]  # the default
     for table in TABLES:
         frame = pd.read_parquet(model / "audit" / f"{table}.parquet")
         assert frame["doc_id"].nunique() == 50, table

@@ -113,7 +113,7 @@ def test_a_family_fine_tuned_from_a_folder_is_audited_reported_and_saved_for_tra
         assert main(["report", str(run)]) == 0
         assert (run / "report.html").is_file()
     summary = json.loads((run / "audit" / "summary.json").read_text(encoding="utf-8"))
-    assert list(summary["by_site"]) == ["L1", "L0"]  # the default sites of 2 layers: L1, L{2 // 3}
+    assert list(summary["by_site"]) == ["L1"]
 
     config = json.loads((run / "config.json").read_text(encoding="utf-8"))
     assert config["model"]["base"] == str(base) and config["data"]["tokenizer"] == str(base)

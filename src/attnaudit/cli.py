@@ -213,14 +213,14 @@ InputErasureOpt = Annotated[InputErasure | None, typer.Option(
     "--input-erasure", help="Input-level erasure: delete the tokens (default), or replace them "
     "with the unknown token (unk) or a transformer's [MASK] (mask).")]
 AttentionStepsOpt = Annotated[InputSteps | None, typer.Option(
-    "--attention-steps", help="Steps of the attention-level curves: every k (exact; default but "
-    "for hf) or eraser (0, 1, n, ERASER's bins and every 5%: bounds the cost at a transformer's "
-    "earlier layers, hf's default; the fraction to the first flip is then resolved to those "
-    "steps).")]
+    "--attention-steps", help="Steps of the attention-level curves: every k (exact; default) or "
+    "eraser (0, 1, n, ERASER's bins and every 5%: bounds the cost at a transformer's earlier "
+    "layers; the fraction to the first flip is then resolved to those steps).")]
 QueryRowsOpt = Annotated[QueryRows | None, typer.Option(
-    "--query-rows", help="Transformers: the attention rows erasure edits: the [CLS] row (cls) or "
-    "every row (all, default: from the [CLS] row alone erasure below the last layer moves almost "
-    "no decision, and hf-attnpool's pooling never reads it).")]
+    "--query-rows", help="Transformers: the attention rows erasure edits: the [CLS] row (cls, "
+    "hf's default: at its default last layer the only row the head reads) or every row (all, "
+    "hf-attnpool's default: its pooling never reads [CLS]; below hf's last layer only every row "
+    "moves decisions).")]
 ItemsOpt = Annotated[ItemUnit | None, typer.Option(
     "--items", help="Transformers: items are subword tokens (token, default) or words (word: a "
     "word's subwords erased together, weights and scores summed). The paper's models read words "

@@ -497,12 +497,11 @@ class AuditConfig(ConfigSection):
     # exact) or "eraser" (bounds the cost at a transformer's earlier layers, which recompute the
     # layers above for every step; the fraction to the first flip is then the first scheduled step
     # that flips, an upper bound at 5% resolution). None: the model's own (default_attention_steps:
-    # "every" for the paper's models and hf-attnpool, "eraser" for hf, whose default sites include
-    # a lower layer where every step reruns the layers above).
+    # "every" for every model today; a model whose default sites were costly would say "eraser").
     attention_steps: InputSteps | None = None
-    # Transformers: the query rows erasure edits (None: the model's own, "all" for hf and
-    # hf-attnpool: from the [CLS] row alone erasure below hf's last layer moves no decision, and
-    # hf-attnpool's pooling never reads it) and the item unit.
+    # Transformers: the query rows erasure edits (None: the model's own, "cls" for hf at its
+    # default last layer, "all" for hf-attnpool, whose pooling never reads the [CLS] row) and the
+    # item unit.
     query_rows: QueryRows | None = None
     items: ItemUnit = "token"
     # Attribution rankings (captum): token scores to item scores, integration steps (integrated

@@ -21,15 +21,15 @@ plain hf's first site is ``L{L-1}``, the last layer's [CLS] row over all heads. 
 ``paper=True``: it is the last attention before the head (the paper's criterion), only its
 classification row reaches the output, and the conformance suite requires the first site to be the
 paper's. It is *not* a linear pooling: erasing re-runs the rest of the layer, the pooler and the head.
-Plain hf audits by default (no ``--sites``; :meth:`HFClassifier.audited_by_default`) ``L{L-1}`` and
-``L{L//3}`` (MiniLM: ``L5`` and ``L2``), both from every query row: measured on MiniLM fine-tuned on
-IMDB (docs/results.md, "Layer by layer"), erasure from the [CLS] row moves no decision below the
-last layer and almost none at it, while from every row a quarter of the reviews can flip in the
-lower layers; hf-attnpool audits ``pool`` alone.
+Plain hf audits by default (no ``--sites``; :meth:`HFClassifier.audited_by_default`) ``L{L-1}``
+from the [CLS] row, every step: the attention users read, cheap; lower layers from every query row
+move more decisions but cost 24-100x more on a CPU (measured on MiniLM fine-tuned on IMDB,
+docs/results.md, "The defaults"; :data:`attnaudit.results.advice.DEFAULTS_WHY`), so the advice
+prints their command where most documents cannot flip. hf-attnpool audits ``pool`` alone.
 
 **Erasure** (``logits_with(output, site, w)``, ``w`` ``(B, k, n)``). Erasing item ``i`` sets the
-attention probabilities from the chosen query rows (``query_rows="cls"``: the [CLS] row;
-``"all"``, the default: every row) to key ``i`` to zero in the site's head(s), and renormalises each
+attention probabilities from the chosen query rows (``query_rows="cls"``, the default: the [CLS]
+row; ``"all"``: every row) to key ``i`` to zero in the site's head(s), and renormalises each
 row: [CLS] and [SEP] keep their probability, so they take a share of the freed mass. Everything
 downstream is then recomputed from the hidden states that entered the layer in the unmodified pass
 (cached by ``run``).
@@ -51,8 +51,9 @@ of key ``i`` in every head of ``G`` is multiplied by ``(w_i / a_i) * S`` and the
   [CLS] and [SEP] (finite).
 
 With ``query_rows="cls"`` erasure at hf-attnpool's last layer changes nothing (the pool never reads
-the [CLS] state), and at plain hf's lower layers it moves almost no decision, so ``"all"`` is both
-models' default (:attr:`default_query_rows`). With plain hf, ``"all"`` at the last layer is the
+the [CLS] state), so ``"all"`` is hf-attnpool's default (:attr:`default_query_rows`; plain hf's is
+``"cls"``, cheapest at its default last layer; at lower layers it moves almost no decision, which
+the advice says). With plain hf, ``"all"`` at the last layer is the
 [CLS] row only (no other row of the last layer reaches the pooler): the same logits, through the
 same fast path. The audit chooses the rows (``--query-rows``) through
 :meth:`HFClassifier.configure_erasure`, which also chooses the items: subword tokens, or words
@@ -481,21 +482,18 @@ class HFClassifier(AttentionClassifier):
         >>> model = HFClassifier.from_config(config, num_classes=3, cls_token_id=2, sep_token_id=3)
         >>> model.pooling_site, len(model.sites())
         ('L1', 10)
-        >>> model.audited_by_default(), model.query_rows  # the defaults: L{L-1} and L{L//3}
-        (('L1', 'L0'), 'all')
+        >>> model.audited_by_default(), model.query_rows  # the defaults: L{L-1}, the [CLS] row
+        (('L1',), 'cls')
     """
 
     kind: ClassVar[str] = "hf"
     hierarchical: ClassVar[bool] = False
     _continues: torch.Tensor | None
-    #: every query row: from the [CLS] row alone erasure below the last layer moves no decision
-    #: (docs/results.md, "Layer by layer"); at the last layer "all" is the [CLS] row (the only
-    #: row the pooler reads), the same numbers at the same cost (the fast path)
-    default_query_rows: ClassVar[str | None] = "all"
-    #: ERASER's steps: the default sites include a lower layer, where every erasure step reruns the
-    #: layers above from every row (measured on MiniLM: every step there costs over 100x the old
-    #: default's audit; docs/results.md, "Layer by layer")
-    default_attention_steps: ClassVar[str] = "eraser"
+    #: the [CLS] row: the only row of the last layer (the default site) the pooler reads; lower
+    #: layers need "all" to move decisions (the advice's command says so)
+    default_query_rows: ClassVar[str | None] = "cls"
+    #: every step: exact fractions to the first flip, cheap at the last layer (the fast path)
+    default_attention_steps: ClassVar[str] = "every"
     subword_tokens: ClassVar[bool] = True
 
     #: the host of every family but BERT. :mod:`attnaudit.models.hf_generic` builds on this module
@@ -767,9 +765,8 @@ class HFClassifier(AttentionClassifier):
         return self._sites
 
     def audited_by_default(self) -> tuple[str, ...] | None:
-        """``L{L//3}`` and ``L{L-1}`` (MiniLM: ``L5, L2``), erased from every query row by default
-        (:func:`attnaudit.results.advice.default_layers`: the lower one is where erasure moves
-        decisions, the last is the classification row users plot)."""
+        """``L{L-1}`` (MiniLM: ``L5``), from the [CLS] row by default
+        (:func:`attnaudit.results.advice.default_layers`: the attention users read, cheap)."""
         return self.site_names([f"L{layer}" for layer in default_layers(self.num_layers)])
 
     def site_names(self, requested: Sequence[str] | None = None) -> tuple[str, ...]:  # type: ignore[override]

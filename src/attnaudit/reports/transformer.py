@@ -189,7 +189,8 @@ def defaults_text(summary: Mapping[str, Any]) -> str | None:
     steps = {"eraser": " on ERASER's step schedule", "every": " at every step"}.get(
         str(defaults.get("attention_steps")), "")
     used = "this audit's" if defaults.get("used") else "not this audit's, which chose its own"
-    return (f"Default sites {', '.join(map(str, defaults['sites']))}, erased from {rows}{steps} "
+    label = "Default sites" if len(defaults["sites"]) > 1 else "Default site"
+    return (f"{label} {', '.join(map(str, defaults['sites']))}, erased from {rows}{steps} "
             f"({used}): {defaults.get('why', '')}").rstrip(": ")
 
 

@@ -23,12 +23,16 @@ the advice is every query row at the lower two thirds of the layers, with ERASER
 (each step there recomputes the layers above: 14-26x one inference pass per layer, docs/results.md,
 "Layer by layer").
 
-The same measurement chose the transformers' **defaults** (:func:`default_layers`,
-:data:`DEFAULTS_WHY`): every query row, at the layer about a third of the way up (inside the lower
-two thirds) and at the last layer (where every query row reaches the head through the
-classification row alone, so it is the classification row users plot), on ERASER's step schedule.
-The advice never suggests again what was audited: beside a default audit it names the lower layer
-already audited and suggests only the others.
+The same measurements, with their cost, chose the transformers' **defaults** (:func:`default_layers`,
+:data:`DEFAULTS_WHY`): the last layer's classification row, every step. Erasing from every query row
+at a lower layer moves more decisions on the 2,000-review MiniLM (a quarter of the reviews against
+3-8%), but on a MiniLM fine-tuned on 1,200 reviews (one epoch) only 2-8% can flip at any layer from
+any rows, and the lower layer from every row costs about 100x the last layer's audit on a CPU (24x
+without the adversarial search; docs/results.md, "The defaults"): a default that turns a minutes'
+audit into hours for a few more flippable documents. So the default stays where users read
+attention and is cheap, and whenever most documents there cannot flip, the advice prints the
+command for the lower layers (a named audit beside the default one). The advice never suggests
+again what was audited.
 """
 
 from __future__ import annotations
@@ -84,24 +88,23 @@ def suggested_layers(num_layers: int) -> list[int]:
 
 
 def default_layers(num_layers: int) -> list[int]:
-    """The layers a transformer audits by default, from every query row: the one about a third of
-    the way up (``num_layers // 3``, inside :func:`suggested_layers`: where erasure moved decisions in
-    the IMDB measurement) and the last (the classification row, the attention users plot), lower
-    first; one layer when they coincide. MiniLM's six: ``[2, 5]``."""
+    """The layers a transformer audits by default: the last (its classification row, the attention
+    users plot, which reaches the head directly). Lower layers move more decisions from every query
+    row but cost 24-100x more on a CPU (:data:`DEFAULTS_WHY`); the advice names them where the
+    last layer cannot flip. MiniLM's six: ``[5]``."""
     if num_layers < 1:
         raise ValueError(f"a transformer has at least one layer, got {num_layers}")
-    return sorted({num_layers // 3, num_layers - 1})
+    return [num_layers - 1]
 
 
 #: why those defaults (summary.json ``defaults["why"]``, the report's sentence)
 DEFAULTS_WHY = (
-    "erasing from the classification row alone leaves almost every decision unchanged (MiniLM "
-    "fine-tuned on IMDB: 0% of reviews can flip below the last layer, 3% at it), while erasing "
-    "from every query row lets a quarter flip in the lower two thirds of the layers; so the "
-    "default is every query row at the layer a third of the way up, where decisions move, and at "
-    "the last layer, whose classification row (all that reaches the head there) is the attention "
-    "users plot, with ERASER's step schedule, which bounds the lower layer's cost (every step "
-    "there reruns the layers above)."
+    "the last layer's classification row is the attention users read and reaches the head "
+    "directly; erasing from every query row of a lower layer moves more decisions (MiniLM "
+    "fine-tuned on 2,000 IMDB reviews: a quarter of the reviews can flip at L0-L3 against 3-8% at "
+    "the last layer; on 1,200 reviews, one epoch: 2-8% at any layer) but costs about 100x the "
+    "last layer's audit on a CPU, so the lower layers are a command away (the advice prints it "
+    "where most documents cannot flip) rather than the default."
 )
 
 
