@@ -9,6 +9,7 @@ import pytest
 from attnaudit.results.advice import (
     MOST,
     POOLING_EXPLAINED,
+    default_layers,
     explained,
     site_advice,
     suggested_layers,
@@ -29,6 +30,30 @@ def test_lower_two_thirds_of_the_layers_are_suggested() -> None:
     assert suggested_layers(6) == [0, 1, 2, 3]  # MiniLM: where a quarter of reviews flipped
     assert suggested_layers(12) == list(range(8))
     assert suggested_layers(1) == [0] and suggested_layers(2) == [0, 1]
+
+
+def test_the_default_layer_is_the_last() -> None:
+    assert default_layers(6) == [5] and default_layers(12) == [11] and default_layers(1) == [0]
+    with pytest.raises(ValueError, match="at least one layer"):
+        default_layers(0)
+
+
+def test_beside_the_defaults_the_advice_suggests_only_what_was_not_audited() -> None:
+    # the default audit of MiniLM: L5 and L2 from every row; L5 cannot flip
+    advice = site_advice("L5", 0.97, kind="layer", layer=5, num_layers=6, query_rows="all",
+                         run="r", audited=("L5", "L2"))
+    assert advice is not None and "L2 is audited here" in advice["message"]
+    assert advice["command"] == ("attnaudit audit r --sites L0,L1,L3 --query-rows all "
+                                 "--attention-steps eraser --name lower-layers")
+    # every lower layer audited already: no command, the message points to them
+    advice = site_advice("L5", 0.97, kind="layer", layer=5, num_layers=6, query_rows="all",
+                         run="r", audited=("L5", "L0", "L1", "L2", "L3"))
+    assert advice is not None and advice["command"] is None
+    assert "L0, L1, L2, L3, audited here from every query row" in advice["message"]
+    # from the [CLS] row, the audited lower layers did not erase every row: all are suggested
+    advice = site_advice("L5", 0.97, kind="layer", layer=5, num_layers=6, query_rows="cls",
+                         run="r", audited=("L5", "L2"))
+    assert advice is not None and "--sites L0,L1,L2,L3" in str(advice["command"])
 
 
 def test_no_message_at_or_below_the_threshold() -> None:

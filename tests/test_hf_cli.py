@@ -110,6 +110,11 @@ def test_audit_of_a_saved_classifier_writes_tables_report_and_a_self_contained_r
     assert (out / "report.html").is_file()
     summary = read_json(out / "audit" / "summary.json")
     assert list(summary["by_site"]) == ["L1"]  # the default site: the last layer's [CLS] row
+    assert summary["defaults"]["sites"] == ["L1"]
+    assert summary["defaults"]["query_rows"] == "cls" and summary["defaults"]["used"]
+    # the report says which defaults and why, in one sentence
+    assert ("Default site L1, erased from the classification row at every step "
+            "(this audit&#39;s)") in (out / "report.html").read_text(encoding="utf-8")
     assert set(summary["rankings"]) == {"random", "attention", "gradient", "attention_x_gradient",
                                         "rollout", "attention_head_mean"}
     removal = pd.read_parquet(out / "audit" / "removal.parquet")
@@ -144,13 +149,14 @@ def test_audit_of_a_saved_classifier_writes_tables_report_and_a_self_contained_r
     # The Python API on new text tokenises it with the run's tokenizer (subwords, the default site).
     frames = attnaudit.audit(run, [text, "An awful film ."])
     assert set(frames.removal["site"]) == {"L1"}
-    assert frames.items.loc[frames.items["doc_id"] == "doc0", "text"].tolist() == [
+    items = frames.items[frames.items["site"] == "L1"]
+    assert items.loc[items["doc_id"] == "doc0", "text"].tolist() == [
         "the", "film", "was", "great", "."]
 
     # Self-contained: with the source folder gone, the run audits again (tokenizer from its copy),
     # here with input-level erasure writing the vocabulary's [UNK].
     shutil.rmtree(classifier)
-    assert main(["audit", str(out), "--rankings", "random,attention", "--erasure",
+    assert main(["audit", str(out), "--sites", "L1", "--rankings", "random,attention", "--erasure",
                  "attention,input", "--input-erasure", "unk", "--replace", *QUICK]) == 0
     removal = pd.read_parquet(out / "audit" / "removal.parquet")
     assert set(removal["erasure"]) == {"attention", "input"}
@@ -305,7 +311,7 @@ def test_minilm_fine_tuned_on_imdb_beats_chance_and_its_audit_completes(
     tmp_path: Path, imdb_slice: Path
 ) -> None:
     """About 300 IMDB reviews (the shared slice: 270 train, 30 dev after the carve), one epoch of
-    fine-tuning from all-MiniLM-L6-v2, 50 test reviews audited at the default site.
+    fine-tuning from all-MiniLM-L6-v2, 50 test reviews audited at the default site (L5).
 
     Batches of 8 at lr 1e-4, not the defaults (32, 5e-5), which are made for thousands of
     documents: on 270 they make 9 optimizer steps, after which the model still predicts one class
@@ -323,7 +329,7 @@ def test_minilm_fine_tuned_on_imdb_beats_chance_and_its_audit_completes(
     # above chance (measured: test 0.60, dev 0.87 after this one short epoch)
     assert metrics["test_accuracy"] > max(0.5, metrics["majority_test_accuracy"]), metrics
     summary = read_json(model / "audit" / "summary.json")
-    assert summary["n_docs"] == 50 and list(summary["by_site"]) == ["L5"]
+    assert summary["n_docs"] == 50 and list(summary["by_site"]) == ["L5"]  # the default
     for table in TABLES:
         frame = pd.read_parquet(model / "audit" / f"{table}.parquet")
         assert frame["doc_id"].nunique() == 50, table

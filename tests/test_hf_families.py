@@ -216,7 +216,8 @@ def test_a_saved_folder_reproduces_transformers_own_logits(tmp_path: Path, model
 @pytest.mark.parametrize(("site", "layer", "head"), [("L0", 0, None), ("L1.h1", 1, 1)])
 def test_registered_erasure_equals_a_masked_recompute(model_type: str, site: str, layer: int,
                                                       head: int | None) -> None:
-    model = _model(model_type)
+    # the classification row, as _masked_logits masks it (hf's default too)
+    model = _model(model_type, query_rows="cls")
     batch = random_batch("hf", seed=1, lengths=LENGTHS)
     with torch.no_grad():
         output, cases = _erasure_cases(model, batch, site, seed=2)
@@ -436,7 +437,9 @@ def test_gradient_equals_finite_differences(model_type: str) -> None:
     one misses by far more)."""
     float32_inside = model_type in FLOAT32_INSIDE
     eps, atol = (1e-3, 1e-3) if float32_inside else (1e-6, 1e-8)
-    model = _model(model_type)
+    # the classification row (hf's default): the rounding count above is its recompute's
+    # (every row edited passes more float32 roundings)
+    model = _model(model_type, query_rows="cls")
     batch = random_batch("hf", seed=11, lengths=[5, 3])
     output = model.run(batch)
     a = output.site("L0").attention.detach()
@@ -511,14 +514,18 @@ def test_a_live_model_object_is_audited_and_reported(tmp_path: Path, model_type:
         config = family_config(model_type, vocab_size=len(tokenizer), num_classes=2)
     model = AutoModelForSequenceClassification.from_config(config).to(torch.bfloat16)
     texts = ["A wonderful, gripping film.", "Dull and far too long; I left early.", "Fine."]
+    # 10 permutations (not 100): this test is about the host
     result = attnaudit.audit(model, texts, tokenizer=tokenizer,
                              config=attnaudit.AuditConfig(rankings=("random", "attention"),
-                                                          bootstrap=0))
+                                                          bootstrap=0, permutations=10))
     assert isinstance(result, LiveAudit) and result.model is not None
     assert next(model.parameters()).dtype == torch.float32  # CPU: audited in float32
     assert set(result.removal["doc_id"]) == {"doc0", "doc1", "doc2"}
     assert result.removal["label"].isna().all()  # plain strings are unlabelled
-    assert result.summary["by_site"]
+    # the defaults, encoder or decoder: the last layer's classification row ([CLS], the last
+    # token), stated in the summary
+    assert list(result.summary["by_site"]) == ["L1"] == result.summary["defaults"]["sites"]
+    assert result.summary["defaults"]["query_rows"] == "cls" and result.summary["defaults"]["used"]
     with torch.no_grad():
         encoded = tokenizer(texts[:1], return_tensors="pt")
         own = model(**encoded).logits
@@ -534,7 +541,7 @@ def test_a_live_model_object_is_audited_and_reported(tmp_path: Path, model_type:
                 in enumerate(zip(texts, ["LABEL_1", "LABEL_0", "LABEL_1"], strict=True))]
     scored = attnaudit.audit(model, labelled, tokenizer=tokenizer,
                              config=attnaudit.AuditConfig(rankings=("random", "attention"),
-                                                          bootstrap=0))
+                                                          bootstrap=0, permutations=10))
     assert scored.metrics is not None and scored.metrics["num_test"] == 3
     assert scored.metrics["majority_test_accuracy"] == pytest.approx(2 / 3)
     predictions = scored.single_weight.drop_duplicates("doc_id")["prediction"].tolist()

@@ -287,7 +287,8 @@ def test_erasure_equals_the_manual_recompute(kind: str, rows: str, seed: int,
 def test_non_zero_candidates_follow_the_documented_rule(seed: int) -> None:
     """Permutations at a single head replace its [CLS] row's item part (scaled to the item mass);
     at an all-heads site every head's items are reweighted by ``w / a``."""
-    model = tiny_model("hf", seed=seed % 2)
+    # the [CLS] row, as manual_logits' edits (hf's default too)
+    model = tiny_model("hf", seed=seed % 2, query_rows="cls")
     batch = random_batch(LENGTHS, seed=seed)
     out = _pass(model, batch)
     gen = torch.Generator().manual_seed(seed)

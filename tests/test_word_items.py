@@ -158,13 +158,14 @@ def test_mask_erasure_writes_the_mask_token_and_a_word_model_refuses_it() -> Non
 
 
 @pytest.mark.parametrize(("name", "given_rows", "rows", "items"), [
-    ("hf", None, "cls", "word"), ("hf-attnpool", None, "all", "word"),
+    ("hf", None, "cls", "word"), ("hf", "all", "all", "word"), ("hf-attnpool", None, "all", "word"),
     ("hf-attnpool", "cls", "cls", "token"), ("flan-rnn", "all", None, "token"),
 ])
 def test_the_plan_resolves_query_rows_and_items_per_model(
     name: str, given_rows: str | None, rows: str | None, items: str
 ) -> None:
-    """Unset query rows are the model's own (hf-attnpool's pooling never reads [CLS]); the
+    """Unset query rows are the model's own (hf's [CLS] row at its default last layer;
+    hf-attnpool's pooling never reads [CLS]); the
     paper's models have no rows to choose and read words already, so one config serves both."""
     model = random_model(name, seed=0)
     config = AuditConfig(query_rows=given_rows, items=items if name != "flan-rnn" else "word")
@@ -213,3 +214,15 @@ def test_word_items_need_a_vocabulary_and_bad_choices_are_one_line(
         model.configure_erasure(query_rows=None, items="word")
     assert main(["audit", str(tmp_path), "--items", "words"]) == 2
     assert "words" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(("name", "given", "steps"), [
+    ("hf", None, "every"), ("hf", "eraser", "eraser"), ("hf-attnpool", None, "every"),
+    ("flan-rnn", None, "every"), ("flan-rnn", "eraser", "eraser"),
+])
+def test_the_plan_resolves_attention_steps_per_model(name: str, given: str | None,
+                                                     steps: str) -> None:
+    """Unset attention steps are the model's own (every step for each model today) and a given
+    setting overrides it."""
+    plan = make_plan(random_model(name, seed=0), AuditConfig(attention_steps=given))
+    assert plan.attention_steps == steps

@@ -191,7 +191,8 @@ SitesOpt = Annotated[Names | None, typer.Option(
     "--sites", parser=_names(None, "site"), metavar="NAME[,NAME...]",
     help="Comma-separated attention sites: token (FLAN), sentence and word (HAN); a transformer's "
     "L<layer> and L<layer>.h<head> (layers from 0), and pool (hf-attnpool). Default: every site of "
-    "the paper's models; a transformer's first (its last layer's [CLS] attention, or pool).")]
+    "the paper's models; hf's L<layers//3> and last layer (MiniLM: L5,L2: where erasure moves "
+    "decisions, and the attention users plot); hf-attnpool's pool.")]
 PathOpt = Annotated[ErasurePath | None, typer.Option(
     "--path",
     help="fast (default) or naive, the slow reference implementation.")]
@@ -212,13 +213,14 @@ InputErasureOpt = Annotated[InputErasure | None, typer.Option(
     "--input-erasure", help="Input-level erasure: delete the tokens (default), or replace them "
     "with the unknown token (unk) or a transformer's [MASK] (mask).")]
 AttentionStepsOpt = Annotated[InputSteps | None, typer.Option(
-    "--attention-steps", help="Steps of the attention-level curves: every k (default, exact) or "
+    "--attention-steps", help="Steps of the attention-level curves: every k (exact; default) or "
     "eraser (0, 1, n, ERASER's bins and every 5%: bounds the cost at a transformer's earlier "
     "layers; the fraction to the first flip is then resolved to those steps).")]
 QueryRowsOpt = Annotated[QueryRows | None, typer.Option(
-    "--query-rows", help="Transformers: the attention rows erasure edits: the [CLS] row (cls; "
-    "default for hf) or every row (all; default for hf-attnpool, whose pooling never reads "
-    "[CLS]).")]
+    "--query-rows", help="Transformers: the attention rows erasure edits: the [CLS] row (cls, "
+    "hf's default: at its default last layer the only row the head reads) or every row (all, "
+    "hf-attnpool's default: its pooling never reads [CLS]; below hf's last layer only every row "
+    "moves decisions).")]
 ItemsOpt = Annotated[ItemUnit | None, typer.Option(
     "--items", help="Transformers: items are subword tokens (token, default) or words (word: a "
     "word's subwords erased together, weights and scores summed). The paper's models read words "

@@ -504,10 +504,12 @@ class AuditConfig(ConfigSection):
     # Attention-level curves' steps: "every" (exact; Test 2's fraction to the first flip is then
     # exact) or "eraser" (bounds the cost at a transformer's earlier layers, which recompute the
     # layers above for every step; the fraction to the first flip is then the first scheduled step
-    # that flips, an upper bound at 5% resolution).
-    attention_steps: InputSteps = "every"
-    # Transformers: the query rows erasure edits (None: the model's own, "cls" for hf and "all" for
-    # hf-attnpool, whose pooling never reads the [CLS] row) and the item unit.
+    # that flips, an upper bound at 5% resolution). None: the model's own (default_attention_steps:
+    # "every" for every model today; a model whose default sites were costly would say "eraser").
+    attention_steps: InputSteps | None = None
+    # Transformers: the query rows erasure edits (None: the model's own, "cls" for hf at its
+    # default last layer, "all" for hf-attnpool, whose pooling never reads the [CLS] row) and the
+    # item unit.
     query_rows: QueryRows | None = None
     items: ItemUnit = "token"
     # Attribution rankings (captum): token scores to item scores, integration steps (integrated

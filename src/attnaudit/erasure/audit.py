@@ -39,7 +39,7 @@ from attnaudit.utils.lock import folder_lock
 from attnaudit.utils.progress import progress_bar
 
 if TYPE_CHECKING:
-    from attnaudit.config import AuditConfig, QueryRows
+    from attnaudit.config import AuditConfig, InputSteps, QueryRows
     from attnaudit.data.prepare import PreparedData
     from attnaudit.results.planted import PlantedSpec
 
@@ -168,7 +168,7 @@ def make_plan(model: AttentionClassifier, config: AuditConfig, *, run_seed: int 
         erasure=config.erasure,
         input_erasure=config.input_erasure,
         input_steps=config.input_steps,
-        attention_steps=config.attention_steps,
+        attention_steps=cast("InputSteps", config.attention_steps or model.default_attention_steps),
         # Transformer settings resolve to the model's own; for the paper's models they are moot
         # (no query rows; their tokens are words), so one config serves a run of both families.
         query_rows=cast("QueryRows | None", config.query_rows or model.default_query_rows
@@ -640,6 +640,22 @@ def model_architecture(model: AttentionClassifier) -> dict[str, Any] | None:
     }
 
 
+def defaults_note(model: AttentionClassifier, plan: AuditPlan) -> dict[str, Any] | None:
+    """summary.json ``defaults``: the sites, query rows and attention steps the model is audited
+    with when none are chosen, whether this audit used them, and why (one sentence); None for a
+    model without its own default sites (:meth:`AttentionClassifier.audited_by_default`: the
+    paper's models, hf-attnpool)."""
+    from attnaudit.results.advice import DEFAULTS_WHY
+
+    own = model.audited_by_default()
+    if own is None:
+        return None
+    used = (tuple(plan.sites) == tuple(own) and plan.query_rows == model.default_query_rows
+            and plan.attention_steps == model.default_attention_steps)
+    return {"sites": list(own), "query_rows": model.default_query_rows,
+            "attention_steps": model.default_attention_steps, "used": used, "why": DEFAULTS_WHY}
+
+
 def _summarize(
     out: Path,
     tables: dict[str, pd.DataFrame],
@@ -676,6 +692,9 @@ def _summarize(
     architecture = model_architecture(model)
     if architecture is not None:
         summary["architecture"] = architecture
+    defaults = defaults_note(model, plan)
+    if defaults is not None:
+        summary["defaults"] = defaults
     # Why documents cannot flip at each site, and where decisions can move when most cannot.
     summary["cannot_flip"] = summary_advice(
         summary, num_layers=getattr(model, "num_layers", None), query_rows=plan.query_rows,

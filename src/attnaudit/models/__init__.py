@@ -172,7 +172,8 @@ class ModelEntry:
             none (the config records the values used).
         max_tokens: ``[data.limits] max_tokens`` where the user set no limits (None: the data's).
         all_sites_by_default: audit every declared site when no ``--sites`` are chosen; False:
-            the first (default) site only.
+            the first (default) site only, unless the model chooses its own
+            (:meth:`AttentionClassifier.audited_by_default`).
         base_types: the ``model_type`` values its base may have (None: every family of
             :data:`attnaudit.models.hf_families.FAMILIES`).
     """
@@ -395,8 +396,13 @@ def check_base(base: str, kind: str) -> Path:
 
 
 def default_sites(model: AttentionClassifier) -> tuple[str, ...]:
-    """The sites audited when none are chosen: every declared site, or, for models with many
-    (a transformer declares one per layer and head), the first one, the paper's."""
+    """The sites audited when none are chosen: the model's own choice where it makes one
+    (:meth:`AttentionClassifier.audited_by_default`: plain hf's lower-third and last layers), else
+    every declared site, or, for models with many (a transformer declares one per layer and head),
+    the first one, the paper's."""
+    own = model.audited_by_default()
+    if own is not None:
+        return own
     names = model.site_names()
     return names if entry(model.kind).all_sites_by_default else names[:1]
 

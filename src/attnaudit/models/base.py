@@ -292,6 +292,9 @@ class AttentionClassifier(nn.Module):
     #: the query rows a self-attention site's erasure edits when the audit does not choose
     #: (``"cls"`` or ``"all"``); None: the model has no self-attention sites (the paper's models)
     default_query_rows: ClassVar[str | None] = None
+    #: the attention-level curves' steps when the audit does not choose (``--attention-steps``):
+    #: ``"every"`` (exact first flips) or ``"eraser"`` (ERASER's bins and every 5%)
+    default_attention_steps: ClassVar[str] = "every"
     #: True when the tokens are subwords, which ``"word"`` items group (transformers); the paper's
     #: models read words, so their tokens are the words already
     subword_tokens: ClassVar[bool] = False
@@ -321,6 +324,11 @@ class AttentionClassifier(nn.Module):
         if query_rows is not None or items != "token":
             raise ValueError(f"{self.kind} has no query rows to choose and no subword tokens "
                              f"to group (got query_rows={query_rows!r}, items={items!r})")
+
+    def audited_by_default(self) -> tuple[str, ...] | None:
+        """The sites an audit runs when none are chosen (``--sites``), in declaration order; None:
+        the registry's rule (every site, or the first: ``ModelEntry.all_sites_by_default``)."""
+        return None
 
     @classmethod
     def sites(cls) -> tuple[Site, ...]:

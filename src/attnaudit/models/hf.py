@@ -17,18 +17,23 @@ never items, by construction: they cannot be erased, only the items' share of a 
 **Sites.** Per layer ``l`` (0-based) ``L{l}`` (all heads) and ``L{l}.h{h}`` (one head); for
 hf-attnpool also ``pool`` (the additive attention, the paper's site, first). A layer site's attention
 ``(B, n)`` is the classification row's (query [CLS]) attention over the items, renormalised over them
-(all heads: the mean over heads, then renormalised). Sites are declared from the last layer down; the
-first site is what the audit runs by default (``--sites``), so it must be cheap and meaningful:
+(all heads: the mean over heads, then renormalised). Sites are declared from the last layer down;
 plain hf's first site is ``L{L-1}``, the last layer's [CLS] row over all heads. It is marked
 ``paper=True``: it is the last attention before the head (the paper's criterion), only its
 classification row reaches the output, and the conformance suite requires the first site to be the
 paper's. It is *not* a linear pooling: erasing re-runs the rest of the layer, the pooler and the head.
+Plain hf audits by default (no ``--sites``; :meth:`HFClassifier.audited_by_default`) ``L{L-1}``
+from the [CLS] row, every step: the attention users read, cheap; lower layers from every query row
+move more decisions but cost 24-100x more on a CPU (measured on MiniLM fine-tuned on IMDB,
+docs/results.md, "The defaults"; :data:`attnaudit.results.advice.DEFAULTS_WHY`), so the advice
+prints their command where most documents cannot flip. hf-attnpool audits ``pool`` alone.
 
 **Erasure** (``logits_with(output, site, w)``, ``w`` ``(B, k, n)``). Erasing item ``i`` sets the
-attention probabilities from the chosen query rows (``query_rows="cls"``, the default: the [CLS] row;
-``"all"``: every row) to key ``i`` to zero in the site's head(s), and renormalises each row: [CLS] and
-[SEP] keep their probability, so they take a share of the freed mass. Everything downstream is then
-recomputed from the hidden states that entered the layer in the unmodified pass (cached by ``run``).
+attention probabilities from the chosen query rows (``query_rows="cls"``, the default: the [CLS]
+row; ``"all"``: every row) to key ``i`` to zero in the site's head(s), and renormalises each
+row: [CLS] and [SEP] keep their probability, so they take a share of the freed mass. Everything
+downstream is then recomputed from the hidden states that entered the layer in the unmodified pass
+(cached by ``run``).
 The items to erase are the zeros of ``w``. Non-zero candidates (permutations, adversarial attention,
 gradients) follow one rule that contains erasure as a special case: with ``a`` the site's attention,
 ``S = sum of a_j over the items w keeps`` and heads ``G`` (one head or all), every row's probability
@@ -48,8 +53,10 @@ of key ``i`` in every head of ``G`` is multiplied by ``(w_i / a_i) * S`` and the
 
 With ``query_rows="cls"`` erasure at hf-attnpool's last layer changes nothing (the pool never reads
 the [CLS] state), so ``"all"`` is hf-attnpool's default (:attr:`default_query_rows`; plain hf's is
-``"cls"``). With plain hf, ``"all"`` at the last layer is the [CLS] row only (no other row of the last
-layer reaches the pooler). The audit chooses the rows (``--query-rows``) through
+``"cls"``, cheapest at its default last layer; at lower layers it moves almost no decision, which
+the advice says). With plain hf, ``"all"`` at the last layer is the
+[CLS] row only (no other row of the last layer reaches the pooler): the same logits, through the
+same fast path. The audit chooses the rows (``--query-rows``) through
 :meth:`HFClassifier.configure_erasure`, which also chooses the items: subword tokens, or words
 (``--items word``: a word's subwords together, :mod:`attnaudit.models.grouping`; which subwords
 continue a word is the tokenizer's answer, see the end of this docstring).
@@ -132,6 +139,7 @@ from attnaudit.models.grouping import (
     token_output,
 )
 from attnaudit.models.hf_words import TokenizerWords, marker_word_starts
+from attnaudit.results.advice import default_layers
 from attnaudit.utils.hf_progress import transformers_progress
 
 logger = logging.getLogger(__name__)
@@ -475,13 +483,18 @@ class HFClassifier(AttentionClassifier):
         >>> model = HFClassifier.from_config(config, num_classes=3, cls_token_id=2, sep_token_id=3)
         >>> model.pooling_site, len(model.sites())
         ('L1', 10)
+        >>> model.audited_by_default(), model.query_rows  # the defaults: L{L-1}, the [CLS] row
+        (('L1',), 'cls')
     """
 
     kind: ClassVar[str] = "hf"
     hierarchical: ClassVar[bool] = False
     _continues: torch.Tensor | None
-    #: the [CLS] row: the only row of the last layer the pooler reads
+    #: the [CLS] row: the only row of the last layer (the default site) the pooler reads; lower
+    #: layers need "all" to move decisions (the advice's command says so)
     default_query_rows: ClassVar[str | None] = "cls"
+    #: every step: exact fractions to the first flip, cheap at the last layer (the fast path)
+    default_attention_steps: ClassVar[str] = "every"
     subword_tokens: ClassVar[bool] = True
 
     #: the host of every family but BERT. :mod:`attnaudit.models.hf_generic` builds on this module
@@ -756,6 +769,11 @@ class HFClassifier(AttentionClassifier):
     def sites(self) -> tuple[Site, ...]:  # type: ignore[override]
         """Every site of this model, the default one first (per instance: depends on the config)."""
         return self._sites
+
+    def audited_by_default(self) -> tuple[str, ...] | None:
+        """``L{L-1}`` (MiniLM: ``L5``), from the [CLS] row by default
+        (:func:`attnaudit.results.advice.default_layers`: the attention users read, cheap)."""
+        return self.site_names([f"L{layer}" for layer in default_layers(self.num_layers)])
 
     def site_names(self, requested: Sequence[str] | None = None) -> tuple[str, ...]:  # type: ignore[override]
         """Validate requested site names (None = all), in declaration order (see the base class)."""
@@ -1114,6 +1132,8 @@ class HFAttentionPoolClassifier(HFClassifier):
     #: every row: the pooling reads every item's final state, never [CLS]'s, so erasing from the
     #: [CLS] row alone could not change the last layer's output at all
     default_query_rows: ClassVar[str | None] = "all"
+    #: every step: its default site, ``pool``, is a linear pooling (the fast path sums, no rerun)
+    default_attention_steps: ClassVar[str] = "every"
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -1140,6 +1160,10 @@ class HFAttentionPoolClassifier(HFClassifier):
     def bert(self) -> BertModel:
         assert isinstance(self.hf, BertModel)
         return self.hf
+
+    def audited_by_default(self) -> tuple[str, ...] | None:
+        """None: the ``pool`` site alone (the paper's, first), as the registry says."""
+        return None
 
     def _declare_sites(self) -> tuple[Site, ...]:
         item, items = self._item

@@ -164,6 +164,21 @@ def architecture_text(summary: Mapping[str, Any]) -> str | None:
     return "; ".join(parts) + "."
 
 
+def defaults_text(summary: Mapping[str, Any]) -> str | None:
+    """One sentence on the transformer's default sites and query rows, whether this audit used
+    them, and why (summary.json ``defaults``, written by the audit); None for audits without it."""
+    defaults = summary.get("defaults")
+    if not isinstance(defaults, Mapping) or not defaults.get("sites"):
+        return None
+    rows = "every query row" if defaults.get("query_rows") == "all" else "the classification row"
+    steps = {"eraser": " on ERASER's step schedule", "every": " at every step"}.get(
+        str(defaults.get("attention_steps")), "")
+    used = "this audit's" if defaults.get("used") else "not this audit's, which chose its own"
+    label = "Default sites" if len(defaults["sites"]) > 1 else "Default site"
+    return (f"{label} {', '.join(map(str, defaults['sites']))}, erased from {rows}{steps} "
+            f"({used}): {defaults.get('why', '')}").rstrip(": ")
+
+
 # ----------------------------------------------------------------------------------------------
 # The section
 # ----------------------------------------------------------------------------------------------
@@ -220,6 +235,7 @@ def transformer_section(
         "n_layers": len({w.layer for w in where.values()}),
         "layer_names": [layer_label(x) for x in sorted({w.layer for w in where.values()})],
         "architecture": architecture_text(summary),
+        "defaults": defaults_text(summary),
         "n_heads": max((w.head for _, w in heads if w.head is not None), default=-1) + 1,
         "full": [{"name": s, "label": str(dig(labels, s, "label") or s),
                   "href": site_ids.get(s)}
