@@ -657,3 +657,25 @@ def test_deberta_erasure_in_every_query_row_equals_a_masked_recompute(
             _close(got, _premasked_logits(model, batch, layer, head, erased, rows="all"))
             if model_type == "deberta-v2":
                 _close(got, _deberta_masked_logits(model, batch, layer, head, erased, rows="all"))
+
+
+def test_every_row_beyond_a_sliding_window_is_said_not_exact(caplog: pytest.LogCaptureFixture
+                                                              ) -> None:
+    """Mistral (window 4 in the table): erasing nothing from every query row of a document longer
+    than the window does not give the model's logits (items outside the classification row's
+    window count as erased), so the audit warns once; within the window, and from the
+    classification row at any length, nothing is said and erasing nothing is exact."""
+    batch = random_batch("hf", seed=3, lengths=[7, 2])
+    for rows, warned in [("cls", False), ("all", True)]:
+        caplog.clear()
+        model = _model("mistral", query_rows=rows)
+        with torch.no_grad():
+            out = model.run(batch)
+            a = out.site("L0").attention
+            logits = model.logits_with(out, "L0", a[:, None, :])[:, 0]
+        assert ("longer than the sliding window (4)" in caplog.text) is warned
+        if rows == "cls":
+            _close(logits, out.logits)
+        else:  # the short document, within the window, is exact; the long one is not
+            _close(logits[1], out.logits[1])
+            assert not torch.allclose(logits[0], out.logits[0], atol=1e-3)

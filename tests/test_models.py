@@ -149,7 +149,8 @@ def test_same_seed_same_result(name: str) -> None:
 def test_empty_document_gives_zero_attention_not_nan(name: str) -> None:
     model = tiny_model(name).eval()
     batch = batch_for(name, random_docs(3, seed=10))
-    batch.token_ids[1] = PAD_ID  # a document with no real item
+    batch.token_ids[1] = PAD_ID  # a document with no real item: its ids and its mask (padding is
+    batch.mask[1] = False  # the mask's, Batch.mask, not an id's)
     out = model.run(batch)
     assert torch.isfinite(out.logits).all()
     for site in model.site_names():
@@ -254,6 +255,7 @@ def test_all_empty_batch_is_finite(name: str) -> None:
     model = tiny_model(name).eval()
     batch = batch_for(name, random_docs(2, seed=14))
     batch.token_ids.fill_(PAD_ID)
+    batch.mask.fill_(False)  # padding is the mask's (Batch.mask)
     out = model.run(batch)
     assert torch.isfinite(out.logits).all()
     for site in model.site_names():

@@ -49,6 +49,7 @@ document chunks) has no capture: one unedited pass of its documents makes it.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -93,6 +94,8 @@ from attnaudit.models.hf_resume import (
     row_order,
 )
 from attnaudit.models.hf_words import TokenizerWords
+
+logger = logging.getLogger(__name__)
 
 #: the registered name of the generic host's attention function (and of its mask function)
 ATTENTION_ANY = "attnaudit-any"
@@ -746,6 +749,31 @@ class GenericHFClassifier(HFClassifier):
             out.sites = {name: group_site(site, words) for name, site in out.sites.items()}
         return out
 
+    def _warn_beyond_window(self, layout: Layout) -> None:
+        """Warn once when every query row is edited and a sequence is longer than a sliding window
+        (Mistral, windowed Qwen2/Gemma layers): items outside the classification row's window have
+        no attention of their own in the site, so the every-row edit, scaled by the site's weights,
+        treats them as erased (erasing nothing then does not give the model's logits). The
+        classification row (``query_rows="cls"``, the default) is exact. Not yet built: an edit
+        rule for such items."""
+        if self.query_rows != "all" or getattr(self, "_window_warned", False):
+            return
+        config = self.hf.config
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        window = getattr(text, "sliding_window", None)
+        if window is None or getattr(text, "use_sliding_window", True) is False:
+            return
+        types = getattr(text, "layer_types", None) or ()
+        longest = int(layout.mask.sum(dim=1).max()) if layout.mask.numel() else 0
+        if (not types or "sliding_attention" in types) and longest > int(window):
+            self._window_warned = True
+            logger.warning(
+                "%s: a document of %d positions is longer than the sliding window (%d): with "
+                "--query-rows all, the items outside the classification row's window are treated "
+                "as erased in every row, so these documents' numbers are not exact; use "
+                "--query-rows cls (exact) or cut documents to the window (--max-tokens)",
+                self.family.name, longest, int(window))
+
     def _token_logits_with(self, output: ModelOutput, site: str, weights: torch.Tensor
                            ) -> torch.Tensor:
         """Logits ``(B, k, C)``: the whole model on the ``B * k`` candidate sequences, the
@@ -756,6 +784,7 @@ class GenericHFClassifier(HFClassifier):
         layer, head = self.site_layer(site)
         b, k, n = weights.shape
         layout, is_item, index = self._layout(batch)
+        self._warn_beyond_window(layout)
         flat = layout.repeat(k)
         plan = GenericPlan(flat, self.base_attention,
                            edit=GenericEdit(layer, weights.reshape(b * k, n), head,
