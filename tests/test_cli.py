@@ -454,16 +454,21 @@ def test_a_failed_run_does_not_block_its_own_rerun(
                  "--model", "flan", "--no-progress", "--out", str(model)]) == 0
 
 
+def _no_traceback(argv: list[str], capfd: pytest.CaptureFixture[str]) -> None:
+    code = main(argv)
+    err = capfd.readouterr().err
+    assert code == 2, (argv, err)
+    one_error_line(err)
+
+
 def test_error_paths_never_show_a_traceback(
-    pipeline: Path, workspace: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    workspace: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    damaged = Path(shutil.copytree(pipeline / "models" / "han-none", tmp_path / "damaged"))
-    truncate(damaged / "model.pt")
     bad_toml = tmp_path / "bad.toml"
     bad_toml.write_text("[train\nepochs = 2\n")
     toml = str(workspace / "run.toml")
     out = str(tmp_path / "out")
-    cases = [
+    for argv in [
         ["bogus"],
         ["run", "--out", out, "--models", "flan-lstm"],
         ["run", "--out", out, "--epochs", "0"],
@@ -479,18 +484,27 @@ def test_error_paths_never_show_a_traceback(
         ["train", "--out", out],
         ["train", "--out", out, "--config", toml, "--encoder", "lstm"],
         ["audit", str(tmp_path / "nowhere")],
+        ["report", str(tmp_path / "nowhere")],
+    ]:
+        _no_traceback(argv, capfd)
+
+
+def test_error_paths_on_a_finished_run_never_show_a_traceback(
+    pipeline: Path, workspace: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The cases that need a finished run (test-all: the run fixture takes 15 s; the cases
+    above keep the contract in the quick tier)."""
+    damaged = Path(shutil.copytree(pipeline / "models" / "han-none", tmp_path / "damaged"))
+    truncate(damaged / "model.pt")
+    toml = str(workspace / "run.toml")
+    for argv in [
         ["audit", str(pipeline)],
         ["audit", str(damaged)],
         ["audit", str(pipeline / "models" / "flan-none"), "--rankings", "attention",
          "--no-progress"],  # a complete audit with other settings, no --replace
         ["evaluate", str(damaged)],
         ["evaluate", str(pipeline / "models" / "flan-none"), "--split", "validation"],
-        ["report", str(tmp_path / "nowhere")],
         ["report", str(pipeline), "--js-unit", "furlongs"],
         ["run", "--out", str(pipeline), "--config", toml, "--lr", "0.5"],  # other settings
-    ]
-    for argv in cases:
-        code = main(argv)
-        err = capfd.readouterr().err
-        assert code == 2, (argv, err)
-        one_error_line(err)
+    ]:
+        _no_traceback(argv, capfd)
