@@ -172,7 +172,7 @@ def site_advice(
         move = f"attnaudit audit {run} --sites {','.join(lower)} --query-rows all " \
                "--attention-steps eraser --name lower-layers"
         all_rows_here = query_rows == "all" and kind == "layer"
-        # lower layers this audit already erased from every query row (the defaults' L{L//3})
+        # lower layers this audit already erased from every query row (a user's --sites)
         done = [name for name in lower if name in audited] if query_rows == "all" else []
         rest = [name for name in lower if name not in done]
         if all_rows_here and layer is not None and f"L{layer}" in lower:
