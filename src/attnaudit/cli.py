@@ -191,8 +191,9 @@ SitesOpt = Annotated[Names | None, typer.Option(
     "--sites", parser=_names(None, "site"), metavar="NAME[,NAME...]",
     help="Comma-separated attention sites: token (FLAN), sentence and word (HAN); a transformer's "
     "L<layer> and L<layer>.h<head> (layers from 0), and pool (hf-attnpool). Default: every site of "
-    "the paper's models; hf's L<layers//3> and last layer (MiniLM: L5,L2: where erasure moves "
-    "decisions, and the attention users plot); hf-attnpool's pool.")]
+    "the paper's models; hf's last layer from its classification row (MiniLM: L5, the attention "
+    "users read; the report prints the command for the lower layers where most documents cannot "
+    "flip); hf-attnpool's pool.")]
 PathOpt = Annotated[ErasurePath | None, typer.Option(
     "--path",
     help="fast (default) or naive, the slow reference implementation.")]
