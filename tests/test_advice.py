@@ -38,8 +38,8 @@ def test_the_default_layer_is_the_last() -> None:
         default_layers(0)
 
 
-def test_beside_the_defaults_the_advice_suggests_only_what_was_not_audited() -> None:
-    # the default audit of MiniLM: L5 and L2 from every row; L5 cannot flip
+def test_the_advice_suggests_only_the_lower_layers_not_yet_audited() -> None:
+    # an audit of MiniLM at L5 and L2 from every row (--sites L5,L2 --query-rows all); L5 cannot flip
     advice = site_advice("L5", 0.97, kind="layer", layer=5, num_layers=6, query_rows="all",
                          run="r", audited=("L5", "L2"))
     assert advice is not None and "L2 is audited here" in advice["message"]
