@@ -115,3 +115,19 @@ def test_hans_word_site_is_explained_by_the_other_sentences_not_the_heads_bias()
     # a summary written before the field: the old inference from the site's name
     assert summary_advice({"by_site": {"word": {}}}, num_layers=None, query_rows=None,
                           run="r")["word"]["kind"] == "pooling"
+
+
+def test_a_live_audit_s_advice_is_the_python_call_with_settings_that_load() -> None:
+    import attnaudit
+
+    advice = site_advice("L5", 0.97, kind="layer", layer=5, num_layers=6, query_rows="cls",
+                         run=None, audited=("L5",))
+    assert advice is not None and str(advice["command"]).startswith(
+        "attnaudit.audit(model, documents, tokenizer=tokenizer, config=attnaudit.AuditConfig(")
+    # the settings it names are a valid AuditConfig
+    config_text = str(advice["command"]).split("config=", 1)[1][:-1]
+    config = eval(config_text, {"attnaudit": attnaudit})  # the advice's own text
+    assert config.sites == ("L0", "L1", "L2", "L3") and config.query_rows == "all"
+    advice = site_advice("L2", 0.97, kind="layer", layer=2, num_layers=6, query_rows="all",
+                         run=None, audited=("L2",))
+    assert advice is not None and "erasure=('attention', 'input')" in str(advice["command"])

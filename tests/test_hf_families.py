@@ -526,6 +526,9 @@ def test_a_live_model_object_is_audited_and_reported(tmp_path: Path, model_type:
     # token), stated in the summary
     assert list(result.summary["by_site"]) == ["L1"] == result.summary["defaults"]["sites"]
     assert result.summary["defaults"]["query_rows"] == "cls" and result.summary["defaults"]["used"]
+    # as an audit of a folder's: the architecture and, per site, why documents cannot flip
+    assert result.summary["architecture"]["family"] and "L1" in result.summary["cannot_flip"]
+    assert result.summary["cannot_flip"]["L1"]["explanation"]
     with torch.no_grad():
         encoded = tokenizer(texts[:1], return_tensors="pt")
         own = model(**encoded).logits

@@ -183,14 +183,12 @@ def audit_live(
                         rankings_meta=rankings_meta(plan), sites_meta=sites_meta(hosted, plan),
                         items=frames.items, bootstrap=config.bootstrap,
                         confidence=config.confidence, seed=plan.seed)
-    from attnaudit.erasure.audit import defaults_note, verdict_settings
+    from attnaudit.erasure.audit import add_model_notes, verdict_settings
     from attnaudit.results.verdict import assess
 
     metrics = None if unlabelled else live_metrics(frames.single_weight, name)
     summary["verdict"] = assess(summary, metrics, verdict_settings(config))
-    defaults = defaults_note(hosted, plan)
-    if defaults is not None:
-        summary["defaults"] = defaults
+    add_model_notes(summary, hosted, plan, name, run=None)
     return LiveAudit(frames.single_weight, frames.removal, frames.items, summary=summary,
                      model=hosted, model_name=name, metrics=metrics)
 

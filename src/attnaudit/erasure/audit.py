@@ -656,6 +656,28 @@ def defaults_note(model: AttentionClassifier, plan: AuditPlan) -> dict[str, Any]
             "attention_steps": model.default_attention_steps, "used": used, "why": DEFAULTS_WHY}
 
 
+def add_model_notes(summary: dict[str, Any], model: AttentionClassifier, plan: AuditPlan,
+                    model_name: str, *, run: str | None) -> None:
+    """What a summary says about the model beside its numbers: the transformer's architecture,
+    its default sites and why, and per site why documents cannot flip, with where decisions can
+    move when most cannot (logged too). ``run``: the model folder the advice's command names;
+    None for a live audit (the advice then gives the ``attnaudit.audit`` call)."""
+    from attnaudit.results.advice import summary_advice
+
+    architecture = model_architecture(model)
+    if architecture is not None:
+        summary["architecture"] = architecture
+    defaults = defaults_note(model, plan)
+    if defaults is not None:
+        summary["defaults"] = defaults
+    summary["cannot_flip"] = summary_advice(
+        summary, num_layers=getattr(model, "num_layers", None), query_rows=plan.query_rows,
+        run=run)
+    for site_advice in summary["cannot_flip"].values():
+        if site_advice.get("message"):
+            logger.warning("%s: %s", model_name, site_advice["message"])
+
+
 def _summarize(
     out: Path,
     tables: dict[str, pd.DataFrame],
@@ -669,7 +691,6 @@ def _summarize(
 ) -> dict[str, Any]:
     """summary.json from the merged tables; ``info`` (the audit's settings) is written first as
     audit_info.json, with the summary's (the bootstrap's) settings added."""
-    from attnaudit.results.advice import summary_advice
     from attnaudit.results.summary import summarize
 
     summary = summarize(
@@ -689,19 +710,7 @@ def _summarize(
     if summary["verdict"]["status"] == "withheld":
         logger.warning("%s: no verdict on attention: %s", model_name,
                        "; ".join(summary["verdict"]["reasons"]))
-    architecture = model_architecture(model)
-    if architecture is not None:
-        summary["architecture"] = architecture
-    defaults = defaults_note(model, plan)
-    if defaults is not None:
-        summary["defaults"] = defaults
-    # Why documents cannot flip at each site, and where decisions can move when most cannot.
-    summary["cannot_flip"] = summary_advice(
-        summary, num_layers=getattr(model, "num_layers", None), query_rows=plan.query_rows,
-        run=str(model_dir))
-    for site_advice in summary["cannot_flip"].values():
-        if site_advice.get("message"):
-            logger.warning("%s: %s", model_name, site_advice["message"])
+    add_model_notes(summary, model, plan, model_name, run=str(model_dir))
     info["summary_settings"] = _summary_settings(config)
     write_json(out / "audit_info.json", info)
     write_json(out / "summary.json", summary)  # last: marks the audit complete

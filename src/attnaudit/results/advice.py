@@ -135,6 +135,21 @@ DEFAULTS_WHY = (
 )
 
 
+def _command(run: str | None, sites: list[str], *, input_level: bool = False) -> str:
+    """The audit that erases ``sites`` from every query row on ERASER's steps (with input-level
+    erasure if asked), as a command for a model folder ``run``, or, for a live audit
+    (``run`` None), as the Python call that repeats it with those settings."""
+    if run is None:
+        extra = ", erasure=('attention', 'input')" if input_level else ""
+        return (f"attnaudit.audit(model, documents, tokenizer=tokenizer, "
+                f"config=attnaudit.AuditConfig(sites={tuple(sites)!r}, query_rows='all', "
+                f"attention_steps='eraser'{extra}))")
+    name = "input-erasure" if input_level else "lower-layers"
+    extra = " --erasure attention,input" if input_level else ""
+    return (f"attnaudit audit {run} --sites {','.join(sites)} --query-rows all{extra} "
+            f"--attention-steps eraser --name {name}")
+
+
 def site_advice(
     site: str,
     share: float | None,
@@ -143,7 +158,7 @@ def site_advice(
     layer: int | None = None,
     num_layers: int | None = None,
     query_rows: str | None = None,
-    run: str = "RUN",
+    run: str | None = "RUN",
     audited: tuple[str, ...] = (),
 ) -> dict[str, Any] | None:
     """The message for a site where most documents cannot flip, or None (at most :data:`MOST`).
@@ -155,7 +170,8 @@ def site_advice(
         layer: the site's layer (layer sites).
         num_layers: the model's layer count (transformers; None for the paper's models).
         query_rows: the erased query rows (``"cls"``, ``"all"``; None: no self-attention).
-        run: the model folder, for the command.
+        run: the model folder, for the command; None for a live audit (the command is then the
+            ``attnaudit.audit`` call with the settings).
         audited: every site of this audit (a suggestion never repeats what was just done).
 
     Returns:
@@ -169,8 +185,7 @@ def site_advice(
     command = None
     if num_layers is not None:
         lower = [f"L{layer_}" for layer_ in suggested_layers(num_layers)]
-        move = f"attnaudit audit {run} --sites {','.join(lower)} --query-rows all " \
-               "--attention-steps eraser --name lower-layers"
+        move = _command(run, lower)
         all_rows_here = query_rows == "all" and kind == "layer"
         # lower layers this audit already erased from every query row (a user's --sites)
         done = [name for name in lower if name in audited] if query_rows == "all" else []
@@ -178,8 +193,7 @@ def site_advice(
         if all_rows_here and layer is not None and f"L{layer}" in lower:
             # Already where the measurement found movement: attention cannot move these
             # documents; erasing the tokens themselves still can.
-            command = f"attnaudit audit {run} --sites {site} --query-rows all --erasure " \
-                      "attention,input --attention-steps eraser --name input-erasure"
+            command = _command(run, [site], input_level=True)
             where = "Erasing the tokens from the input (input-level erasure) may still move them:"
         elif done and not rest:
             command, where = None, (f"{', '.join(done)}, audited here from every query row, "
@@ -187,8 +201,7 @@ def site_advice(
                                     "decisions (see their sections).")
         elif done:
             # never repeat what was just audited: the other lower layers only
-            command = f"attnaudit audit {run} --sites {','.join(rest)} --query-rows all " \
-                      "--attention-steps eraser --name lower-layers"
+            command = _command(run, rest)
             where = (f"Erasure moves decisions from every query row of the lower layers: "
                      f"{', '.join(done)} {'is' if len(done) == 1 else 'are'} audited here (see "
                      "the sections); the other lower layers:")
@@ -206,7 +219,8 @@ def site_advice(
 
 
 def summary_advice(
-    summary: Mapping[str, Any], *, num_layers: int | None, query_rows: str | None, run: str
+    summary: Mapping[str, Any], *, num_layers: int | None, query_rows: str | None,
+    run: str | None
 ) -> dict[str, dict[str, Any]]:
     """:func:`site_advice` for every site of a summary that needs it, with every site's
     ``explanation`` (the "cannot flip" reason for its kind): ``{site: {"explanation", ...}}``.
