@@ -206,7 +206,7 @@ def test_audit_and_evaluate_read_the_config_file_and_flags_override_it(
     assert config.rankings == ("random", "attention")  # from the file
     assert config.max_docs == 7  # the flag wins
     assert config.batch_size == 32 and config.seed is None  # None: the run's seed
-    assert options == {"progress": False, "device": "cpu", "replace": True}
+    assert options == {"progress": False, "device": "cpu", "replace": True, "name": None}
     assert main(["evaluate", str(model), "--config", str(toml), "--threads", "1"]) == 0
     assert "test accuracy" in capsys.readouterr().out
 

@@ -29,7 +29,7 @@ from attnaudit.erasure.engine import AuditPlan, BatchColumns, audit_batch, ranki
 from attnaudit.erasure.input_level import replacement_id
 from attnaudit.erasure.memory import memory_budget
 from attnaudit.models import default_sites
-from attnaudit.models.base import AttentionClassifier, item_texts
+from attnaudit.models.base import WHOLE_WORD, AttentionClassifier, item_texts
 from attnaudit.rankings import RANKINGS, applicable_rankings, build_ranking, ranking_settings
 from attnaudit.results.tables import AUDIT_DIR, audit_folder
 from attnaudit.results.verdict import VerdictSettings, assess
@@ -205,7 +205,8 @@ def _texts(model: AttentionClassifier, site: str, docs: Sequence[EncodedDocument
     declared = model.site(site)
     texts: list[str] = []
     for doc, anchor, n in zip(docs, anchors.tolist(), lengths.tolist(), strict=True):
-        texts.extend(item_texts(declared, doc, int(anchor))[:n])
+        starts = model.word_starts(doc) if declared.item == WHOLE_WORD else None
+        texts.extend(item_texts(declared, doc, int(anchor), starts)[:n])
     return texts
 
 

@@ -162,22 +162,29 @@ def word_starts(tokens: Sequence[str]) -> list[bool]:
     return [i == 0 or start for i, start in enumerate(starts)]
 
 
-def whole_words(tokens: Sequence[str]) -> list[str]:
+def whole_words(tokens: Sequence[str], starts: Sequence[bool] | None = None) -> list[str]:
     """The words of subword tokens: ``["un", "##watch", "##able", "!"] -> ["unwatchable", "!"]``,
-    ``["▁un", "watch", "able"] -> ["unwatchable"]`` (markers dropped)."""
+    ``["▁un", "watch", "able"] -> ["unwatchable"]`` (markers dropped). ``starts``: which tokens
+    begin a word, where the model groups them otherwise than the markers do (its tokenizer's
+    ``word_ids()``: :meth:`AttentionClassifier.word_starts`); None: the markers' rule."""
     words: list[str] = []
-    for token, starts in zip(tokens, word_starts(tokens), strict=True):
+    chosen = word_starts(tokens) if starts is None else [i == 0 or start
+                                                        for i, start in enumerate(starts)]
+    for token, begins in zip(tokens, chosen, strict=True):
         bare = token.removeprefix(CONTINUATION_PREFIX) if token.startswith(CONTINUATION_PREFIX) \
             else token.removeprefix("\u2581").removeprefix("\u0120") or token
-        if starts:
+        if begins:
             words.append(bare)
         else:
             words[-1] += bare
     return words
 
 
-def item_texts(site: Site, doc: EncodedDocument, anchor: int) -> list[str]:
-    """Text of each item of ``site`` in ``doc``: tokens, sentences, or the anchor sentence's words."""
+def item_texts(site: Site, doc: EncodedDocument, anchor: int,
+               starts: Sequence[bool] | None = None) -> list[str]:
+    """Text of each item of ``site`` in ``doc``: tokens, sentences, or the anchor sentence's words;
+    ``starts``: for whole-word items, which tokens begin a word as the model groups them (None:
+    the markers' rule, :func:`whole_words`)."""
     if site.item == "token":
         return [token for sentence in doc.tokens for token in sentence]
     if site.item == "sentence":
@@ -185,7 +192,7 @@ def item_texts(site: Site, doc: EncodedDocument, anchor: int) -> list[str]:
     if site.item == "word":
         return list(doc.tokens[anchor]) if 0 <= anchor < len(doc.tokens) else []
     if site.item == WHOLE_WORD:
-        return whole_words([token for sentence in doc.tokens for token in sentence])
+        return whole_words([token for sentence in doc.tokens for token in sentence], starts)
     raise ValueError(f"site {site.name!r} has unknown item kind {site.item!r}")
 
 
@@ -334,6 +341,12 @@ class AttentionClassifier(nn.Module):
     def sites(cls) -> tuple[Site, ...]:
         """Every site this model exposes, the pooling site (the paper's) first."""
         return cls.SITES
+
+    def word_starts(self, doc: EncodedDocument) -> list[bool] | None:
+        """Which of ``doc``'s tokens begin a word, as this model groups whole-word items, where
+        that is not the tokens' markers' rule (a transformer given its tokenizer); None: the
+        markers' rule. The item texts of the tables follow it (:func:`item_texts`)."""
+        return None
 
     @classmethod
     def site_names(cls, requested: Sequence[str] | None = None) -> tuple[str, ...]:

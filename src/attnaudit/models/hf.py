@@ -117,7 +117,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from attnaudit.config import ItemUnit, QueryRows
-from attnaudit.data.types import PAD_ID, Batch
+from attnaudit.data.types import PAD_ID, Batch, EncodedDocument
 from attnaudit.models.base import (
     WHOLE_WORD,
     AdditiveAttention,
@@ -712,6 +712,14 @@ class HFClassifier(AttentionClassifier):
         if (rows, items) != (self.query_rows, self.item_unit):  # the sites' descriptions say both
             self.query_rows, self.item_unit = rows, items  # type: ignore[assignment]
             self._sites = self._declare_sites()
+
+    def word_starts(self, doc: EncodedDocument) -> list[bool] | None:
+        """The word starts :meth:`word_index` uses for ``doc`` when words come from the tokenizer
+        (its ``word_ids()``); None with the vocabulary's markers (the tables' default rule)."""
+        if self._words is None:
+            return None
+        words = self._words.words([i for sentence in doc.sentences for i in sentence])
+        return [i == 0 or words[i] != words[i - 1] for i in range(len(words))]
 
     def word_index(self, batch: Batch) -> torch.Tensor:
         """``(B, T)`` long: the word of each subword token (from 0 in every row), -1 on padding

@@ -91,6 +91,10 @@ class TokenizerWords:
             words.append(current)
         return tuple(words)
 
+    def words(self, ids: Sequence[int]) -> tuple[int, ...]:
+        """The word of each of one document's subword ids (from 0, consecutive)."""
+        return self._cached(tuple(ids))
+
     def __call__(self, token_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``(B, T)`` long: the word of each subword (from 0 in every row), -1 on padding.
 
